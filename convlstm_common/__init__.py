@@ -1,0 +1,14 @@
+"""Hyperparameters shared by `convlstm_torch` and `convlstm_jax`.
+
+Pure Python, no framework: both packages resolve and check their constructor arguments here, so a
+configuration means the same thing, and fails with the same message, in either framework.
+"""
+
+from ._hparams import PEEPHOLES as PEEPHOLES
+from ._hparams import LayerSpec as LayerSpec
+from ._hparams import check_peephole as check_peephole
+from ._hparams import resolve_cell as resolve_cell
+from ._hparams import resolve_kernel as resolve_kernel
+from ._hparams import resolve_layers as resolve_layers
+
+__all__ = ["PEEPHOLES", "LayerSpec", "check_peephole", "resolve_cell", "resolve_kernel", "resolve_layers"]

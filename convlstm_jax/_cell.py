@@ -1,0 +1,173 @@
+"""One ConvLSTM step (Shi et al. 2015, Eq. 3), channels-last, as a Flax recurrent cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.typing import Dtype, PrecisionLike
+
+from convlstm_common import check_peephole, resolve_cell
+
+Carry = tuple[jax.Array, jax.Array]
+
+
+def torch_default_init(fan_in: int) -> nn.initializers.Initializer:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what torch.nn.Conv2d draws its weights and biases from."""
+    bound = 1.0 / fan_in**0.5
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def check_floating(name: str, x: Any) -> None:
+    """Raises TypeError unless `x` is an array of a floating-point dtype."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating-point dtype, got {dtype}.")
+
+
+class ConvLSTMCell(nn.RNNCellBase):
+    """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
+
+    With `*` a 2-D cross-correlation with "same" zero padding, `∘` the elementwise product, X the
+    input and (H, C) the previous state:
+
+        [z_i, z_f, z_o, z_g] = W_x * X + b + W_h * H      (input_to_state, state_to_state)
+        i = σ(z_i + P_i(C)),  f = σ(z_f + P_f(C)),  g = tanh(z_g)
+        C' = f ∘ C + i ∘ g
+        o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
+
+    where the peephole terms P are, by `peephole`:
+
+    - `"conv"` (KL4805/ConvLSTM-Pytorch): [P_i, P_f] = peephole_conv_if * C and
+      P_o = peephole_conv_o * C', convolutions with biases.
+    - `"hadamard"` (the paper, Eq. 3): P_i = w_ci ∘ C, P_f = w_cf ∘ C, P_o = w_co ∘ C', one weight per
+      channel (params `peephole_i`, `peephole_f`, `peephole_o`), initialised to zero.
+    - `None` (ndrplz/ConvLSTM_pytorch): no peephole terms.
+
+    Weights and biases are drawn as torch.nn.Conv2d draws those of the reference's single
+    convolution over [X, H], so a fresh model starts from the same distribution in both frameworks.
+    The cell works with `flax.linen.RNN` as well as inside `ConvLSTM`.
+
+    Attributes:
+      hidden_dim: channels of H and C.
+      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only.
+      bias: whether the convolutions have biases.
+      peephole: `"conv"`, `"hadamard"` or `None`.
+      input_dim: channels of X, or None to take them from the input.
+      dtype: the dtype of the computation (default: inferred from input and params).
+      param_dtype: the dtype of the parameters.
+      precision: the precision of the convolutions (`jax.lax.Precision`).
+
+    Example:
+      >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
+      >>> x = jnp.zeros((2, 16, 16, 3))
+      >>> carry = cell.initialize_carry(jax.random.key(0), x.shape)
+      >>> params = cell.init(jax.random.key(1), carry, x)
+      >>> (h, c), out = cell.apply(params, carry, x)
+      >>> h.shape
+      (2, 16, 16, 8)
+    """
+
+    hidden_dim: int
+    kernel_size: int | tuple[int, int] = (3, 3)
+    bias: bool = True
+    peephole: str | None = "conv"
+    input_dim: int | None = None
+    dtype: Dtype | None = None
+    param_dtype: Dtype = jnp.float32
+    precision: PrecisionLike = None
+
+    def __post_init__(self) -> None:
+        resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
+        check_peephole(self.peephole)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]:
+        """Runs one step.
+
+        Args:
+          carry: `(h, c)`, each of shape (B, H, W, hidden_dim).
+          inputs: X, of shape (B, H, W, input_dim).
+
+        Returns:
+          `((h_next, c_next), h_next)`.
+        """
+        spec = resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
+        self._check_step(carry, inputs)
+        hid, (kh, kw) = spec.hidden_dim, spec.kernel_size
+        h, c = carry
+        dtype = self.dtype if self.dtype is not None else jnp.promote_types(inputs.dtype, self.param_dtype)
+        inputs, h, c = inputs.astype(dtype), h.astype(dtype), c.astype(dtype)
+
+        def conv(features: int, fan_in: int, name: str, use_bias: bool = self.bias) -> nn.Conv:
+            init = torch_default_init(fan_in)
+            return nn.Conv(
+                features,
+                spec.kernel_size,
+                padding="SAME",
+                use_bias=use_bias,
+                dtype=dtype,
+                param_dtype=self.param_dtype,
+                precision=self.precision,
+                kernel_init=init,
+                bias_init=init,
+                name=name,
+            )
+
+        fan_in = (inputs.shape[-1] + hid) * kh * kw
+        z = conv(4 * hid, fan_in, "input_to_state")(inputs) + conv(4 * hid, fan_in, "state_to_state", False)(h)
+        z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
+
+        if self.peephole == "conv":
+            p_i, p_f = jnp.split(conv(2 * hid, hid * kh * kw, "peephole_conv_if")(c), 2, axis=-1)
+            z_i, z_f = z_i + p_i, z_f + p_f
+        elif self.peephole == "hadamard":
+            z_i, z_f = z_i + self._hadamard("peephole_i", dtype) * c, z_f + self._hadamard("peephole_f", dtype) * c
+        c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
+        if self.peephole == "conv":
+            z_o = z_o + conv(hid, hid * kh * kw, "peephole_conv_o")(c_next)
+        elif self.peephole == "hadamard":
+            z_o = z_o + self._hadamard("peephole_o", dtype) * c_next
+        h_next = nn.sigmoid(z_o) * jnp.tanh(c_next)
+        return (h_next, c_next), h_next
+
+    def _hadamard(self, name: str, dtype: Dtype) -> jax.Array:
+        weight = self.param(name, nn.initializers.zeros_init(), (self.hidden_dim,), self.param_dtype)
+        return weight.astype(dtype).reshape(1, 1, 1, self.hidden_dim)
+
+    def _check_step(self, carry: Any, inputs: Any) -> None:
+        check_floating("inputs", inputs)
+        channels = "input_dim" if self.input_dim is None else self.input_dim
+        if inputs.ndim != 4 or (self.input_dim is not None and inputs.shape[-1] != self.input_dim):
+            raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
+        if not isinstance(carry, (tuple, list)) or len(carry) != 2:
+            raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
+        expected = (*inputs.shape[:-1], self.hidden_dim)
+        for name, state in zip("hc", carry):
+            check_floating(f"carry {name}", state)
+            if tuple(state.shape) != expected:
+                raise ValueError(f"carry {name} must have shape {expected}, got {tuple(state.shape)}.")
+
+    @nn.nowrap
+    def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
+        """Zero `(h, c)` for inputs of shape (B, H, W, C): each (B, H, W, hidden_dim).
+
+        `rng` is unused (the initial state is zero); it is there for `flax.linen.RNN`.
+        """
+        del rng
+        shape = (*input_shape[:-1], self.hidden_dim)
+        dtype = self.dtype if self.dtype is not None else self.param_dtype
+        return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 3

@@ -1,0 +1,276 @@
+"""Weights between `convlstm_torch` and `convlstm_jax`, with NumPy only.
+
+The one module that knows both layouts:
+
+| torch key (layer l: `cell_list.l.`)      | torch shape            | Flax param (`cell_l/`)            | Flax shape            |
+|------------------------------------------|------------------------|-----------------------------------|-----------------------|
+| `conv.weight[:, :in]` (acts on X)        | (4·hid, in, kh, kw)    | `input_to_state/kernel`           | (kh, kw, in, 4·hid)   |
+| `conv.weight[:, in:]` (acts on H)        | (4·hid, hid, kh, kw)   | `state_to_state/kernel`           | (kh, kw, hid, 4·hid)  |
+| `conv.bias`                              | (4·hid,)               | `input_to_state/bias`             | (4·hid,)              |
+| `conv_c.weight`, `conv_c.bias`           | (2·hid, hid, kh, kw)   | `peephole_conv_if/kernel`, `bias` | (kh, kw, hid, 2·hid)  |
+| `conv_cnext.weight`, `conv_cnext.bias`   | (hid, hid, kh, kw)     | `peephole_conv_o/kernel`, `bias`  | (kh, kw, hid, hid)    |
+| `w_ci`, `w_cf`, `w_co`                   | (hid, 1, 1)            | `peephole_i`, `_f`, `_o`          | (hid,)                |
+
+The gate order (i, f, o, g) is the same on both sides. Conversion only slices, transposes and
+reshapes, so torch -> Flax -> torch gives back the same bits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from convlstm_common import LayerSpec
+
+_LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
+_CONV = {"conv": "input_to_state", "conv_c": "peephole_conv_if", "conv_cnext": "peephole_conv_o"}
+_HADAMARD = {"w_ci": "peephole_i", "w_cf": "peephole_f", "w_co": "peephole_o"}
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bias: bool) -> dict[str, tuple]:
+    """The reference's state_dict keys and shapes for a stack of `specs`."""
+    shapes: dict[str, tuple] = {}
+    for index, spec in enumerate(specs):
+        hid, kernel, prefix = spec.hidden_dim, spec.kernel_size, f"cell_list.{index}."
+        convs = {"conv": (4 * hid, spec.input_dim + hid)}
+        if peephole == "conv":
+            convs.update(conv_c=(2 * hid, hid), conv_cnext=(hid, hid))
+        for name, (out_channels, in_channels) in convs.items():
+            shapes[f"{prefix}{name}.weight"] = (out_channels, in_channels, *kernel)
+            if bias:
+                shapes[f"{prefix}{name}.bias"] = (out_channels,)
+        if peephole == "hadamard":
+            shapes.update({f"{prefix}{name}": (hid, 1, 1) for name in _HADAMARD})
+    return shapes
+
+
+def _infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
+    """Reads the stack's layers, peephole variant and bias from a state_dict's keys and shapes.
+
+    A layer whose `conv.weight` is missing or malformed gets a best guess, so that the comparison
+    with the expected keys reports every problem at once.
+    """
+    layers: dict[int, set[str]] = {}
+    for key in state_dict:
+        match = _LAYER_KEY.match(key)
+        if match:
+            layers.setdefault(int(match.group(1)), set()).add(match.group(2))
+    names = set().union(*layers.values()) if layers else set()
+    peephole = "conv" if names & {"conv_c.weight", "conv_c.bias", "conv_cnext.weight", "conv_cnext.bias"} else None
+    if peephole is None and names & set(_HADAMARD):
+        peephole = "hadamard"
+    bias = "conv.bias" in names
+    specs = []
+    previous_hidden = 0
+    for index in range(max(layers) + 1 if layers else 0):
+        weight = state_dict.get(f"cell_list.{index}.conv.weight")
+        shape = getattr(weight, "shape", ())
+        if len(shape) == 4 and shape[0] % 4 == 0 and shape[1] > shape[0] // 4:
+            hid = shape[0] // 4
+            spec = LayerSpec(shape[1] - hid, hid, tuple(shape[2:]))
+        else:
+            spec = LayerSpec(previous_hidden or 1, previous_hidden or 1, (1, 1))
+        specs.append(spec)
+        previous_hidden = spec.hidden_dim
+    # Layer l reads layer l-1's hidden state: build the expectation from that, not from the file.
+    for index in range(1, len(specs)):
+        specs[index] = LayerSpec(specs[index - 1].hidden_dim, specs[index].hidden_dim, specs[index].kernel_size)
+    return tuple(specs), peephole, bias
+
+
+def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
+    specs, peephole, bias = _infer_architecture(state_dict)
+    if model is None:
+        return specs, peephole, bias
+    model_specs = model.layer_specs()
+    input_dim = model_specs[0].input_dim or (specs[0].input_dim if specs else 0)
+    model_specs = (LayerSpec(input_dim, model_specs[0].hidden_dim, model_specs[0].kernel_size), *model_specs[1:])
+    return model_specs, model.peephole, model.bias
+
+
+def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bias) -> None:
+    expected = expected_torch_shapes(specs, peephole, bias)
+    problems = []
+    for key in sorted(expected.keys() - state_dict.keys(), key=_natural):
+        problems.append(f"missing key {key!r} (expected shape {expected[key]})")
+    for key in sorted(state_dict.keys() - expected.keys(), key=_natural):
+        problems.append(f"unexpected key {key!r} (shape {tuple(state_dict[key].shape)})")
+    for key in sorted(expected.keys() & state_dict.keys(), key=_natural):
+        array = state_dict[key]
+        if tuple(array.shape) != expected[key]:
+            problems.append(f"key {key!r} has shape {tuple(array.shape)}, expected {expected[key]}")
+        elif not np.issubdtype(array.dtype, np.floating):
+            problems.append(f"key {key!r} has dtype {array.dtype}, expected a floating-point dtype")
+    if problems:
+        description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {s.kernel_size[0]}x{s.kernel_size[1]}" for s in specs)
+        hint = _prefix_hint(state_dict)
+        raise ValueError(
+            f"The state_dict does not match a ConvLSTM with {len(specs)} layer(s) [{description}], "
+            f"peephole={peephole!r}, bias={bias} ({len(problems)} problem(s)):\n  - "
+            + "\n  - ".join(problems)
+            + hint
+        )
+
+
+def _prefix_hint(state_dict: Mapping[str, Any]) -> str:
+    prefixes = {key[: key.find("cell_list.")] for key in state_dict if key.find("cell_list.") > 0}
+    if len(prefixes) == 1:
+        return f"\nThe keys start with {prefixes.pop()!r}: pass prefix= to strip it."
+    return ""
+
+
+def _natural(key: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def torch_to_flax(state_dict: Mapping[str, Any], model: Any = None, *, prefix: str = "") -> dict[str, Any]:
+    """Converts a `convlstm_torch.ConvLSTM` state_dict into Flax variables for `convlstm_jax.ConvLSTM`.
+
+    The architecture (layers, channels, kernels, peephole variant, bias) is read from the keys and
+    shapes; pass `model` to hold the state_dict to that model's hyperparameters instead. Checkpoints
+    of KL4805/ConvLSTM-Pytorch convert for `peephole="conv"`, those of ndrplz/ConvLSTM_pytorch for
+    `peephole=None`. Needs no torch: values may be torch tensors or NumPy arrays, and come out as
+    NumPy arrays of the same dtype.
+
+    Args:
+      state_dict: a mapping from the reference's keys (`cell_list.0.conv.weight`, ...) to arrays.
+      model: an optional `convlstm_jax.ConvLSTM` whose hyperparameters the weights must fit.
+      prefix: a prefix to strip from every key (such as `"module."` or `"encoder."`); keys without
+        it are ignored.
+
+    Returns:
+      `{"params": {"cell_0": {...}, ...}}`, ready for `model.apply`.
+
+    Raises:
+      ValueError: the state_dict does not fit; the message lists every missing, unexpected and
+        mis-shaped key, with expected and found shapes.
+
+    Example:
+      >>> torch_model = convlstm_torch.ConvLSTM(1, 16, (3, 3), 1)              # doctest: +SKIP
+      >>> variables = torch_to_flax(torch_model.state_dict())                  # doctest: +SKIP
+      >>> outputs, states = convlstm_jax.ConvLSTM(1, 16, (3, 3), 1).apply(variables, x)  # doctest: +SKIP
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping from keys to arrays, got {type(state_dict).__name__}.")
+    if prefix:
+        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
+    specs, peephole, bias = _architecture(arrays, model)
+    if not specs:
+        raise ValueError(f"The state_dict holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: {sorted(arrays)[:10]}.")
+    _check_state_dict(arrays, specs, peephole, bias)
+
+    params: dict[str, Any] = {}
+    for index, spec in enumerate(specs):
+        layer = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"cell_list.{index}.")}
+        cell: dict[str, Any] = {}
+        for torch_name, flax_name in _CONV.items():
+            if f"{torch_name}.weight" not in layer:
+                continue
+            kernel = np.transpose(layer[f"{torch_name}.weight"], (2, 3, 1, 0))  # OIHW -> HWIO
+            if torch_name == "conv":
+                cell["state_to_state"] = {"kernel": kernel[:, :, spec.input_dim :]}
+                kernel = kernel[:, :, : spec.input_dim]
+            cell[flax_name] = {"kernel": kernel}
+            if bias:
+                cell[flax_name]["bias"] = layer[f"{torch_name}.bias"]
+        for torch_name, flax_name in _HADAMARD.items():
+            if torch_name in layer:
+                cell[flax_name] = layer[torch_name].reshape(spec.hidden_dim)
+        params[f"cell_{index}"] = cell
+    return {"params": params}
+
+
+def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Converts `convlstm_jax.ConvLSTM` variables (or their gradients) into a reference state_dict.
+
+    Args:
+      variables: `{"params": {...}}` as `init` returns it, or the params mapping itself. Any
+        tree of the same structure converts too, such as the gradients of a loss.
+
+    Returns:
+      A dict from the reference's keys to NumPy arrays, for
+      `model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()})`.
+
+    Raises:
+      ValueError: a name is not one of this library's parameters; the message lists them all.
+    """
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
+    params = variables["params"] if "params" in variables else variables
+    state_dict: dict[str, np.ndarray] = {}
+    problems = []
+    flax_to_torch_conv = {flax_name: torch_name for torch_name, flax_name in _CONV.items()}
+    flax_to_torch_hadamard = {flax_name: torch_name for torch_name, flax_name in _HADAMARD.items()}
+    for cell_name in sorted(params, key=_natural):
+        match = re.fullmatch(r"cell_(\d+)", cell_name)
+        if not match or not isinstance(params[cell_name], Mapping):
+            problems.append(f"unexpected entry {cell_name!r} (expected cell_0, cell_1, ...)")
+            continue
+        prefix, cell = f"cell_list.{match.group(1)}.", params[cell_name]
+        for name, value in cell.items():
+            if name in flax_to_torch_hadamard:
+                value = _to_numpy(value)
+                state_dict[prefix + flax_to_torch_hadamard[name]] = value.reshape(value.shape[0], 1, 1)
+            elif name in flax_to_torch_conv and isinstance(value, Mapping) and "kernel" in value:
+                kernel = _to_numpy(value["kernel"])
+                if name == "input_to_state":
+                    if "state_to_state" not in cell:
+                        problems.append(f"{cell_name}: 'input_to_state' without 'state_to_state'")
+                        continue
+                    kernel = np.concatenate([kernel, _to_numpy(cell["state_to_state"]["kernel"])], axis=2)
+                torch_name = flax_to_torch_conv[name]
+                state_dict[f"{prefix}{torch_name}.weight"] = np.transpose(kernel, (3, 2, 0, 1))  # HWIO -> OIHW
+                if "bias" in value:
+                    state_dict[f"{prefix}{torch_name}.bias"] = _to_numpy(value["bias"])
+            elif name != "state_to_state":
+                problems.append(f"{cell_name}: unexpected entry {name!r}")
+    if problems:
+        raise ValueError("These variables are not a convlstm_jax.ConvLSTM's:\n  - " + "\n  - ".join(problems))
+    return state_dict
+
+
+def load_checkpoint(path: str | os.PathLike, model: Any = None, *, prefix: str = "") -> dict[str, Any]:
+    """Loads a reference checkpoint file into Flax variables in one call.
+
+    `.safetensors` files load without torch; `.pt`, `.pth` and `.bin` files go through
+    `torch.load(..., weights_only=True)` and need torch installed. A file holding a dict with a
+    `"state_dict"` or `"model_state_dict"` entry (as training scripts often save) is unwrapped.
+
+    Args:
+      path: the checkpoint file.
+      model: an optional `convlstm_jax.ConvLSTM` whose hyperparameters the weights must fit.
+      prefix: a prefix to strip from every key (such as `"module."`).
+
+    Returns:
+      `{"params": ...}`, as `torch_to_flax` returns it.
+    """
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".safetensors":
+        from safetensors.numpy import load_file
+
+        state_dict = load_file(path)
+    elif extension in (".pt", ".pth", ".bin"):
+        try:
+            import torch
+        except ImportError as error:
+            raise ImportError(f"Loading {path!r} needs torch; or save the state_dict as .safetensors.") from error
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        for wrapper in ("state_dict", "model_state_dict"):
+            if isinstance(state_dict, Mapping) and isinstance(state_dict.get(wrapper), Mapping):
+                state_dict = state_dict[wrapper]
+                break
+    else:
+        raise ValueError(f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin.")
+    return torch_to_flax(state_dict, model, prefix=prefix)

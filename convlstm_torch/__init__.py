@@ -1,0 +1,10 @@
+"""ConvLSTM in PyTorch: the reference implementation.
+
+The API and state_dict keys of KL4805/ConvLSTM-Pytorch (itself derived from ndrplz/ConvLSTM_pytorch),
+plus an initial state and a choice of peephole connections.
+"""
+
+from ._cell import ConvLSTMCell as ConvLSTMCell
+from ._convlstm import ConvLSTM as ConvLSTM
+
+__all__ = ["ConvLSTM", "ConvLSTMCell"]

@@ -1,0 +1,132 @@
+"""One ConvLSTM step (Shi et al. 2015, Eq. 3) with the seed's parameter layout."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from convlstm_common import check_peephole, resolve_cell
+
+
+def _check_float(name: str, tensor: torch.Tensor) -> None:
+    if not torch.is_tensor(tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype, got {tensor.dtype}.")
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM step on (B, C, H, W) tensors.
+
+    With `*` a 2-D cross-correlation with zero padding k // 2, `∘` the elementwise product, X the
+    input and (H, C) the previous state:
+
+        [z_i, z_f, z_o, z_g] = conv * [X, H] + b          (one convolution, four blocks)
+        i = σ(z_i + P_i(C)),  f = σ(z_f + P_f(C)),  g = tanh(z_g)
+        C' = f ∘ C + i ∘ g
+        o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
+
+    where the peephole terms P are, by `peephole`:
+
+    - `"conv"` (KL4805/ConvLSTM-Pytorch): [P_i, P_f] = conv_c * C + b_c and P_o = conv_cnext * C' + b_cn.
+    - `"hadamard"` (the paper, Eq. 3): P_i = w_ci ∘ C, P_f = w_cf ∘ C, P_o = w_co ∘ C', one weight per
+      channel, initialised to zero.
+    - `None` (ndrplz/ConvLSTM_pytorch): no peephole terms.
+
+    Args:
+      input_dim: channels of the input X.
+      hidden_dim: channels of H and C.
+      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only.
+      bias: whether the convolutions have biases.
+      peephole: `"conv"`, `"hadamard"` or `None`.
+
+    Example:
+      >>> cell = ConvLSTMCell(3, 8, (3, 3), True)
+      >>> x = torch.zeros(2, 3, 16, 16)
+      >>> h, c = cell(x, cell.init_hidden(2, (16, 16)))
+      >>> tuple(h.shape)
+      (2, 8, 16, 16)
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, kernel_size, bias: bool = True, *, peephole="conv"):
+        super().__init__()
+        spec = resolve_cell(input_dim, hidden_dim, kernel_size)
+        self.input_dim = spec.input_dim
+        self.hidden_dim = spec.hidden_dim
+        self.kernel_size = spec.kernel_size
+        self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        self.bias = bias
+        self.peephole = check_peephole(peephole)
+
+        def conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+            return nn.Conv2d(in_channels, out_channels, self.kernel_size, padding=self.padding, bias=bias)
+
+        self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
+        if self.peephole == "conv":
+            self.conv_c = conv(self.hidden_dim, 2 * self.hidden_dim)
+            self.conv_cnext = conv(self.hidden_dim, self.hidden_dim)
+        elif self.peephole == "hadamard":
+            shape = (self.hidden_dim, 1, 1)
+            self.w_ci = nn.Parameter(torch.zeros(shape))
+            self.w_cf = nn.Parameter(torch.zeros(shape))
+            self.w_co = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, input_tensor: torch.Tensor, cur_state) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs one step.
+
+        Args:
+          input_tensor: X, of shape (B, input_dim, H, W).
+          cur_state: (h, c), each of shape (B, hidden_dim, H, W).
+
+        Returns:
+          (h_next, c_next), each of shape (B, hidden_dim, H, W).
+        """
+        self._check_step(input_tensor, cur_state)
+        return self._step(input_tensor, *cur_state)
+
+    def _step(self, input_tensor: torch.Tensor, h_cur: torch.Tensor, c_cur: torch.Tensor):
+        # The gate math, on checked arguments.
+        combined = self.conv(torch.cat([input_tensor, h_cur], dim=1))
+        z_i, z_f, z_o, z_g = torch.split(combined, self.hidden_dim, dim=1)
+        if self.peephole == "conv":
+            p_i, p_f = torch.split(self.conv_c(c_cur), self.hidden_dim, dim=1)
+            z_i, z_f = z_i + p_i, z_f + p_f
+        elif self.peephole == "hadamard":
+            z_i, z_f = z_i + self.w_ci * c_cur, z_f + self.w_cf * c_cur
+        c_next = torch.sigmoid(z_f) * c_cur + torch.sigmoid(z_i) * torch.tanh(z_g)
+        if self.peephole == "conv":
+            z_o = z_o + self.conv_cnext(c_next)
+        elif self.peephole == "hadamard":
+            z_o = z_o + self.w_co * c_next
+        h_next = torch.sigmoid(z_o) * torch.tanh(c_next)
+        return h_next, c_next
+
+    def init_hidden(self, batch_size: int, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero (h, c) of shape (batch_size, hidden_dim, *image_size) on the weights' device and dtype."""
+        weight = self.conv.weight
+        shape = (batch_size, self.hidden_dim, *image_size)
+        return (
+            torch.zeros(shape, device=weight.device, dtype=weight.dtype),
+            torch.zeros(shape, device=weight.device, dtype=weight.dtype),
+        )
+
+    def _check_step(self, x: torch.Tensor, state) -> None:
+        _check_float("input_tensor", x)
+        if x.dim() != 4 or x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"input_tensor must have shape (B, {self.input_dim}, H, W), got {tuple(x.shape)}."
+            )
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")
+        expected = (x.shape[0], self.hidden_dim, *x.shape[2:])
+        for name, s in zip(("h", "c"), state):
+            _check_float(f"cur_state {name}", s)
+            if tuple(s.shape) != expected:
+                raise ValueError(f"cur_state {name} must have shape {expected}, got {tuple(s.shape)}.")
+
+    def extra_repr(self) -> str:
+        return (
+            f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
+            f"bias={self.bias}, peephole={self.peephole!r}"
+        )
+

@@ -2,14 +2,14 @@
 
 The one module that knows both layouts:
 
-| torch key (layer l: `cell_list.l.`)      | torch shape            | Flax param (`cell_l/`)            | Flax shape            |
-|------------------------------------------|------------------------|-----------------------------------|-----------------------|
-| `conv.weight[:, :in]` (acts on X)        | (4·hid, in, kh, kw)    | `input_to_state/kernel`           | (kh, kw, in, 4·hid)   |
-| `conv.weight[:, in:]` (acts on H)        | (4·hid, hid, kh, kw)   | `state_to_state/kernel`           | (kh, kw, hid, 4·hid)  |
-| `conv.bias`                              | (4·hid,)               | `input_to_state/bias`             | (4·hid,)              |
-| `conv_c.weight`, `conv_c.bias`           | (2·hid, hid, kh, kw)   | `peephole_conv_if/kernel`, `bias` | (kh, kw, hid, 2·hid)  |
-| `conv_cnext.weight`, `conv_cnext.bias`   | (hid, hid, kh, kw)     | `peephole_conv_o/kernel`, `bias`  | (kh, kw, hid, hid)    |
-| `w_ci`, `w_cf`, `w_co`                   | (hid, 1, 1)            | `peephole_i`, `_f`, `_o`          | (hid,)                |
+| torch key (layer l: `cell_list.l.`) | torch shape          | Flax param (`cell_l/`)           | Flax shape          |
+|--------------------------------------|----------------------|----------------------------------|---------------------|
+| `conv.weight[:, :in]` (acts on X)    | (4·hid, in, kh, kw)  | `input_to_state/kernel`          | (kh, kw, in, 4·hid) |
+| `conv.weight[:, in:]` (acts on H)    | (4·hid, hid, kh, kw) | `state_to_state/kernel`          | (kh, kw, hid, 4·hid)|
+| `conv.bias`                          | (4·hid,)             | `input_to_state/bias`            | (4·hid,)            |
+| `conv_c.weight`, `conv_c.bias`       | (2·hid, hid, kh, kw) | `peephole_conv_if/kernel`, `bias`| (kh, kw, hid, 2·hid)|
+| `conv_cnext.weight`, `.bias`         | (hid, hid, kh, kw)   | `peephole_conv_o/kernel`, `bias` | (kh, kw, hid, hid)  |
+| `w_ci`, `w_cf`, `w_co`               | (hid, 1, 1)          | `peephole_i`, `_f`, `_o`         | (hid,)              |
 
 The gate order (i, f, o, g) is the same on both sides. Conversion only slices, transposes and
 reshapes, so torch -> Flax -> torch gives back the same bits.
@@ -54,7 +54,7 @@ def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bi
     return shapes
 
 
-def _infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
+def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
     """Reads the stack's layers, peephole variant and bias from a state_dict's keys and shapes.
 
     A layer whose `conv.weight` is missing or malformed gets a best guess, so that the comparison
@@ -89,7 +89,7 @@ def _infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Lay
 
 
 def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
-    specs, peephole, bias = _infer_architecture(state_dict)
+    specs, peephole, bias = infer_architecture(state_dict)
     if model is None:
         return specs, peephole, bias
     model_specs = model.layer_specs()

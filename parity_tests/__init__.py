@@ -1,0 +1,1 @@
+"""Shared test vectors made by `convlstm_torch`, and the checks that hold both frameworks to them."""

@@ -1,0 +1,68 @@
+"""The shared cases: small configurations that, together, cover every option of the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _case(
+    input_dim: int = 2,
+    hidden_dim: tuple[int, ...] = (4,),
+    kernel_size: tuple[tuple[int, int], ...] = ((3, 3),),
+    *,
+    batch_first: bool = False,
+    bias: bool = True,
+    return_all_layers: bool = False,
+    peephole: str | None = "conv",
+    batch: int = 2,
+    steps: int = 3,
+    height: int = 6,
+    width: int = 5,
+    initial_state: bool = False,
+) -> dict[str, Any]:
+    return {
+        "input_dim": input_dim,
+        "hidden_dim": list(hidden_dim),
+        "kernel_size": [list(k) for k in kernel_size],
+        "num_layers": len(hidden_dim),
+        "batch_first": batch_first,
+        "bias": bias,
+        "return_all_layers": return_all_layers,
+        "peephole": peephole,
+        "batch": batch,
+        "steps": steps,
+        "height": height,
+        "width": width,
+        "initial_state": initial_state,
+    }
+
+
+CASES: dict[str, dict[str, Any]] = {
+    # One layer, each peephole variant, bias on and off.
+    "conv_peephole": _case(),
+    "hadamard_peephole": _case(peephole="hadamard", initial_state=True),
+    "no_peephole": _case(peephole=None, batch_first=True),
+    "conv_peephole_no_bias": _case(bias=False, initial_state=True, batch_first=True),
+    "hadamard_peephole_no_bias": _case(peephole="hadamard", bias=False),
+    "no_peephole_no_bias": _case(peephole=None, bias=False, initial_state=True),
+    # Stacks with a hidden dim and a kernel per layer: 1x1, 5x5 and rectangular.
+    "two_layers_all": _case(
+        3, (5, 3), ((3, 3), (1, 1)), batch_first=True, return_all_layers=True, initial_state=True
+    ),
+    "three_layers_all": _case(
+        2, (4, 6, 3), ((5, 5), (3, 5), (1, 1)), return_all_layers=True, peephole="hadamard", height=7, width=6
+    ),
+    "three_layers_last": _case(
+        1, (3, 5, 2), ((1, 1), (5, 5), (3, 5)), peephole=None, initial_state=True, batch_first=True, steps=4
+    ),
+    # Edges: one step, batch of one, a tall frame with a wide kernel, a single input channel.
+    "one_step": _case(steps=1, batch=1, initial_state=True),
+    "batch_one_tall_frame": _case(
+        1, (3,), ((3, 5),), batch=1, height=9, width=4, peephole="hadamard", batch_first=True, steps=4
+    ),
+    "rectangular_stack": _case(
+        4, (2, 4), ((5, 3), (3, 5)), peephole="conv", height=5, width=8, return_all_layers=True, bias=False
+    ),
+}
+"""Case name -> configuration: the model's hyperparameters, the input's size, and whether an
+initial state is passed."""

@@ -1,0 +1,96 @@
+"""Rebuilds the shared vectors from the torch reference: `python -m parity_tests.generate`.
+
+Deterministic: each case's seed is fixed in the manifest, the inputs are drawn by torch's CPU
+generator in float32, and the expected results are the reference's, computed in float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cases import CASES
+from .runs import Config, input_shape, result_names, returned_layers, run_torch
+from .tolerance import POLICY
+from .vectors import FORMAT_VERSION, VECTORS_DIR, write_case, write_manifest
+
+
+def case_seed(name: str) -> int:
+    """A seed that depends on the case's name only, not on its place in the list."""
+    return zlib.crc32(name.encode())
+
+
+def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
+    """Draws a case's weights, input, initial state and loss weights, all float32."""
+    import torch
+
+    import convlstm_torch
+
+    from .runs import model_kwargs
+
+    torch.manual_seed(seed)
+    model = convlstm_torch.ConvLSTM(**model_kwargs(config))
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (scale * torch.randn(shape, generator=generator)).numpy()
+
+    arrays = {}
+    for key, value in model.state_dict().items():
+        if key.rsplit(".", 1)[-1] in ("w_ci", "w_cf", "w_co"):  # zero at init: draw them
+            value = torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
+        arrays[f"param/{key}"] = value.numpy()
+    arrays["input"] = draw(*input_shape(config))
+    b, t, h, w = config["batch"], config["steps"], config["height"], config["width"]
+    if config["initial_state"]:
+        for layer, hid in enumerate(config["hidden_dim"]):
+            arrays[f"h0/{layer}"] = draw(b, hid, h, w, scale=0.5)
+            arrays[f"c0/{layer}"] = draw(b, hid, h, w, scale=0.5)
+    for layer in returned_layers(config):
+        hid = config["hidden_dim"][layer]
+        arrays[f"loss_weight/output/{layer}"] = draw(b, t, hid, h, w)
+        arrays[f"loss_weight/h/{layer}"] = draw(b, hid, h, w)
+        arrays[f"loss_weight/c/{layer}"] = draw(b, hid, h, w)
+    assert set(result_names(config)) == {k.removeprefix("loss_weight/") for k in arrays if k.startswith("loss_weight/")}
+    return arrays
+
+
+def generate(directory: Path = VECTORS_DIR, names: list[str] | None = None) -> dict[str, Any]:
+    """Writes every case's file and the manifest into `directory`; returns the manifest."""
+    import torch
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {
+        "generator": {"format": FORMAT_VERSION, "torch": torch.__version__, "numpy": np.__version__},
+        "reference_dtype": "float64",
+        "tolerance": {dtype: {"rtol": tol.rtol, "atol": tol.atol} for dtype, tol in POLICY.items()},
+        "cases": {},
+    }
+    for name in names or list(CASES):
+        config, seed = CASES[name], case_seed(name)
+        arrays = make_inputs(config, seed)
+        expected = run_torch(config, arrays, "float64")
+        arrays.update({f"expected/{key}": value for key, value in expected.items()})
+        file = f"{name}.safetensors"
+        digest = write_case(directory / file, arrays)
+        manifest["cases"][name] = {"file": file, "config": config, "seed": seed, "sha256": digest}
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m parity_tests.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=VECTORS_DIR, help="folder to write (default: the shipped vectors)")
+    args = parser.parse_args(argv)
+    manifest = generate(args.out)
+    size = sum((args.out / entry["file"]).stat().st_size for entry in manifest["cases"].values())
+    print(f"Wrote {len(manifest['cases'])} cases ({size / 1e3:.0f} kB) and the manifest to {args.out}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -56,11 +56,11 @@ def resolve_kernel(kernel_size: Any, name: str = "kernel_size") -> tuple[int, in
     return kh, kw
 
 
-def _per_layer(name: str, value: Any, num_layers: int, is_one: Any) -> list[Any]:
+def _per_layer(name: str, value: Any, num_layers: int, is_one: Any, one: str) -> list[Any]:
     if is_one(value):
         return [value] * num_layers
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be one value or a list of {num_layers} (one per layer), got {value!r}.")
+        raise TypeError(f"{name} must be {one}, or a list of {num_layers} (one per layer), got {value!r}.")
     if len(value) != num_layers:
         raise ValueError(
             f"{name} must have one entry per layer: num_layers is {num_layers}, got {len(value)} "
@@ -94,8 +94,8 @@ def resolve_layers(
     num_layers = _check_size("num_layers", num_layers)
     if input_dim is not None:
         input_dim = _check_size("input_dim", input_dim)
-    hidden = [_check_size("hidden_dim", h) for h in _per_layer("hidden_dim", hidden_dim, num_layers, _is_int)]
-    kernels = [resolve_kernel(k) for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel)]
+    hidden = [_check_size("hidden_dim", h) for h in _per_layer("hidden_dim", hidden_dim, num_layers, _is_int, "an int")]
+    kernels = [resolve_kernel(k) for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, "an int or a (kh, kw) tuple")]
     inputs = [input_dim or 0, *hidden[:-1]]
     return tuple(LayerSpec(i, h, k) for i, h, k in zip(inputs, hidden, kernels))
 

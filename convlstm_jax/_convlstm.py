@@ -48,7 +48,7 @@ class ConvLSTM(nn.Module):
     Example:
       >>> model = ConvLSTM(None, [16, 8], (3, 3), 2, batch_first=True)
       >>> x = jnp.zeros((4, 10, 32, 32, 1))
-      >>> variables = model.init(jax.random.key(0), x)
+      >>> variables = model.init(jax.random.key(0), x[:1, :1])  # params do not depend on B, T, H, W
       >>> outputs, states = jax.jit(model.apply)(variables, x)
       >>> outputs[0].shape, states[0][0].shape
       ((4, 10, 32, 32, 8), (4, 32, 32, 8))

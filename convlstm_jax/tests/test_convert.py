@@ -1,0 +1,129 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import convlstm_jax
+import convlstm_torch
+from convlstm_jax import flax_to_torch, load_checkpoint, torch_to_flax
+
+VARIANTS = [(peephole, bias) for peephole in ("conv", "hadamard", None) for bias in (True, False)]
+
+
+def _torch_model(peephole="conv", bias=True, **kwargs):
+    torch.manual_seed(0)
+    options = {"input_dim": 3, "hidden_dim": [5, 2, 4], "kernel_size": [(3, 3), (1, 1), (5, 3)], "num_layers": 3}
+    model = convlstm_torch.ConvLSTM(**(options | kwargs), bias=bias, peephole=peephole)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.rsplit(".", 1)[-1].startswith("w_c"):
+                p.uniform_(-1, 1)
+    return model
+
+
+def _numpy_state_dict(model):
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize(("peephole", "bias"), VARIANTS)
+def test_torch_flax_torch_is_bit_exact(peephole, bias):
+    state_dict = _numpy_state_dict(_torch_model(peephole, bias))
+    back = flax_to_torch(torch_to_flax(state_dict))
+    assert back.keys() == state_dict.keys()
+    for key, value in state_dict.items():
+        assert back[key].dtype == value.dtype and np.array_equal(back[key], value), key
+
+
+@pytest.mark.parametrize(("peephole", "bias"), VARIANTS)
+def test_flax_torch_flax_is_bit_exact(peephole, bias):
+    model = convlstm_jax.ConvLSTM(3, [5, 2], [(3, 3), (1, 5)], 2, bias=bias, peephole=peephole)
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.ones((1, 1, 4, 4, 3)))["params"]
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(np.float32), params)
+    again = torch_to_flax(flax_to_torch({"params": params}), model)["params"]
+    assert jax.tree.structure(again) == jax.tree.structure(params)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params)))
+
+
+def test_converted_weights_load_into_torch_strictly():
+    model = _torch_model("hadamard")
+    state_dict = flax_to_torch(torch_to_flax(model.state_dict()))  # torch tensors in, NumPy out
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=True)
+
+
+def test_the_architecture_is_read_from_the_state_dict():
+    from convlstm_jax._convert import infer_architecture
+
+    specs, peephole, bias = infer_architecture(_numpy_state_dict(_torch_model("hadamard", False)))
+    assert [(s.input_dim, s.hidden_dim, s.kernel_size) for s in specs] == [(3, 5, (3, 3)), (5, 2, (1, 1)), (2, 4, (5, 3))]
+    assert (peephole, bias) == ("hadamard", False)
+
+
+def test_every_problem_is_listed_at_once():
+    state_dict = _numpy_state_dict(_torch_model())
+    del state_dict["cell_list.1.conv_c.bias"]
+    state_dict["cell_list.0.extra"] = np.zeros(3, np.float32)
+    state_dict["cell_list.2.conv_cnext.weight"] = np.zeros((4, 4, 3, 3), np.float32)
+    state_dict["cell_list.0.conv.bias"] = state_dict["cell_list.0.conv.bias"].astype(np.int32)
+    with pytest.raises(ValueError, match="4 problem") as info:
+        torch_to_flax(state_dict)
+    message = str(info.value)
+    assert "3->5 3x3, 5->2 1x1, 2->4 5x3], peephole='conv', bias=True" in message
+    assert "missing key 'cell_list.1.conv_c.bias' (expected shape (4,))" in message
+    assert "unexpected key 'cell_list.0.extra' (shape (3,))" in message
+    assert "key 'cell_list.2.conv_cnext.weight' has shape (4, 4, 3, 3), expected (4, 4, 5, 3)" in message
+    assert "key 'cell_list.0.conv.bias' has dtype int32, expected a floating-point dtype" in message
+
+
+def test_a_model_fixes_the_expected_architecture():
+    state_dict = _numpy_state_dict(_torch_model(None))  # an ndrplz checkpoint
+    seed_model = convlstm_jax.ConvLSTM(None, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3)  # peephole="conv"
+    with pytest.raises(ValueError, match=r"missing key 'cell_list.0.conv_c.weight' \(expected shape \(10, 5, 3, 3\)\)"):
+        torch_to_flax(state_dict, seed_model)
+    wrong_input = convlstm_jax.ConvLSTM(2, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, peephole=None)
+    with pytest.raises(ValueError, match=r"'cell_list.0.conv.weight' has shape \(20, 8, 3, 3\), expected \(20, 7, 3, 3\)"):
+        torch_to_flax(state_dict, wrong_input)
+
+
+def test_prefixes_are_stripped_and_hinted():
+    state_dict = {f"module.{k}": v for k, v in _numpy_state_dict(_torch_model(None)).items()}
+    with pytest.raises(ValueError, match="no ConvLSTM layer"):
+        torch_to_flax(state_dict)
+    assert set(torch_to_flax(state_dict, prefix="module.")["params"]) == {"cell_0", "cell_1", "cell_2"}
+    state_dict["module.cell_list.0.conv.weight"] = np.zeros((1,), np.float32)
+    with pytest.raises(ValueError, match="The keys start with 'module.': pass prefix= to strip it"):
+        torch_to_flax({**state_dict, "cell_list.0.conv.weight": np.zeros(1, np.float32)})
+
+
+def test_bad_variables_are_listed():
+    with pytest.raises(ValueError, match="unexpected entry 'Dense_0'.*\n.*cell_0: unexpected entry 'gamma'"):
+        flax_to_torch({"params": {"Dense_0": {"kernel": np.zeros(2)}, "cell_0": {"gamma": np.zeros(2)}}})
+    with pytest.raises(TypeError, match="variables must be a mapping"):
+        flax_to_torch([1, 2])
+
+
+def test_converted_weights_reproduce_the_reference():
+    model = _torch_model("conv", input_dim=3)
+    x = torch.randn(4, 2, 3, 6, 5)
+    expected_outputs, expected_states = model(x)
+    jax_model = convlstm_jax.ConvLSTM(3, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, channels_last=False)
+    outputs, states = jax_model.apply(torch_to_flax(model.state_dict()), jnp.asarray(x.numpy()))
+    np.testing.assert_allclose(outputs[0], expected_outputs[0].detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(states[0][1], expected_states[0][1].detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_load_checkpoint_from_safetensors_and_torch_files(tmp_path):
+    from safetensors.numpy import save_file
+
+    model = _torch_model("hadamard")
+    expected = torch_to_flax(model.state_dict())
+    save_file(_numpy_state_dict(model), str(tmp_path / "model.safetensors"))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, tmp_path / "wrapped.pth")
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "parallel.pt")
+    for path, prefix in [("model.safetensors", ""), ("model.pt", ""), ("wrapped.pth", ""), ("parallel.pt", "module.")]:
+        loaded = load_checkpoint(tmp_path / path, prefix=prefix)
+        assert jax.tree.all(jax.tree.map(np.array_equal, loaded, expected)), path
+    with pytest.raises(ValueError, match=r"Unknown checkpoint format '.ckpt'"):
+        load_checkpoint(tmp_path / "model.ckpt")

@@ -240,6 +240,29 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return state_dict
 
 
+def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
+    """Reads a reference checkpoint file's state_dict (see `load_checkpoint`), unconverted."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(path)
+    if extension not in (".pt", ".pth", ".bin"):
+        raise ValueError(f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin.")
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(f"Loading {path!r} needs torch; or save the state_dict as .safetensors.") from error
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model_state_dict"):
+        if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
+            return loaded[wrapper]
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"{path!r} holds a {type(loaded).__name__}, not a state_dict.")
+    return loaded
+
+
 def load_checkpoint(path: str | os.PathLike, model: Any = None, *, prefix: str = "") -> dict[str, Any]:
     """Loads a reference checkpoint file into Flax variables in one call.
 
@@ -255,22 +278,4 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, *, prefix: str =
     Returns:
       `{"params": ...}`, as `torch_to_flax` returns it.
     """
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension == ".safetensors":
-        from safetensors.numpy import load_file
-
-        state_dict = load_file(path)
-    elif extension in (".pt", ".pth", ".bin"):
-        try:
-            import torch
-        except ImportError as error:
-            raise ImportError(f"Loading {path!r} needs torch; or save the state_dict as .safetensors.") from error
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        for wrapper in ("state_dict", "model_state_dict"):
-            if isinstance(state_dict, Mapping) and isinstance(state_dict.get(wrapper), Mapping):
-                state_dict = state_dict[wrapper]
-                break
-    else:
-        raise ValueError(f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin.")
-    return torch_to_flax(state_dict, model, prefix=prefix)
+    return torch_to_flax(read_state_dict(path), model, prefix=prefix)

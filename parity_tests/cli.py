@@ -59,20 +59,12 @@ def _runs(framework: str, channels_last: bool) -> list:
 def _checkpoint_case(args) -> tuple[dict, dict]:
     """A case made of the user's weights, a random input and the float64 reference's results."""
     from convlstm_jax import torch_to_flax
-    from convlstm_jax._convert import infer_architecture
+    from convlstm_jax._convert import infer_architecture, read_state_dict
 
     from .generate import make_inputs
     from .runs import run_torch
 
-    if args.checkpoint.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        state_dict = load_file(str(args.checkpoint))
-    else:
-        import torch
-
-        state_dict = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        state_dict = state_dict.get("state_dict", state_dict.get("model_state_dict", state_dict))
+    state_dict = read_state_dict(args.checkpoint)
     state_dict = {k[len(args.prefix) :]: v for k, v in state_dict.items() if k.startswith(args.prefix)}
     torch_to_flax(state_dict)  # raises with every problem listed
     specs, peephole, bias = infer_architecture(state_dict)

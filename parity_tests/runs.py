@@ -115,7 +115,7 @@ def run_jax(config: Config, arrays: Arrays, dtype: str = "float32", *, channels_
 
     import convlstm_jax
 
-    model = convlstm_jax.ConvLSTM(**model_kwargs(config), channels_last=channels_last)
+    model = convlstm_jax.ConvLSTM(**model_kwargs(config), channels_last=channels_last, param_dtype=dtype)
     to_model = (lambda a, axis: jnp.moveaxis(a, axis, -1)) if channels_last else (lambda a, axis: a)
     to_torch = (lambda a, axis: jnp.moveaxis(a, -1, axis)) if channels_last else (lambda a, axis: a)
 

@@ -1,0 +1,52 @@
+"""torch against JAX, live, on random configurations beyond the shared vectors."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parity_tests.check import JAX_CHANNELS_LAST, check, format_table
+from parity_tests.check import JAX_RUNS as _JAX
+from parity_tests.check import TORCH_RUNS as _TORCH
+from parity_tests.generate import make_inputs
+from parity_tests.runs import run_torch
+
+ODD = st.sampled_from([1, 3, 5])
+
+
+@st.composite
+def configs(draw):
+    num_layers = draw(st.integers(1, 3))
+    return {
+        "input_dim": draw(st.integers(1, 3)),
+        "hidden_dim": draw(st.lists(st.integers(1, 5), min_size=num_layers, max_size=num_layers)),
+        "kernel_size": draw(st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)),
+        "num_layers": num_layers,
+        "batch_first": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+        "return_all_layers": draw(st.booleans()),
+        "peephole": draw(st.sampled_from(["conv", "hadamard", None])),
+        "batch": draw(st.integers(1, 2)),
+        "steps": draw(st.integers(1, 4)),
+        "height": draw(st.integers(1, 7)),
+        "width": draw(st.integers(1, 7)),
+        "initial_state": draw(st.booleans()),
+    }
+
+
+def _check_live(config, seed, runs):
+    arrays = make_inputs(config, seed)
+    arrays.update({f"expected/{k}": v for k, v in run_torch(config, arrays, "float64").items()})
+    outcomes = check(config, arrays, runs)
+    assert all(o.passed for o in outcomes), format_table("live", config, outcomes)
+
+
+@given(configs(), st.integers(0, 2**31 - 1))
+def test_random_configurations(config, seed):
+    _check_live(config, seed, [_TORCH[1], _JAX[1]])  # float32 against the float64 reference
+
+
+@pytest.mark.slow
+@settings(max_examples=40)
+@given(configs(), st.integers(0, 2**31 - 1))
+def test_many_random_configurations_every_run(config, seed):
+    _check_live(config, seed, [*_TORCH, *_JAX, JAX_CHANNELS_LAST])

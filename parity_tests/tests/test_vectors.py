@@ -1,0 +1,105 @@
+"""Both frameworks against every shared vector; the vectors against the code that made them."""
+
+import functools
+import shutil
+
+import numpy as np
+import pytest
+
+from parity_tests.cases import CASES
+from parity_tests.check import JAX_CHANNELS_LAST, JAX_RUNS, TORCH_RUNS, check, format_table
+from parity_tests.tolerance import POLICY
+from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
+
+MANIFEST = load_manifest()
+NAMES = sorted(MANIFEST["cases"])
+
+
+@functools.cache
+def _case(name):
+    return MANIFEST["cases"][name]["config"], load_case(name, manifest=MANIFEST)
+
+
+def _check(name, run):
+    config, arrays = _case(name)
+    (outcome,) = check(config, arrays, [run])
+    assert outcome.passed, format_table(name, config, [outcome])
+
+
+@pytest.mark.parametrize("run", [*TORCH_RUNS, *JAX_RUNS], ids=lambda r: f"{r.label}-{r.dtype}")
+@pytest.mark.parametrize("name", NAMES)
+def test_vector(name, run):
+    _check(name, run)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[] if n in ("two_layers_all", "hadamard_peephole") else pytest.mark.slow) for n in NAMES]
+)
+def test_vector_channels_last(name):
+    _check(name, JAX_CHANNELS_LAST)
+
+
+def test_the_manifest_matches_the_code():
+    assert MANIFEST["tolerance"] == {d: {"rtol": t.rtol, "atol": t.atol} for d, t in POLICY.items()}
+    assert {name: entry["config"] for name, entry in MANIFEST["cases"].items()} == CASES
+    assert MANIFEST["reference_dtype"] == "float64"
+
+
+def test_the_cases_cover_every_option():
+    configs = list(CASES.values())
+    kernels = {tuple(k) for c in configs for k in c["kernel_size"]}
+    assert {c["peephole"] for c in configs} == {"conv", "hadamard", None}
+    assert {(c["peephole"], c["bias"]) for c in configs} == {(p, b) for p in ("conv", "hadamard", None) for b in (True, False)}
+    assert {c["num_layers"] for c in configs} >= {1, 2, 3}
+    assert any(len(set(c["hidden_dim"])) > 1 and len({tuple(k) for k in c["kernel_size"]}) > 1 for c in configs)
+    assert {(1, 1), (5, 5)} <= kernels and any(kh != kw for kh, kw in kernels)
+    for flag in ("batch_first", "return_all_layers", "initial_state"):
+        assert {c[flag] for c in configs} == {True, False}, flag
+    assert any(c["steps"] == 1 for c in configs) and any(c["batch"] == 1 for c in configs)
+    assert any(c["height"] != c["width"] for c in configs)
+    assert any(c["input_dim"] > 1 for c in configs) and any(c["input_dim"] == 1 for c in configs)
+
+
+def test_the_vectors_stay_small():
+    assert sum(p.stat().st_size for p in VECTORS_DIR.iterdir()) < 2_000_000
+
+
+def test_a_changed_byte_is_caught(tmp_path):
+    shutil.copytree(VECTORS_DIR, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / MANIFEST["cases"]["one_step"]["file"]
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(VectorError, match=r"one_step.safetensors has sha256 \w+, but the manifest records"):
+        load_case("one_step", tmp_path)
+
+
+def test_a_missing_file_or_case_is_named(tmp_path):
+    shutil.copytree(VECTORS_DIR, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "one_step.safetensors").unlink()
+    with pytest.raises(VectorError, match="one_step.safetensors is missing"):
+        load_case("one_step", tmp_path)
+    with pytest.raises(VectorError, match="No case 'nope' in the manifest"):
+        load_case("nope", tmp_path)
+
+
+def test_a_newer_generator_is_refused(tmp_path):
+    write_manifest(tmp_path, {**MANIFEST, "generator": {**MANIFEST["generator"], "format": 2}})
+    with pytest.raises(VectorError, match="has format version 2; this code reads version 1"):
+        load_manifest(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_generator_reproduces_the_vectors(tmp_path):
+    from parity_tests.generate import generate
+
+    manifest = generate(tmp_path)
+    assert {n: e["seed"] for n, e in manifest["cases"].items()} == {n: e["seed"] for n, e in MANIFEST["cases"].items()}
+    for name in NAMES:
+        shipped, fresh = load_case(name, manifest=MANIFEST), load_case(name, tmp_path, manifest)
+        assert shipped.keys() == fresh.keys()
+        for key, value in shipped.items():
+            if key.startswith("expected/"):  # float64 results: equal up to this machine's summation order
+                assert POLICY["float64"].score(fresh[key], value) <= 1, (name, key)
+            else:  # inputs come from seeded generators: equal bit for bit
+                assert np.array_equal(fresh[key], value), (name, key)

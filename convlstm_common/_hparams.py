@@ -74,9 +74,7 @@ def _is_one_kernel(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))
 
 
-def resolve_layers(
-    input_dim: int | None, hidden_dim: Any, kernel_size: Any, num_layers: Any
-) -> tuple[LayerSpec, ...]:
+def resolve_layers(input_dim: int | None, hidden_dim: Any, kernel_size: Any, num_layers: Any) -> tuple[LayerSpec, ...]:
     """Resolves the stack's arguments into one `LayerSpec` per layer.
 
     Args:
@@ -95,7 +93,10 @@ def resolve_layers(
     if input_dim is not None:
         input_dim = _check_size("input_dim", input_dim)
     hidden = [_check_size("hidden_dim", h) for h in _per_layer("hidden_dim", hidden_dim, num_layers, _is_int, "an int")]
-    kernels = [resolve_kernel(k) for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, "an int or a (kh, kw) tuple")]
+    kernels = [
+        resolve_kernel(k)
+        for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, "an int or a (kh, kw) tuple")
+    ]
     inputs = [input_dim or 0, *hidden[:-1]]
     return tuple(LayerSpec(i, h, k) for i, h, k in zip(inputs, hidden, kernels))
 

@@ -116,9 +116,7 @@ def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bia
         hint = _prefix_hint(state_dict)
         raise ValueError(
             f"The state_dict does not match a ConvLSTM with {len(specs)} layer(s) [{description}], "
-            f"peephole={peephole!r}, bias={bias} ({len(problems)} problem(s)):\n  - "
-            + "\n  - ".join(problems)
-            + hint
+            f"peephole={peephole!r}, bias={bias} ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems) + hint
         )
 
 
@@ -156,9 +154,19 @@ def torch_to_flax(state_dict: Mapping[str, Any], model: Any = None, *, prefix: s
         mis-shaped key, with expected and found shapes.
 
     Example:
-      >>> torch_model = convlstm_torch.ConvLSTM(1, 16, (3, 3), 1)              # doctest: +SKIP
-      >>> variables = torch_to_flax(torch_model.state_dict())                  # doctest: +SKIP
-      >>> outputs, states = convlstm_jax.ConvLSTM(1, 16, (3, 3), 1).apply(variables, x)  # doctest: +SKIP
+      An ndrplz-style checkpoint (no peepholes) of one layer, 1 -> 16 channels, 3x3 kernels:
+
+      >>> state_dict = {
+      ...     "cell_list.0.conv.weight": np.zeros((64, 17, 3, 3), np.float32),
+      ...     "cell_list.0.conv.bias": np.zeros(64, np.float32),
+      ... }
+      >>> cell = torch_to_flax(state_dict)["params"]["cell_0"]
+      >>> for name, p in sorted(cell.items()):
+      ...     print(name, {k: v.shape for k, v in sorted(p.items())})
+      input_to_state {'bias': (64,), 'kernel': (3, 3, 1, 64)}
+      state_to_state {'kernel': (3, 3, 16, 64)}
+
+      These variables are ready for `convlstm_jax.ConvLSTM(1, 16, (3, 3), 1, peephole=None).apply`.
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping from keys to arrays, got {type(state_dict).__name__}.")
@@ -167,7 +175,9 @@ def torch_to_flax(state_dict: Mapping[str, Any], model: Any = None, *, prefix: s
     arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
     specs, peephole, bias = _architecture(arrays, model)
     if not specs:
-        raise ValueError(f"The state_dict holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: {sorted(arrays)[:10]}.")
+        raise ValueError(
+            f"The state_dict holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: {sorted(arrays)[:10]}."
+        )
     _check_state_dict(arrays, specs, peephole, bias)
 
     params: dict[str, Any] = {}
@@ -249,7 +259,9 @@ def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
 
         return load_file(path)
     if extension not in (".pt", ".pth", ".bin"):
-        raise ValueError(f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin.")
+        raise ValueError(
+            f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin."
+        )
     try:
         import torch
     except ImportError as error:

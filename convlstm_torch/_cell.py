@@ -113,9 +113,7 @@ class ConvLSTMCell(nn.Module):
     def _check_step(self, x: torch.Tensor, state) -> None:
         _check_float("input_tensor", x)
         if x.dim() != 4 or x.shape[1] != self.input_dim:
-            raise ValueError(
-                f"input_tensor must have shape (B, {self.input_dim}, H, W), got {tuple(x.shape)}."
-            )
+            raise ValueError(f"input_tensor must have shape (B, {self.input_dim}, H, W), got {tuple(x.shape)}.")
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")
         expected = (x.shape[0], self.hidden_dim, *x.shape[2:])
@@ -129,4 +127,3 @@ class ConvLSTMCell(nn.Module):
             f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
             f"bias={self.bias}, peephole={self.peephole!r}"
         )
-

@@ -121,7 +121,9 @@ class ConvLSTM(nn.Module):
     def _check_hidden_state(self, hidden_state, batch: int, height: int, width: int) -> None:
         if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != self.num_layers:
             got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
-            raise ValueError(f"hidden_state must be a list of {self.num_layers} (h, c) pairs, one per layer; got {got}.")
+            raise ValueError(
+                f"hidden_state must be a list of {self.num_layers} (h, c) pairs, one per layer; got {got}."
+            )
         for layer, (cell, state) in enumerate(zip(self.cell_list, hidden_state)):
             if not isinstance(state, (list, tuple)) or len(state) != 2:
                 raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")

@@ -46,9 +46,7 @@ CASES: dict[str, dict[str, Any]] = {
     "hadamard_peephole_no_bias": _case(peephole="hadamard", bias=False),
     "no_peephole_no_bias": _case(peephole=None, bias=False, initial_state=True),
     # Stacks with a hidden dim and a kernel per layer: 1x1, 5x5 and rectangular.
-    "two_layers_all": _case(
-        3, (5, 3), ((3, 3), (1, 1)), batch_first=True, return_all_layers=True, initial_state=True
-    ),
+    "two_layers_all": _case(3, (5, 3), ((3, 3), (1, 1)), batch_first=True, return_all_layers=True, initial_state=True),
     "three_layers_all": _case(
         2, (4, 6, 3), ((5, 5), (3, 5), (1, 1)), return_all_layers=True, peephole="hadamard", height=7, width=6
     ),

@@ -72,7 +72,9 @@ def compare(actual: Arrays, expected: Arrays, tolerance: Tolerance) -> tuple[dic
     if actual.keys() != expected.keys():
         missing, extra = sorted(expected.keys() - actual.keys()), sorted(actual.keys() - expected.keys())
         raise ValueError(f"Results do not match the expected names: missing {missing}, unexpected {extra}.")
-    shapes = [f"{k}: {actual[k].shape} != {expected[k].shape}" for k in expected if actual[k].shape != expected[k].shape]
+    shapes = [
+        f"{k}: {actual[k].shape} != {expected[k].shape}" for k in expected if actual[k].shape != expected[k].shape
+    ]
     if shapes:
         raise ValueError("Results have the wrong shapes: " + "; ".join(shapes))
     max_abs = dict.fromkeys(GROUPS, 0.0)

@@ -32,7 +32,9 @@ def _parse_shape(text: str) -> tuple[int, int, int, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="convlstm-parity", description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="convlstm-parity",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--vectors", type=Path, default=VECTORS_DIR, help="folder of vectors (default: shipped)")
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
@@ -85,7 +87,10 @@ def _checkpoint_case(args) -> tuple[dict, dict]:
         "initial_state": True,
     }
     arrays = make_inputs(config, args.seed)
-    params = {f"param/{k}": (v.detach().float().numpy() if hasattr(v, "detach") else v.astype("float32")) for k, v in state_dict.items()}
+    params = {
+        f"param/{k}": (v.detach().float().numpy() if hasattr(v, "detach") else v.astype("float32"))
+        for k, v in state_dict.items()
+    }
     arrays.update(params)
     arrays.update({f"expected/{k}": v for k, v in run_torch(config, arrays, "float64").items()})
     return config, arrays
@@ -111,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             names = args.case or sorted(manifest["cases"])
             cases = []
             for name in names:
-                cases.append((name, manifest["cases"].get(name, {}).get("config"), load_case(name, args.vectors, manifest)))
+                cases.append(
+                    (name, manifest["cases"].get(name, {}).get("config"), load_case(name, args.vectors, manifest))
+                )
     except (VectorError, ValueError, OSError) as error:
         print(f"convlstm-parity: {error}", file=sys.stderr)
         return 2
@@ -123,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(name, config, case_outcomes), end="\n\n", flush=True)
     failed = [o for o in outcomes if not o.passed]
     worst = max(outcomes, key=lambda o: o.score)
+    seconds = time.perf_counter() - start
     print(
-        f"{len(outcomes) - len(failed)} passed, {len(failed)} failed ({len(cases)} cases, "
-        f"worst {worst.score:.3f} of the tolerance: {worst.run.label} {worst.run.dtype}; {time.perf_counter() - start:.0f} s)"
+        f"{len(outcomes) - len(failed)} passed, {len(failed)} failed ({len(cases)} cases, worst "
+        f"{worst.score:.3f} of the tolerance: {worst.run.label} {worst.run.dtype}; {seconds:.0f} s)"
     )
     return 1 if failed else 0
 

@@ -39,7 +39,9 @@ def load_manifest(directory: Path = VECTORS_DIR) -> dict[str, Any]:
     return manifest
 
 
-def load_case(name: str, directory: Path = VECTORS_DIR, manifest: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+def load_case(
+    name: str, directory: Path = VECTORS_DIR, manifest: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     """Reads one case's arrays after checking the file against the manifest's sha256."""
     from safetensors.numpy import load_file
 

@@ -56,7 +56,11 @@ def test_the_architecture_is_read_from_the_state_dict():
     from convlstm_jax._convert import infer_architecture
 
     specs, peephole, bias = infer_architecture(_numpy_state_dict(_torch_model("hadamard", False)))
-    assert [(s.input_dim, s.hidden_dim, s.kernel_size) for s in specs] == [(3, 5, (3, 3)), (5, 2, (1, 1)), (2, 4, (5, 3))]
+    assert [(s.input_dim, s.hidden_dim, s.kernel_size) for s in specs] == [
+        (3, 5, (3, 3)),
+        (5, 2, (1, 1)),
+        (2, 4, (5, 3)),
+    ]
     assert (peephole, bias) == ("hadamard", False)
 
 
@@ -82,7 +86,9 @@ def test_a_model_fixes_the_expected_architecture():
     with pytest.raises(ValueError, match=r"missing key 'cell_list.0.conv_c.weight' \(expected shape \(10, 5, 3, 3\)\)"):
         torch_to_flax(state_dict, seed_model)
     wrong_input = convlstm_jax.ConvLSTM(2, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, peephole=None)
-    with pytest.raises(ValueError, match=r"'cell_list.0.conv.weight' has shape \(20, 8, 3, 3\), expected \(20, 7, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"'cell_list.0.conv.weight' has shape \(20, 8, 3, 3\), expected \(20, 7, 3, 3\)"
+    ):
         torch_to_flax(state_dict, wrong_input)
 
 
@@ -92,12 +98,12 @@ def test_prefixes_are_stripped_and_hinted():
         torch_to_flax(state_dict)
     assert set(torch_to_flax(state_dict, prefix="module.")["params"]) == {"cell_0", "cell_1", "cell_2"}
     state_dict["module.cell_list.0.conv.weight"] = np.zeros((1,), np.float32)
-    with pytest.raises(ValueError, match="The keys start with 'module.': pass prefix= to strip it"):
+    with pytest.raises(ValueError, match=r"The keys start with 'module\.': pass prefix= to strip it"):
         torch_to_flax({**state_dict, "cell_list.0.conv.weight": np.zeros(1, np.float32)})
 
 
 def test_bad_variables_are_listed():
-    with pytest.raises(ValueError, match="unexpected entry 'Dense_0'.*\n.*cell_0: unexpected entry 'gamma'"):
+    with pytest.raises(ValueError, match=r"unexpected entry 'Dense_0'.*\n.*cell_0: unexpected entry 'gamma'"):
         flax_to_torch({"params": {"Dense_0": {"kernel": np.zeros(2)}, "cell_0": {"gamma": np.zeros(2)}}})
     with pytest.raises(TypeError, match="variables must be a mapping"):
         flax_to_torch([1, 2])

@@ -154,10 +154,22 @@ WRONG_STATES = [(jnp.zeros((2, 5, 4, 4)),) * 2, (jnp.zeros((2, 5, 4, 4)),) * 2]
 @pytest.mark.parametrize(
     ("model", "x", "hidden_state", "error", "match"),
     [
-        (_model(), jnp.ones((2, 5, 4, 2)), None, ValueError, r"x must be 5-D \(T, B, H, W, C\), got shape \(2, 5, 4, 2\)"),
+        (
+            _model(),
+            jnp.ones((2, 5, 4, 2)),
+            None,
+            ValueError,
+            r"x must be 5-D \(T, B, H, W, C\), got shape \(2, 5, 4, 2\)",
+        ),
         (_model(input_dim=3), X, None, ValueError, r"x has 2 channels .*; input_dim is 3"),
         (_model(input_dim=3, channels_last=False), X, None, ValueError, r"x has 5 channels \(\(T, B, C, H, W\)"),
-        (_model(), jnp.ones((3, 2, 5, 4, 2), jnp.int32), None, TypeError, "x must have a floating-point dtype, got int32"),
+        (
+            _model(),
+            jnp.ones((3, 2, 5, 4, 2), jnp.int32),
+            None,
+            TypeError,
+            "x must have a floating-point dtype, got int32",
+        ),
         (_model(), np.ones((0, 2, 5, 4, 2), np.float32), None, ValueError, "must not have an empty dimension"),
         (_model(), [[1.0]], None, TypeError, "x must be an array, got list"),
         (_model(), X, WRONG_STATES[:1], ValueError, r"list of 2 \(h, c\) pairs, one per layer; got 1"),

@@ -102,19 +102,39 @@ def test_float64_runs_in_float64():
 @pytest.mark.parametrize(
     ("x", "hidden_state", "error", "match"),
     [
-        (torch.randn(2, 2, 5, 5), None, ValueError, r"input_tensor must be 5-D \(T, B, C, H, W\), got shape \(2, 2, 5, 5\)"),
+        (
+            torch.randn(2, 2, 5, 5),
+            None,
+            ValueError,
+            r"input_tensor must be 5-D \(T, B, C, H, W\), got shape \(2, 2, 5, 5\)",
+        ),
         (torch.randn(3, 2, 1, 5, 5), None, ValueError, r"input_tensor has 1 channels .* input_dim is 2"),
         (torch.randn(0, 2, 2, 5, 5), None, ValueError, "must not have an empty dimension"),
-        (torch.ones(3, 2, 2, 5, 5, dtype=torch.int64), None, TypeError, "input_tensor must have a floating-point dtype"),
+        (
+            torch.ones(3, 2, 2, 5, 5, dtype=torch.int64),
+            None,
+            TypeError,
+            "input_tensor must have a floating-point dtype",
+        ),
         ([[1.0]], None, TypeError, "input_tensor must be a torch.Tensor, got list"),
-        (torch.randn(3, 2, 2, 5, 5), [(torch.zeros(2, 4, 5, 5),) * 2], ValueError, "list of 2 .* pairs, one per layer; got 1"),
+        (
+            torch.randn(3, 2, 2, 5, 5),
+            [(torch.zeros(2, 4, 5, 5),) * 2],
+            ValueError,
+            "list of 2 .* pairs, one per layer; got 1",
+        ),
         (
             torch.randn(3, 2, 2, 5, 5),
             [(torch.zeros(2, 4, 5, 5),) * 2, (torch.zeros(2, 4, 5, 5),) * 2],
             ValueError,
             r"hidden_state\[1\] h must have shape \(B, hidden_dim, H, W\) = \(2, 3, 5, 5\), got \(2, 4, 5, 5\)",
         ),
-        (torch.randn(3, 2, 2, 5, 5), [(torch.zeros(2, 4, 5, 5),) * 3] * 2, ValueError, r"hidden_state\[0\] must be a pair"),
+        (
+            torch.randn(3, 2, 2, 5, 5),
+            [(torch.zeros(2, 4, 5, 5),) * 3] * 2,
+            ValueError,
+            r"hidden_state\[0\] must be a pair",
+        ),
     ],
 )
 def test_bad_input_is_explained(x, hidden_state, error, match):

@@ -29,11 +29,16 @@ EXPECTED["conv"] = EXPECTED["hadamard"]
 def _state_dict(peephole):
     f32 = lambda *values: np.array(values, np.float32)  # noqa: E731
     state_dict = {
-        "cell_list.0.conv.weight": f32([[0.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]], [[LN3 / 4, LN3 / 4]]).reshape(4, 2, 1, 1),
+        "cell_list.0.conv.weight": f32([[0.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]], [[LN3 / 4, LN3 / 4]]).reshape(
+            4, 2, 1, 1
+        ),
         "cell_list.0.conv.bias": f32(0.0, LN3, LN3, 0.0),
     }
     if peephole == "hadamard":
-        state_dict |= {f"cell_list.0.{k}": f32(v).reshape(1, 1, 1) for k, v in [("w_ci", LN3), ("w_cf", -LN3), ("w_co", -8 * LN3 / 7)]}
+        state_dict |= {
+            f"cell_list.0.{k}": f32(v).reshape(1, 1, 1)
+            for k, v in [("w_ci", LN3), ("w_cf", -LN3), ("w_co", -8 * LN3 / 7)]
+        }
     if peephole == "conv":
         state_dict["cell_list.0.conv.bias"] = f32(0.0, 0.0, 0.0, 0.0)
         state_dict |= {

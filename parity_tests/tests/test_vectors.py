@@ -33,7 +33,8 @@ def test_vector(name, run):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[] if n in ("two_layers_all", "hadamard_peephole") else pytest.mark.slow) for n in NAMES]
+    "name",
+    [pytest.param(n, marks=[] if n in ("two_layers_all", "hadamard_peephole") else pytest.mark.slow) for n in NAMES],
 )
 def test_vector_channels_last(name):
     _check(name, JAX_CHANNELS_LAST)
@@ -49,7 +50,9 @@ def test_the_cases_cover_every_option():
     configs = list(CASES.values())
     kernels = {tuple(k) for c in configs for k in c["kernel_size"]}
     assert {c["peephole"] for c in configs} == {"conv", "hadamard", None}
-    assert {(c["peephole"], c["bias"]) for c in configs} == {(p, b) for p in ("conv", "hadamard", None) for b in (True, False)}
+    assert {(c["peephole"], c["bias"]) for c in configs} == {
+        (p, b) for p in ("conv", "hadamard", None) for b in (True, False)
+    }
     assert {c["num_layers"] for c in configs} >= {1, 2, 3}
     assert any(len(set(c["hidden_dim"])) > 1 and len({tuple(k) for k in c["kernel_size"]}) > 1 for c in configs)
     assert {(1, 1), (5, 5)} <= kernels and any(kh != kw for kh, kw in kernels)
@@ -77,7 +80,7 @@ def test_a_changed_byte_is_caught(tmp_path):
 def test_a_missing_file_or_case_is_named(tmp_path):
     shutil.copytree(VECTORS_DIR, tmp_path, dirs_exist_ok=True)
     (tmp_path / "one_step.safetensors").unlink()
-    with pytest.raises(VectorError, match="one_step.safetensors is missing"):
+    with pytest.raises(VectorError, match=r"one_step\.safetensors is missing"):
         load_case("one_step", tmp_path)
     with pytest.raises(VectorError, match="No case 'nope' in the manifest"):
         load_case("nope", tmp_path)

@@ -33,20 +33,21 @@ def configs(draw):
     }
 
 
-def _check_live(config, seed, runs):
+def _check_live(config, seed, runs, record_outcomes):
     arrays = make_inputs(config, seed)
     arrays.update({f"expected/{k}": v for k, v in run_torch(config, arrays, "float64").items()})
     outcomes = check(config, arrays, runs)
+    record_outcomes(outcomes)
     assert all(o.passed for o in outcomes), format_table("live", config, outcomes)
 
 
 @given(configs(), st.integers(0, 2**31 - 1))
-def test_random_configurations(config, seed):
-    _check_live(config, seed, [_TORCH[1], _JAX[1]])  # float32 against the float64 reference
+def test_random_configurations(record_outcomes, config, seed):
+    _check_live(config, seed, [_TORCH[1], _JAX[1]], record_outcomes)  # float32 against the float64 reference
 
 
 @pytest.mark.slow
 @settings(max_examples=40)
 @given(configs(), st.integers(0, 2**31 - 1))
-def test_many_random_configurations_every_run(config, seed):
-    _check_live(config, seed, [*_TORCH, *_JAX, JAX_CHANNELS_LAST])
+def test_many_random_configurations_every_run(record_outcomes, config, seed):
+    _check_live(config, seed, [*_TORCH, *_JAX, JAX_CHANNELS_LAST], record_outcomes)

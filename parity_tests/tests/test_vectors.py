@@ -20,24 +20,25 @@ def _case(name):
     return MANIFEST["cases"][name]["config"], load_case(name, manifest=MANIFEST)
 
 
-def _check(name, run):
+def _check(name, run, record_outcomes):
     config, arrays = _case(name)
-    (outcome,) = check(config, arrays, [run])
-    assert outcome.passed, format_table(name, config, [outcome])
+    outcomes = check(config, arrays, [run])
+    record_outcomes(outcomes)
+    assert outcomes[0].passed, format_table(name, config, outcomes)
 
 
 @pytest.mark.parametrize("run", [*TORCH_RUNS, *JAX_RUNS], ids=lambda r: f"{r.label}-{r.dtype}")
 @pytest.mark.parametrize("name", NAMES)
-def test_vector(name, run):
-    _check(name, run)
+def test_vector(name, run, record_outcomes):
+    _check(name, run, record_outcomes)
 
 
 @pytest.mark.parametrize(
     "name",
     [pytest.param(n, marks=[] if n in ("two_layers_all", "hadamard_peephole") else pytest.mark.slow) for n in NAMES],
 )
-def test_vector_channels_last(name):
-    _check(name, JAX_CHANNELS_LAST)
+def test_vector_channels_last(name, record_outcomes):
+    _check(name, JAX_CHANNELS_LAST, record_outcomes)
 
 
 def test_the_manifest_matches_the_code():

@@ -11,6 +11,8 @@ from flax.typing import Dtype, PrecisionLike
 
 from convlstm_common import check_peephole, resolve_cell
 
+from ._conv import CONV_GRADIENTS, conv
+
 Carry = tuple[jax.Array, jax.Array]
 
 
@@ -31,6 +33,22 @@ def check_floating(name: str, x: Any) -> None:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}.")
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{name} must have a floating-point dtype, got {dtype}.")
+
+
+class _ConvWeights(nn.Module):
+    """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them."""
+
+    kernel_shape: tuple[int, int, int, int]
+    use_bias: bool
+    fan_in: int
+    param_dtype: Dtype
+
+    @nn.compact
+    def __call__(self) -> tuple[jax.Array, jax.Array | None]:
+        init = torch_default_init(self.fan_in)
+        kernel = self.param("kernel", init, self.kernel_shape, self.param_dtype)
+        bias = self.param("bias", init, self.kernel_shape[-1:], self.param_dtype) if self.use_bias else None
+        return kernel, bias
 
 
 class ConvLSTMCell(nn.RNNCellBase):
@@ -65,6 +83,10 @@ class ConvLSTMCell(nn.RNNCellBase):
       dtype: the dtype of the computation (default: inferred from input and params).
       param_dtype: the dtype of the parameters.
       precision: the precision of the convolutions (`jax.lax.Precision`).
+      conv_gradient: how convolution gradients are computed: `"xla"` (XLA's own), `"tapwise"`
+        (flipped-kernel convolutions and one matmul per kernel tap, fast inside a loop on CPU;
+        see `convlstm_jax._conv`), or `"auto"` (default: `"tapwise"` on CPU, `"xla"` elsewhere).
+        The forward pass is the same.
 
     Example:
       >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
@@ -84,10 +106,13 @@ class ConvLSTMCell(nn.RNNCellBase):
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
     precision: PrecisionLike = None
+    conv_gradient: str = "auto"
 
     def __post_init__(self) -> None:
         resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
         check_peephole(self.peephole)
+        if self.conv_gradient not in CONV_GRADIENTS:
+            raise ValueError(f"conv_gradient must be one of {CONV_GRADIENTS}, got {self.conv_gradient!r}.")
         super().__post_init__()
 
     @nn.compact
@@ -108,33 +133,30 @@ class ConvLSTMCell(nn.RNNCellBase):
         dtype = self.dtype if self.dtype is not None else jnp.promote_types(inputs.dtype, self.param_dtype)
         inputs, h, c = inputs.astype(dtype), h.astype(dtype), c.astype(dtype)
 
-        def conv(features: int, fan_in: int, name: str, use_bias: bool = self.bias) -> nn.Conv:
-            init = torch_default_init(fan_in)
-            return nn.Conv(
-                features,
-                spec.kernel_size,
-                padding="SAME",
-                use_bias=use_bias,
-                dtype=dtype,
-                param_dtype=self.param_dtype,
-                precision=self.precision,
-                kernel_init=init,
-                bias_init=init,
-                name=name,
-            )
+        def weights(name: str, shape: tuple[int, ...], fan_in: int, use_bias: bool = self.bias):
+            return _ConvWeights(shape, use_bias, fan_in, self.param_dtype, name=name)()
 
+        def convolve(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
+            y = conv(x, kernel.astype(dtype), self.conv_gradient, self.precision)
+            return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
+
+        # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
+        # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
         fan_in = (inputs.shape[-1] + hid) * kh * kw
-        z = conv(4 * hid, fan_in, "input_to_state")(inputs) + conv(4 * hid, fan_in, "state_to_state", False)(h)
+        kernel_x, bias = weights("input_to_state", (kh, kw, inputs.shape[-1], 4 * hid), fan_in)
+        kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), fan_in, use_bias=False)
+        z = convolve(jnp.concatenate([inputs, h], axis=-1), jnp.concatenate([kernel_x, kernel_h], axis=2), bias)
         z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
 
         if self.peephole == "conv":
-            p_i, p_f = jnp.split(conv(2 * hid, hid * kh * kw, "peephole_conv_if")(c), 2, axis=-1)
+            kernel, bias = weights("peephole_conv_if", (kh, kw, hid, 2 * hid), hid * kh * kw)
+            p_i, p_f = jnp.split(convolve(c, kernel, bias), 2, axis=-1)
             z_i, z_f = z_i + p_i, z_f + p_f
         elif self.peephole == "hadamard":
             z_i, z_f = z_i + self._hadamard("peephole_i", dtype) * c, z_f + self._hadamard("peephole_f", dtype) * c
         c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
         if self.peephole == "conv":
-            z_o = z_o + conv(hid, hid * kh * kw, "peephole_conv_o")(c_next)
+            z_o = z_o + convolve(c_next, *weights("peephole_conv_o", (kh, kw, hid, hid), hid * kh * kw))
         elif self.peephole == "hadamard":
             z_o = z_o + self._hadamard("peephole_o", dtype) * c_next
         h_next = nn.sigmoid(z_o) * jnp.tanh(c_next)

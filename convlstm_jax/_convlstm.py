@@ -13,6 +13,7 @@ from flax.typing import Dtype, PrecisionLike
 from convlstm_common import LayerSpec, check_peephole, resolve_layers
 
 from ._cell import Carry, ConvLSTMCell, check_floating
+from ._conv import CONV_GRADIENTS
 
 
 class ConvLSTM(nn.Module):
@@ -37,6 +38,11 @@ class ConvLSTM(nn.Module):
       dtype: the dtype of the computation (default: inferred from input and params).
       param_dtype: the dtype of the parameters.
       precision: the precision of the convolutions (`jax.lax.Precision`).
+      conv_gradient: `"auto"` (default), `"xla"` or `"tapwise"`: how convolution gradients are
+        computed; see `ConvLSTMCell`. Every choice gives the same results up to float rounding.
+      remat: recompute each step's activations in the backward pass instead of storing them
+        (`flax.linen.remat`): a train step's memory then grows with T by the carries alone.
+      unroll: time steps per iteration of each layer's scan (`jax.lax.scan`'s `unroll`).
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -66,10 +72,17 @@ class ConvLSTM(nn.Module):
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
     precision: PrecisionLike = None
+    conv_gradient: str = "auto"
+    remat: bool = False
+    unroll: int = 1
 
     def __post_init__(self) -> None:
         self.layer_specs()
         check_peephole(self.peephole)
+        if self.conv_gradient not in CONV_GRADIENTS:
+            raise ValueError(f"conv_gradient must be one of {CONV_GRADIENTS}, got {self.conv_gradient!r}.")
+        if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
+            raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {self.unroll!r}.")
         super().__post_init__()
 
     @nn.nowrap
@@ -103,11 +116,12 @@ class ConvLSTM(nn.Module):
         dtype = self.dtype if self.dtype is not None else jnp.promote_types(x.dtype, self.param_dtype)
 
         scan_cell = nn.scan(
-            ConvLSTMCell,
+            nn.remat(ConvLSTMCell) if self.remat else ConvLSTMCell,
             variable_broadcast="params",
             split_rngs={"params": False},
             in_axes=time_axis,
             out_axes=time_axis,
+            unroll=self.unroll,
         )
         layer_outputs, last_states = [], []
         layer_input = x
@@ -127,6 +141,7 @@ class ConvLSTM(nn.Module):
                 dtype=dtype,
                 param_dtype=self.param_dtype,
                 precision=self.precision,
+                conv_gradient=self.conv_gradient,
                 name=f"cell_{index}",
             )
             carry, layer_input = cell(carry, layer_input)

@@ -53,6 +53,14 @@ JAX_RUNS = (
     Run("jax", "float32", lambda c, a: run_jax(c, a, "float32")),
 )
 JAX_CHANNELS_LAST = Run("jax channels-last", "float32", lambda c, a: run_jax(c, a, "float32", channels_last=True))
+JAX_STRATEGIES = (
+    Run("jax xla-gradients", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="xla")),
+    Run("jax tapwise", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="tapwise")),
+    Run("jax remat", "float32", lambda c, a: run_jax(c, a, "float32", remat=True)),
+    Run("jax unroll=2", "float32", lambda c, a: run_jax(c, a, "float32", unroll=2)),
+    Run("jax bf16 compute", "bfloat16", lambda c, a: run_jax(c, a, "bfloat16")),
+)
+"""The port's other ways of computing: every gradient strategy, remat, unroll, bfloat16 compute."""
 
 
 def expected_results(arrays: Arrays) -> Arrays:

@@ -1,7 +1,7 @@
 """`convlstm-parity`: holds both frameworks to the shared vectors, or to each other on a checkpoint.
 
     convlstm-parity                          # every shipped case, torch and JAX
-    convlstm-parity --case one_step -v       # one case
+    convlstm-parity --case one_step --strategies  # one case, every way the port can compute
     convlstm-parity --checkpoint model.pt    # your weights: torch float64 vs torch and JAX float32
 
 Prints a table per case (max abs error of outputs, h, c and gradients, and the worst error as a
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .check import JAX_CHANNELS_LAST, JAX_RUNS, TORCH_RUNS, Outcome, check, format_table
+from .check import JAX_CHANNELS_LAST, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, Outcome, check, format_table
 from .vectors import VECTORS_DIR, VectorError, load_case, load_manifest
 
 
@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
     parser.add_argument("--framework", choices=("both", "torch", "jax"), default="both")
     parser.add_argument("--channels-last", action="store_true", help="also run JAX in its channels-last layout")
+    parser.add_argument(
+        "--strategies",
+        action="store_true",
+        help="also run JAX with each conv_gradient strategy, remat, unroll=2 and bfloat16 compute",
+    )
     parser.add_argument("--checkpoint", type=Path, help="a reference checkpoint (.pt, .pth, .bin, .safetensors)")
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
     parser.add_argument("--shape", type=_parse_shape, default=(2, 4, 16, 16), help="with --checkpoint: B,T,H,W")
@@ -47,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _runs(framework: str, channels_last: bool) -> list:
+def _runs(framework: str, channels_last: bool, strategies: bool) -> list:
     runs = []
     if framework in ("both", "torch"):
         runs += TORCH_RUNS
@@ -55,6 +60,8 @@ def _runs(framework: str, channels_last: bool) -> list:
         runs += JAX_RUNS
         if channels_last:
             runs.append(JAX_CHANNELS_LAST)
+        if strategies:
+            runs += JAX_STRATEGIES
     return runs
 
 
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("torch is not installed: checking the JAX port alone.\n")
         framework = "jax"
-    runs = _runs(framework, args.channels_last)
+    runs = _runs(framework, args.channels_last, args.strategies)
 
     try:
         if args.checkpoint:

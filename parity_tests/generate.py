@@ -7,6 +7,7 @@ generator in float32, and the expected results are the reference's, computed in 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import zlib
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def generate(directory: Path = VECTORS_DIR, names: list[str] | None = None) -> d
     manifest: dict[str, Any] = {
         "generator": {"format": FORMAT_VERSION, "torch": torch.__version__, "numpy": np.__version__},
         "reference_dtype": "float64",
-        "tolerance": {dtype: {"rtol": tol.rtol, "atol": tol.atol} for dtype, tol in POLICY.items()},
+        "tolerance": {dtype: dataclasses.asdict(tol) for dtype, tol in POLICY.items()},
         "cases": {},
     }
     for name in names or list(CASES):

@@ -104,18 +104,25 @@ def run_torch(config: Config, arrays: Arrays, dtype: str = "float32") -> Arrays:
     return {name: value.detach().double().numpy() for name, value in results.items()}
 
 
-def run_jax(config: Config, arrays: Arrays, dtype: str = "float32", *, channels_last: bool = False) -> Arrays:
+def run_jax(
+    config: Config, arrays: Arrays, dtype: str = "float32", *, channels_last: bool = False, **options: Any
+) -> Arrays:
     """Runs the JAX port on a case, in `dtype` at "highest" matmul precision, under `jax.jit`.
 
     With `channels_last`, the model runs in its default (..., H, W, C) layout and results are moved
     back to the torch layout for comparison. float64 needs `jax.enable_x64(True)` around the call.
+    `"bfloat16"` computes in bfloat16 with float32 parameters and inputs. `options` go to
+    `convlstm_jax.ConvLSTM` (`conv_gradient`, `remat`, `unroll`).
     """
     import jax
     import jax.numpy as jnp
 
     import convlstm_jax
 
-    model = convlstm_jax.ConvLSTM(**model_kwargs(config), channels_last=channels_last, param_dtype=dtype)
+    compute_dtype, dtype = (dtype, "float32") if dtype == "bfloat16" else (None, dtype)
+    model = convlstm_jax.ConvLSTM(
+        **model_kwargs(config), channels_last=channels_last, param_dtype=dtype, dtype=compute_dtype, **options
+    )
     to_model = (lambda a, axis: jnp.moveaxis(a, axis, -1)) if channels_last else (lambda a, axis: a)
     to_torch = (lambda a, axis: jnp.moveaxis(a, -1, axis)) if channels_last else (lambda a, axis: a)
 
@@ -133,7 +140,8 @@ def run_jax(config: Config, arrays: Arrays, dtype: str = "float32", *, channels_
         outputs = [to_torch(y, 2) for y in outputs]
         states = [(to_torch(h, 1), to_torch(c, 1)) for h, c in states]
         results = _forward_results(config, outputs, states)
-        return sum(jnp.sum(value * weights[name]) for name, value in results.items()), results
+        loss = sum(jnp.sum(value.astype(dtype) * weights[name]) for name, value in results.items())
+        return loss, results
 
     grad_fn = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))
     with jax.default_matmul_precision("highest"):

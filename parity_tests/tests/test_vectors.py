@@ -1,5 +1,6 @@
 """Both frameworks against every shared vector; the vectors against the code that made them."""
 
+import dataclasses
 import functools
 import shutil
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from parity_tests.cases import CASES
-from parity_tests.check import JAX_CHANNELS_LAST, JAX_RUNS, TORCH_RUNS, check, format_table
+from parity_tests.check import JAX_CHANNELS_LAST, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
 from parity_tests.tolerance import POLICY
 from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
 
@@ -33,16 +34,23 @@ def test_vector(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=[] if n in ("two_layers_all", "hadamard_peephole") else pytest.mark.slow) for n in NAMES],
-)
+def _some_fast(*fast):
+    return [pytest.param(n, marks=[] if n in fast else pytest.mark.slow) for n in NAMES]
+
+
+@pytest.mark.parametrize("name", _some_fast("two_layers_all", "hadamard_peephole"))
 def test_vector_channels_last(name, record_outcomes):
     _check(name, JAX_CHANNELS_LAST, record_outcomes)
 
 
+@pytest.mark.parametrize("run", JAX_STRATEGIES, ids=lambda r: r.label.removeprefix("jax ").replace(" ", "-"))
+@pytest.mark.parametrize("name", _some_fast("two_layers_all", "three_layers_all"))
+def test_vector_every_strategy(name, run, record_outcomes):
+    _check(name, run, record_outcomes)
+
+
 def test_the_manifest_matches_the_code():
-    assert MANIFEST["tolerance"] == {d: {"rtol": t.rtol, "atol": t.atol} for d, t in POLICY.items()}
+    assert MANIFEST["tolerance"] == {d: dataclasses.asdict(t) for d, t in POLICY.items()}
     assert {name: entry["config"] for name, entry in MANIFEST["cases"].items()} == CASES
     assert MANIFEST["reference_dtype"] == "float64"
 

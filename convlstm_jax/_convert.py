@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from convlstm_common import LayerSpec
@@ -33,8 +34,15 @@ _HADAMARD = {"w_ci": "peephole_i", "w_cf": "peephole_f", "w_co": "peephole_o"}
 
 def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: go through float32, exactly
+            return value.float().numpy().astype(ml_dtypes.bfloat16)
+        value = value.numpy()
     return np.asarray(value)
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return np.issubdtype(dtype, np.floating) or dtype == ml_dtypes.bfloat16
 
 
 def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bias: bool) -> dict[str, tuple]:
@@ -98,9 +106,9 @@ def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tup
     return model_specs, model.peephole, model.bias
 
 
-def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bias) -> None:
+def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bias, dtype) -> None:
     expected = expected_torch_shapes(specs, peephole, bias)
-    problems = []
+    problems = _dtype_problems(state_dict, dtype)
     for key in sorted(expected.keys() - state_dict.keys(), key=_natural):
         problems.append(f"missing key {key!r} (expected shape {expected[key]})")
     for key in sorted(state_dict.keys() - expected.keys(), key=_natural):
@@ -109,15 +117,39 @@ def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bia
         array = state_dict[key]
         if tuple(array.shape) != expected[key]:
             problems.append(f"key {key!r} has shape {tuple(array.shape)}, expected {expected[key]}")
-        elif not np.issubdtype(array.dtype, np.floating):
+        elif not _is_float(array.dtype):
             problems.append(f"key {key!r} has dtype {array.dtype}, expected a floating-point dtype")
     if problems:
         description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {s.kernel_size[0]}x{s.kernel_size[1]}" for s in specs)
         hint = _prefix_hint(state_dict)
+        found_peephole = infer_architecture(state_dict)[1]
+        if found_peephole != peephole:
+            hint += f"\nThese are the keys of peephole={found_peephole!r}."
         raise ValueError(
             f"The state_dict does not match a ConvLSTM with {len(specs)} layer(s) [{description}], "
             f"peephole={peephole!r}, bias={bias} ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems) + hint
         )
+
+
+def _dtype_problems(state_dict: Mapping[str, np.ndarray], dtype: Any) -> list[str]:
+    """Mixed float dtypes, or a dtype other than the model's `param_dtype`, are never cast silently."""
+    by_dtype: dict[str, list[str]] = {}
+    for key, array in state_dict.items():
+        if _is_float(array.dtype):
+            by_dtype.setdefault(str(array.dtype), []).append(key)
+    if dtype is not None:
+        wrong = {name: keys for name, keys in by_dtype.items() if name != str(np.dtype(dtype))}
+        return [
+            f"{len(keys)} key(s) have dtype {name} where the model's param_dtype is {np.dtype(dtype)} "
+            f"({', '.join(sorted(keys, key=_natural)[:3])}{', ...' if len(keys) > 3 else ''}); pass dtype= to cast"
+            for name, keys in sorted(wrong.items())
+        ]
+    if len(by_dtype) > 1:
+        counts = ", ".join(
+            f"{name} ({len(keys)} keys, e.g. {min(keys, key=_natural)!r})" for name, keys in by_dtype.items()
+        )
+        return [f"mixed dtypes: {counts}; pass dtype= to cast them all to one"]
+    return []
 
 
 def _prefix_hint(state_dict: Mapping[str, Any]) -> str:
@@ -131,20 +163,26 @@ def _natural(key: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
-def torch_to_flax(state_dict: Mapping[str, Any], model: Any = None, *, prefix: str = "") -> dict[str, Any]:
+def torch_to_flax(
+    state_dict: Mapping[str, Any], model: Any = None, *, prefix: str = "", dtype: Any = None
+) -> dict[str, Any]:
     """Converts a `convlstm_torch.ConvLSTM` state_dict into Flax variables for `convlstm_jax.ConvLSTM`.
 
     The architecture (layers, channels, kernels, peephole variant, bias) is read from the keys and
     shapes; pass `model` to hold the state_dict to that model's hyperparameters instead. Checkpoints
     of KL4805/ConvLSTM-Pytorch convert for `peephole="conv"`, those of ndrplz/ConvLSTM_pytorch for
-    `peephole=None`. Needs no torch: values may be torch tensors or NumPy arrays, and come out as
-    NumPy arrays of the same dtype.
+    `peephole=None`. Needs no torch: values may be torch tensors or NumPy arrays.
+
+    Dtypes are never changed silently: without `dtype`, every weight keeps its dtype (torch
+    bfloat16 becomes `ml_dtypes.bfloat16`, exactly), and a state_dict mixing float dtypes, or one
+    whose dtype is not `model.param_dtype`, is an error. With `dtype`, every weight is cast to it.
 
     Args:
       state_dict: a mapping from the reference's keys (`cell_list.0.conv.weight`, ...) to arrays.
       model: an optional `convlstm_jax.ConvLSTM` whose hyperparameters the weights must fit.
       prefix: a prefix to strip from every key (such as `"module."` or `"encoder."`); keys without
         it are ignored.
+      dtype: a dtype to cast every weight to (such as `jnp.float32`), or None to keep them.
 
     Returns:
       `{"params": {"cell_0": {...}, ...}}`, ready for `model.apply`.
@@ -173,12 +211,15 @@ def torch_to_flax(state_dict: Mapping[str, Any], model: Any = None, *, prefix: s
     if prefix:
         state_dict = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
     arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
+    if dtype is not None:
+        arrays = {key: value.astype(dtype) if _is_float(value.dtype) else value for key, value in arrays.items()}
     specs, peephole, bias = _architecture(arrays, model)
     if not specs:
         raise ValueError(
             f"The state_dict holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: {sorted(arrays)[:10]}."
         )
-    _check_state_dict(arrays, specs, peephole, bias)
+    expected_dtype = dtype if dtype is not None else (getattr(model, "param_dtype", None) if model else None)
+    _check_state_dict(arrays, specs, peephole, bias, expected_dtype)
 
     params: dict[str, Any] = {}
     for index, spec in enumerate(specs):
@@ -275,7 +316,9 @@ def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
     return loaded
 
 
-def load_checkpoint(path: str | os.PathLike, model: Any = None, *, prefix: str = "") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, model: Any = None, *, prefix: str = "", dtype: Any = None
+) -> dict[str, Any]:
     """Loads a reference checkpoint file into Flax variables in one call.
 
     `.safetensors` files load without torch; `.pt`, `.pth` and `.bin` files go through
@@ -286,8 +329,9 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, *, prefix: str =
       path: the checkpoint file.
       model: an optional `convlstm_jax.ConvLSTM` whose hyperparameters the weights must fit.
       prefix: a prefix to strip from every key (such as `"module."`).
+      dtype: a dtype to cast every weight to, or None to keep them (see `torch_to_flax`).
 
     Returns:
       `{"params": ...}`, as `torch_to_flax` returns it.
     """
-    return torch_to_flax(read_state_dict(path), model, prefix=prefix)
+    return torch_to_flax(read_state_dict(path), model, prefix=prefix, dtype=dtype)

@@ -133,3 +133,53 @@ def test_load_checkpoint_from_safetensors_and_torch_files(tmp_path):
         assert jax.tree.all(jax.tree.map(np.array_equal, loaded, expected)), path
     with pytest.raises(ValueError, match=r"Unknown checkpoint format '.ckpt'"):
         load_checkpoint(tmp_path / "model.ckpt")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_dtypes_are_kept_or_cast_never_silently_changed(dtype):
+    state_dict = {k: v.to(dtype) for k, v in _torch_model(None).state_dict().items()}
+    kept = torch_to_flax(state_dict)["params"]["cell_0"]["input_to_state"]["kernel"]
+    assert str(kept.dtype) == str(dtype).removeprefix("torch.")
+    np.testing.assert_array_equal(
+        kept.astype(np.float64), state_dict["cell_list.0.conv.weight"][:, :3].double().numpy().transpose(2, 3, 1, 0)
+    )
+    model = convlstm_jax.ConvLSTM(3, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, peephole=None)
+    with pytest.raises(
+        ValueError,
+        match=rf"key\(s\) have dtype {kept.dtype} where the model's param_dtype is float32.*pass dtype= to cast",
+    ):
+        torch_to_flax(state_dict, model)
+    cast = torch_to_flax(state_dict, model, dtype=jnp.float32)
+    assert {leaf.dtype for leaf in jax.tree.leaves(cast)} == {np.dtype("float32")}
+
+
+def test_mixed_dtypes_are_an_error():
+    state_dict = _numpy_state_dict(_torch_model())
+    state_dict["cell_list.1.conv.bias"] = state_dict["cell_list.1.conv.bias"].astype(np.float64)
+    with pytest.raises(
+        ValueError, match=r"mixed dtypes: float32 \(17 keys.*float64 \(1 keys, e.g. 'cell_list.1.conv.bias'\)"
+    ):
+        torch_to_flax(state_dict)
+    assert (
+        torch_to_flax(state_dict, dtype=np.float64)["params"]["cell_0"]["input_to_state"]["kernel"].dtype == np.float64
+    )
+
+
+def test_another_variants_keys_are_listed():
+    state_dict = _numpy_state_dict(_torch_model("hadamard"))
+    model = convlstm_jax.ConvLSTM(3, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, peephole="conv")
+    with pytest.raises(ValueError, match="21 problem") as info:
+        torch_to_flax(state_dict, model)
+    assert "unexpected key 'cell_list.0.w_ci' (shape (5, 1, 1))" in str(info.value)
+    assert "missing key 'cell_list.2.conv_cnext.bias' (expected shape (4,))" in str(info.value)
+    assert "These are the keys of peephole='hadamard'" in str(info.value)
+
+
+def test_a_transposed_kernel_is_listed():
+    state_dict = _numpy_state_dict(_torch_model(None, kernel_size=[(3, 5), (1, 1), (5, 3)]))
+    state_dict["cell_list.0.conv.weight"] = state_dict["cell_list.0.conv.weight"].transpose(0, 1, 3, 2)
+    model = convlstm_jax.ConvLSTM(3, [5, 2, 4], [(3, 5), (1, 1), (5, 3)], 3, peephole=None)
+    with pytest.raises(
+        ValueError, match=r"'cell_list.0.conv.weight' has shape \(20, 8, 5, 3\), expected \(20, 8, 3, 5\)"
+    ):
+        torch_to_flax(state_dict, model)

@@ -1,0 +1,152 @@
+"""The JAX systems: this port (`convlstm_jax.ConvLSTM`) and Flax's own `nn.RNN(nn.ConvLSTMCell)`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .systems import Bench, Context, Unavailable
+from .timing import Step
+from .workloads import Workload
+
+# Options of `convlstm_jax.ConvLSTM` that newer versions have; passed only where the class has them.
+PORT_OPTIONS = ("conv_gradient", "remat", "unroll")
+
+
+def port_fields() -> set[str]:
+    """The dataclass fields of `convlstm_jax.ConvLSTM` as installed."""
+    from convlstm_jax import ConvLSTM
+
+    return {f.name for f in dataclasses.fields(ConvLSTM)}
+
+
+def port_model(workload: Workload, **options: Any):
+    """`convlstm_jax.ConvLSTM` for `workload` (batch-first, channels-last), with those `options` it has.
+
+    Returns `(model, missing)`, `missing` being the options the installed class does not have.
+    """
+    from convlstm_jax import ConvLSTM
+
+    fields = port_fields()
+    missing = sorted(name for name in options if name not in fields)
+    kwargs = {name: value for name, value in options.items() if name in fields}
+    model = ConvLSTM(
+        workload.channels,
+        list(workload.hidden),
+        workload.kernel,
+        len(workload.hidden),
+        batch_first=True,
+        peephole=workload.peephole,
+        **kwargs,
+    )
+    return model, missing
+
+
+def resolved_conv_gradient(model: Any) -> str | None:
+    """What `conv_gradient` resolves to on this backend ("auto" -> "tapwise"/"xla"), or None if unknown."""
+    value = getattr(model, "conv_gradient", None)
+    if value is None:
+        return None
+    try:
+        from convlstm_jax._conv import resolve_conv_gradient
+    except ImportError:
+        return value
+    return resolve_conv_gradient(value)
+
+
+def jax_step(fn: Callable, *args: Any) -> Step:
+    """A `Step` that compiles `jax.jit(fn)` ahead of time in `prepare` and blocks on every result."""
+    compiled: list[Any] = []
+
+    def prepare() -> float:
+        start = time.perf_counter()
+        compiled.append(jax.jit(fn).lower(*args).compile())
+        return time.perf_counter() - start
+
+    def run() -> Any:
+        return jax.block_until_ready(compiled[-1](*args))
+
+    return Step(run=run, prepare=prepare)
+
+
+def jax_bench(apply_last: Callable[[Any, jax.Array], jax.Array], params: Any, x: jax.Array) -> Bench:
+    """Forward and train step (`jax.value_and_grad` of the mean square of the last layer's outputs)."""
+
+    def loss(params: Any, x: jax.Array) -> jax.Array:
+        return jnp.mean(jnp.square(apply_last(params, x)))
+
+    return Bench(forward=jax_step(apply_last, params, x), train=jax_step(jax.value_and_grad(loss), params, x))
+
+
+def port_apply(model: Any) -> Callable[[Any, jax.Array], jax.Array]:
+    """`variables, x -> the last layer's outputs at every step`."""
+
+    def apply_last(variables: Any, x: jax.Array) -> jax.Array:
+        outputs, _ = model.apply(variables, x)
+        return outputs[-1]
+
+    return apply_last
+
+
+def build_port(ctx: Context, conv_gradient: str) -> Bench:
+    """This port, with `conv_gradient` passed if the class has that field."""
+    model, missing = port_model(ctx.workload, conv_gradient=conv_gradient)
+    notes = []
+    if missing:
+        if conv_gradient != "auto":
+            raise Unavailable(f"ConvLSTM has no {', '.join(missing)} field yet")
+        notes.append(f"ConvLSTM has no {', '.join(missing)} field: plain autodiff")
+    else:
+        notes.append(f"conv_gradient={conv_gradient} -> {resolved_conv_gradient(model)}")
+    bench = jax_bench(port_apply(model), ctx.jax_variables, jnp.asarray(ctx.x))
+    bench.notes = notes
+    return bench
+
+
+class FlaxStack(nn.Module):
+    """Flax's own ConvLSTM: one `nn.RNN(nn.ConvLSTMCell)` per layer, batch-first, channels-last."""
+
+    hidden: tuple[int, ...]
+    kernel: tuple[int, int]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for index, features in enumerate(self.hidden):
+            x = nn.RNN(nn.ConvLSTMCell(features=features, kernel_size=self.kernel), name=f"layer_{index}")(x)
+        return x
+
+
+def random_like(tree: Any, seed: int = 0) -> Any:
+    """Arrays shaped as `tree`'s leaves, drawn U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with NumPy.
+
+    Drawing with NumPy skips compiling JAX's random draws (slow on XLA:CPU); the timings do not
+    depend on the values.
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf: Any) -> jax.Array:
+        shape = tuple(leaf.shape)
+        fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else shape[0]
+        bound = 1.0 / max(fan_in, 1) ** 0.5
+        return jnp.asarray(rng.uniform(-bound, bound, shape).astype(np.float32))
+
+    return jax.tree.map(draw, tree)
+
+
+def build_flax(ctx: Context) -> Bench:
+    """`flax.linen.RNN(flax.linen.ConvLSTMCell)` stacked per layer, its own random weights."""
+    workload = ctx.workload
+    model = FlaxStack(workload.hidden, workload.kernel)
+    x = jnp.asarray(ctx.x)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), x[:1, :1])
+    bench = jax_bench(model.apply, random_like(shapes), x)
+    if workload.peephole is not None:
+        bench.notes.append("no peepholes (Flax's cell has none)")
+    return bench

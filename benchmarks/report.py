@@ -119,9 +119,14 @@ def write_plot(results: dict, path: Path) -> None:
 
     workloads = list(results["workloads"].values())
     scaling = results.get("port_scaling")
-    panels = len(workloads) + (2 if scaling else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5.5), squeeze=False)
-    axes = list(axes[0])
+    columns = max(len(workloads), 2 if scaling else 1)
+    rows = 2 if scaling else 1
+    fig, grid = plt.subplots(rows, columns, figsize=(7 * columns, 5.5 * rows), squeeze=False)
+    for ax in grid.flat:
+        ax.set_visible(False)
+    axes = list(grid[0][: len(workloads)]) + (list(grid[1][:2]) if scaling else [])
+    for ax in axes:
+        ax.set_visible(True)
     for ax, workload in zip(axes, workloads):
         rows = workload["rows"]
         positions = range(len(rows))

@@ -57,7 +57,7 @@ REFERENCE = "torch"
 SPEED_PRECISION = "default"  # JAX float32 matmul/conv precision of every timed call
 PARITY_PRECISION = "highest"  # ... and of the port's output compared with the reference's
 COMPILE_STEPS, MEMORY_STEPS = (10, 50, 200), (10, 50, 100)
-QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS = (2, 4, 8), (2, 4, 8)
+QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS = (2, 8), (2, 8)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 

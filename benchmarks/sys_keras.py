@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .sys_jax import jax_bench
+from .sys_jax import jax_bench, random_like
 from .systems import Bench, Context, Unavailable
 
 
@@ -34,9 +34,9 @@ def keras_version() -> str | None:
 def build_keras(ctx: Context) -> Bench:
     """One `ConvLSTM2D(return_sequences=True, padding="same")` per layer in a `keras.Sequential`.
 
-    Both kernels are drawn glorot-uniform (Keras draws the recurrent one orthogonal by default, a QR
-    decomposition per layer that only slows the set-up). The model is run with `stateless_call`
-    inside `jax.jit`, like the other JAX systems.
+    The layers are built with zero weights, then given random ones drawn with NumPy
+    (`sys_jax.random_like`): Keras' own initializers run eagerly, op by op, and only slow the set-up.
+    The model is run with `stateless_call` inside `jax.jit`, like the other JAX systems.
     """
     try:
         import keras
@@ -52,12 +52,13 @@ def build_keras(ctx: Context) -> Bench:
             workload.kernel,
             padding="same",
             return_sequences=True,
-            recurrent_initializer="glorot_uniform",
+            kernel_initializer="zeros",
+            recurrent_initializer="zeros",
         )
         for features in workload.hidden
     ]
     model = keras.Sequential([keras.Input((steps, height, width, channels), batch_size=batch), *layers])
-    trainable = [v.value for v in model.trainable_variables]
+    trainable = random_like([v.value for v in model.trainable_variables])
     non_trainable = [v.value for v in model.non_trainable_variables]
 
     def apply_last(trainable: Any, x: jax.Array) -> jax.Array:

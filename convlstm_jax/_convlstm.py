@@ -9,11 +9,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.typing import Dtype, PrecisionLike
+from jax.experimental import checkify
 
 from convlstm_common import LayerSpec, check_peephole, resolve_layers
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import CONV_GRADIENTS
+
+
+def _check_finite(name: str, x: jax.Array) -> None:
+    bad = jnp.sum(~jnp.isfinite(x))
+    checkify.check(bad == 0, f"{name} holds {{bad}} NaN or inf value(s) (check_finite=True).", bad=bad)
 
 
 class ConvLSTM(nn.Module):
@@ -43,6 +49,10 @@ class ConvLSTM(nn.Module):
       remat: recompute each step's activations in the backward pass instead of storing them
         (`flax.linen.remat`): a train step's memory then grows with T by the carries alone.
       unroll: time steps per iteration of each layer's scan (`jax.lax.scan`'s `unroll`).
+      check_finite: check that the input and initial state hold no NaN or inf, with
+        `jax.experimental.checkify`: outside `jit` a failure raises at once; under `jit`, wrap
+        the function in `checkify.checkify` and call `.throw()` on the error it returns. Off by
+        default: NaN and inf otherwise propagate as IEEE arithmetic makes them.
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -75,6 +85,7 @@ class ConvLSTM(nn.Module):
     conv_gradient: str = "auto"
     remat: bool = False
     unroll: int = 1
+    check_finite: bool = False
 
     def __post_init__(self) -> None:
         self.layer_specs()
@@ -109,6 +120,11 @@ class ConvLSTM(nn.Module):
         frame = x.shape[2:4] if self.channels_last else x.shape[3:5]
         if hidden_state is not None:
             self._check_hidden_state(hidden_state, specs, batch, frame)
+        if self.check_finite:
+            _check_finite("x", x)
+            for layer, state in enumerate(hidden_state or []):
+                for name, s in zip("hc", state):
+                    _check_finite(f"hidden_state[{layer}] {name}", s)
         if not self.channels_last:
             x = jnp.moveaxis(x, 2, -1)
             if hidden_state is not None:

@@ -23,6 +23,8 @@ class ConvLSTM(nn.Module):
       return_all_layers: return every layer's outputs and final state, not only the last layer's.
       peephole: `"conv"` (the seed, default), `"hadamard"` (the paper) or `None` (ndrplz); see
         `ConvLSTMCell`.
+      check_finite: raise ValueError when the input or initial state holds NaN or inf (one
+        device sync per call). Off by default: NaN and inf otherwise propagate.
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -52,6 +54,7 @@ class ConvLSTM(nn.Module):
         return_all_layers: bool = False,
         *,
         peephole="conv",
+        check_finite: bool = False,
     ):
         super().__init__()
         if input_dim is None:
@@ -65,6 +68,7 @@ class ConvLSTM(nn.Module):
         self.bias = bias
         self.return_all_layers = return_all_layers
         self.peephole = check_peephole(peephole)
+        self.check_finite = check_finite
         self.cell_list = nn.ModuleList(
             ConvLSTMCell(s.input_dim, s.hidden_dim, s.kernel_size, bias, peephole=peephole) for s in specs
         )
@@ -88,6 +92,13 @@ class ConvLSTM(nn.Module):
             hidden_state = [cell.init_hidden(b, (height, width)) for cell in self.cell_list]
         else:
             self._check_hidden_state(hidden_state, b, height, width)
+        if self.check_finite:
+            named = [("input_tensor", input_tensor)]
+            named += [(f"hidden_state[{i}] {n}", t) for i, pair in enumerate(hidden_state) for n, t in zip("hc", pair)]
+            for name, tensor in named:
+                bad = int((~torch.isfinite(tensor)).sum())
+                if bad:
+                    raise ValueError(f"{name} holds {bad} NaN or inf value(s) (check_finite=True).")
 
         layer_output_list, last_state_list = [], []
         cur_layer_input = input_tensor

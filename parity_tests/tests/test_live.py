@@ -10,7 +10,7 @@ from parity_tests.check import TORCH_RUNS as _TORCH
 from parity_tests.generate import make_inputs
 from parity_tests.runs import run_torch
 
-ODD = st.sampled_from([1, 3, 5])
+ODD = st.sampled_from([1, 3, 5, 7])
 
 
 @st.composite
@@ -18,7 +18,7 @@ def configs(draw):
     num_layers = draw(st.integers(1, 3))
     return {
         "input_dim": draw(st.integers(1, 3)),
-        "hidden_dim": draw(st.lists(st.integers(1, 5), min_size=num_layers, max_size=num_layers)),
+        "hidden_dim": draw(st.lists(st.integers(1, 8), min_size=num_layers, max_size=num_layers)),
         "kernel_size": draw(st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)),
         "num_layers": num_layers,
         "batch_first": draw(st.booleans()),
@@ -26,9 +26,9 @@ def configs(draw):
         "return_all_layers": draw(st.booleans()),
         "peephole": draw(st.sampled_from(["conv", "hadamard", None])),
         "batch": draw(st.integers(1, 2)),
-        "steps": draw(st.integers(1, 4)),
-        "height": draw(st.integers(1, 7)),
-        "width": draw(st.integers(1, 7)),
+        "steps": draw(st.integers(1, 6)),
+        "height": draw(st.integers(1, 12)),
+        "width": draw(st.integers(1, 12)),
         "initial_state": draw(st.booleans()),
     }
 

@@ -57,6 +57,24 @@ def describe_machine() -> dict:
     return info
 
 
+def cpu_times() -> list[int] | None:
+    """The aggregate CPU time counters of /proc/stat (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" else None
+
+
+def steal_fraction(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to others between two `cpu_times()` (a noise gauge)."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / sum(delta) if sum(delta) > 0 else None
+
+
 def describe_source() -> dict:
     """The git commit of the measured code and any uncommitted changes to the library's packages."""
     root = Path(__file__).resolve().parent.parent

@@ -76,15 +76,15 @@ def format_scaling(scaling: dict) -> str:
     ratio = scaling["compile_ratio"]
     lines = [
         f"convlstm_jax train step on {scaling['workload']} shapes, conv_gradient={scaling['conv_gradient']}:",
-        "  compile s    "
+        f"  {'compile s':22}"
         + "  ".join(f"T={t}: {s:.2f}" for t, s in compile_s.items())
         + f"   (T={ratio['numerator_T']} / T={ratio['denominator_T']}: {ratio['ratio']:.2f})",
     ]
-    for key, label in (("without_remat", "peak MB    "), ("with_remat", "  remat MB  ")):
+    for key, label in (("without_remat", "peak MB, remat=False"), ("with_remat", "peak MB, remat=True")):
         cells = []
         for t, stats in scaling["memory"][key].items():
             cells.append(f"T={t}: {'n/a' if stats is None else format(stats['peak_bytes'] / 1e6, '.1f')}")
-        lines.append(f"  {label}  " + "  ".join(cells))
+        lines.append(f"  {label:22}" + "  ".join(cells))
     memory_ratio = scaling["memory_ratio"]
     value = memory_ratio["without_over_with_remat"]
     why = f" ({memory_ratio['unavailable']})" if memory_ratio["unavailable"] else ""

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import report
-from .machine import describe_machine, describe_source
+from .machine import cpu_times, describe_machine, describe_source, steal_fraction
 from .scaling import port_scaling
 from .sys_jax import build_flax, build_port, port_apply, port_model
 from .sys_keras import build_keras
@@ -224,7 +224,7 @@ def precision_settings() -> dict:
     settings: dict[str, Any] = {
         "jax_speed": SPEED_PRECISION,
         "jax_parity": PARITY_PRECISION,
-        "jax_config_default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "jax_process_default_matmul_precision": jax.config.jax_default_matmul_precision,
     }
     try:
         import torch
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX and torch share one GPU
     command = shlex.join(sys.orig_argv if argv is None else [sys.executable, "-m", "benchmarks.run", *argv])
     args = parse_args(argv)
-    started, start = datetime.now(timezone.utc), time.perf_counter()
+    started, start, cpu_start = datetime.now(timezone.utc), time.perf_counter(), cpu_times()
     backend = jax.default_backend()
     name = args.name or (f"{backend}-quick" if args.quick else backend)
     systems = [s for s in SYSTEMS if s.key in args.systems]
@@ -316,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         "files": files,
     }
     results["wall_s"] = time.perf_counter() - start
+    machine["cpu_steal_fraction_during_run"] = steal_fraction(cpu_start, cpu_times())
+    machine["load_average_1_5_15_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report.write_plot(results, Path(files["png"]))
     report.write_json(results, Path(files["json"]))
     print_results(results)

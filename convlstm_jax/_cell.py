@@ -11,7 +11,7 @@ from flax.typing import Dtype, PrecisionLike
 
 from convlstm_common import check_peephole, resolve_cell
 
-from ._conv import CONV_GRADIENTS, conv
+from ._conv import check_conv_gradient, conv
 
 Carry = tuple[jax.Array, jax.Array]
 
@@ -111,8 +111,7 @@ class ConvLSTMCell(nn.RNNCellBase):
     def __post_init__(self) -> None:
         resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
         check_peephole(self.peephole)
-        if self.conv_gradient not in CONV_GRADIENTS:
-            raise ValueError(f"conv_gradient must be one of {CONV_GRADIENTS}, got {self.conv_gradient!r}.")
+        check_conv_gradient(self.conv_gradient)
         super().__post_init__()
 
     @nn.compact

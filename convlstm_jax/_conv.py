@@ -29,11 +29,16 @@ CONV_GRADIENTS = ("auto", "xla", "tapwise")
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def resolve_conv_gradient(conv_gradient: str) -> str:
-    """Returns "xla" or "tapwise"; "auto" is "tapwise" on CPU and "xla" on GPU and TPU."""
+def check_conv_gradient(conv_gradient: Any) -> str:
+    """Returns `conv_gradient` if it names a strategy in `CONV_GRADIENTS`, else raises ValueError."""
     if conv_gradient not in CONV_GRADIENTS:
         raise ValueError(f"conv_gradient must be one of {CONV_GRADIENTS}, got {conv_gradient!r}.")
-    if conv_gradient == "auto":
+    return conv_gradient
+
+
+def resolve_conv_gradient(conv_gradient: str) -> str:
+    """Returns "xla" or "tapwise"; "auto" is "tapwise" on CPU and "xla" on GPU and TPU."""
+    if check_conv_gradient(conv_gradient) == "auto":
         return "tapwise" if jax.default_backend() == "cpu" else "xla"
     return conv_gradient
 

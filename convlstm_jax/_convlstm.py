@@ -14,7 +14,7 @@ from jax.experimental import checkify
 from convlstm_common import LayerSpec, check_peephole, resolve_layers
 
 from ._cell import Carry, ConvLSTMCell, check_floating
-from ._conv import CONV_GRADIENTS
+from ._conv import check_conv_gradient
 
 
 def _check_finite(name: str, x: jax.Array) -> None:
@@ -90,8 +90,7 @@ class ConvLSTM(nn.Module):
     def __post_init__(self) -> None:
         self.layer_specs()
         check_peephole(self.peephole)
-        if self.conv_gradient not in CONV_GRADIENTS:
-            raise ValueError(f"conv_gradient must be one of {CONV_GRADIENTS}, got {self.conv_gradient!r}.")
+        check_conv_gradient(self.conv_gradient)
         if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
             raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {self.unroll!r}.")
         super().__post_init__()

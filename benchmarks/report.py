@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 COLUMNS = (
@@ -31,12 +32,14 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
-def _phase_note(name: str, phase: dict) -> str | None:
-    if phase["status"] == "ok":
-        if phase["repeats"] == 1 and phase["warmup_calls"] == 0:
-            return f"{name}: 1 call, no warm-up"
-        return None
-    return f"{name} {phase['status']}: {phase['reason']}"
+def _phase_note(name: str, phase: dict, first_call: bool) -> str | None:
+    if phase["status"] != "ok":
+        return f"{name} {phase['status']}: {phase['reason']}"
+    if phase["repeats"] == 1 and phase["warmup_calls"] == 0:
+        return f"{name}: 1 call, no warm-up"
+    if first_call and phase["warmup_ms"]:
+        return f"{name} first call {phase['warmup_ms'][0] / 1e3:.0f} s"
+    return None
 
 
 def row_cells(row: dict) -> list[str]:
@@ -46,7 +49,10 @@ def row_cells(row: dict) -> list[str]:
     if fwd["status"] != "ok" and fwd == train:
         notes.append(f"{fwd['status']}: {fwd['reason']}")
     else:
-        notes += [note for note in (_phase_note("fwd", fwd), _phase_note("train", train)) if note]
+        first_call = row["system"] == "torch-compile"  # the warm-up call compiles
+        notes += [
+            note for note in (_phase_note("fwd", fwd, first_call), _phase_note("train", train, first_call)) if note
+        ]
     return [
         row["label"],
         fmt_ms(fwd.get("best_ms")),
@@ -76,7 +82,7 @@ def format_scaling(scaling: dict) -> str:
     ratio = scaling["compile_ratio"]
     lines = [
         f"convlstm_jax train step on {scaling['workload']} shapes, conv_gradient={scaling['conv_gradient']}:",
-        f"  {'compile s':22}"
+        f"  {'compile s, best of ' + str(len(next(iter(scaling['compile_s_all'].values())))):22}"
         + "  ".join(f"T={t}: {s:.2f}" for t, s in compile_s.items())
         + f"   (T={ratio['numerator_T']} / T={ratio['denominator_T']}: {ratio['ratio']:.2f})",
     ]
@@ -138,9 +144,12 @@ def write_plot(results: dict, path: Path) -> None:
                 if v is None:
                     ax.annotate("n/a", (p + offset, 0), xycoords=("data", "axes fraction"), ha="center", va="bottom")
         ax.set_yscale("log")
+        shown = [row[p]["best_ms"] for row in rows for p in ("forward", "train") if row[p].get("best_ms")]
+        if shown:  # bars start at a power of ten, so their heights compare
+            ax.set_ylim(bottom=10 ** math.floor(math.log10(min(shown))))
         ax.set_xticks(list(positions), [row["label"] for row in rows], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("ms (best of repeats, log scale)")
-        ax.set_title(workload["config"]["title"], fontsize=8, wrap=True)
+        ax.set_title("\n".join(textwrap.wrap(workload["config"]["title"], 80)), fontsize=9)
         ax.legend(fontsize=8)
     if scaling:
         ax = axes[len(workloads)]
@@ -160,7 +169,12 @@ def write_plot(results: dict, path: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.set_title("convlstm_jax train-step memory vs T", fontsize=9)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{results['name']}: {results['machine']['cpu_model'] or ''} ({results['machine']['jax_backend']})")
+    machine = results["machine"]
+    versions = machine["versions"]
+    fig.suptitle(
+        f"{results['name']}: {machine['device']}, {machine['cpu_count']} CPUs; "
+        f"JAX {versions['jax']}, torch {versions['torch']}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

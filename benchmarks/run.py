@@ -14,7 +14,8 @@ Every figure is the best of `--repeats` calls after one warm-up call; JAX functi
 ahead of time and every call is synchronised (`jax.block_until_ready`, `torch.cuda.synchronize`).
 Train steps that are pathologically slow on XLA:CPU (`port-xla`, `flax`, `keras`) get one call
 and no warm-up there, and `--skip-slow-baselines` skips them. For the port alone it also compiles
-(never runs) the train step at several sequence lengths, for compile time and memory against T.
+(never runs) the train step at several sequence lengths, for compile time (best of `--repeats`
+compilations) and memory against T.
 
 Prints a table per workload and writes `<out>/<name>.json` and `<out>/<name>.png`.
 """
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = jax.default_backend()
     name = args.name or (f"{backend}-quick" if args.quick else backend)
     systems = [s for s in SYSTEMS if s.key in args.systems]
-    machine = describe_machine()
+    machine, source = describe_machine(), describe_source()
     machine["device"] = machine["cpu_model"] if backend == "cpu" else machine["jax_device_kind"]
     print(f"{name}: {len(systems)} systems on {machine['device']} ({os.cpu_count()} CPUs)", flush=True)
 
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 variables = make_context(base.with_steps(1)).jax_variables
                 steps = (QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS) if args.quick else (COMPILE_STEPS, MEMORY_STEPS)
-                scaling = port_scaling(base, variables, *steps)
+                scaling = port_scaling(base, variables, *steps, repeats=args.repeats)
             except Exception as error:
                 scaling = None
                 _failure(error)
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_s": None,
         "machine": machine,
-        "source": describe_source(),
+        "source": source,
         "settings": {
             "quick": args.quick,
             "repeats": args.repeats,
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     results["wall_s"] = time.perf_counter() - start
     machine["cpu_steal_fraction_during_run"] = steal_fraction(cpu_start, cpu_times())
     machine["load_average_1_5_15_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    if describe_source() != source:
+        source["changed_during_run"] = describe_source()
     report.write_plot(results, Path(files["png"]))
     report.write_json(results, Path(files["json"]))
     print_results(results)

@@ -105,11 +105,13 @@ def build_eager(ctx: Context) -> Bench:
 
 @contextmanager
 def quiet_inductor() -> Iterator[None]:
-    """Silences the one DeprecationWarning torch's own inductor import raises (`torch.jit.script_method`)."""
+    """Silences two warnings of torch's own: its inductor import's DeprecationWarning
+    (`torch.jit.script_method`) and the note that disabling the caches disables dynamo's PGO."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r"`torch\.jit\.script_method` is deprecated", category=DeprecationWarning
         )
+        warnings.filterwarnings("ignore", message=r"dynamo_pgo force disabled", category=UserWarning)
         yield
 
 
@@ -117,12 +119,17 @@ def build_compiled(ctx: Context) -> Bench:
     """The reference under `torch.compile` (default mode): the forward, and the loss for the train step.
 
     Compilation happens in the first (warm-up) call of each; its time is kept as the warm-up time.
+    Except in `--quick` runs, inductor's on-disk caches are disabled, so that time is a cold
+    compilation in every run.
     """
     import torch
 
     torch._dynamo.reset()
     model = loaded_model(ctx)
     with quiet_inductor():
+        import torch._inductor.config
+
+        torch._inductor.config.force_disable_caches = not ctx.workload.quick
         forward_fn = torch.compile(lambda x: model(x)[0][-1])
         loss_fn = torch.compile(lambda x: model(x)[0][-1].square().mean())
     bench = torch_bench(forward_fn, loss_fn, model, torch_input(ctx), ctx.torch_device)

@@ -1,0 +1,69 @@
+"""A smoke run of the benchmark suite: tiny shapes, one repeat; checks the files, never the timings."""
+
+import json
+
+import pytest
+
+from benchmarks import run
+
+ROW_KEYS = {"system", "label", "notes", "forward", "train", "forward_gflops", "forward_peak_fraction"}
+ROW_KEYS |= {"forward_speedup_vs_torch_eager", "train_speedup_vs_torch_eager", "wall_s"}
+
+
+@pytest.mark.slow
+def test_quick_run_writes_json_and_png(tmp_path):
+    assert run.main(["--quick", "--out", str(tmp_path), "--skip-slow-baselines"]) == 0
+
+    (json_path,) = tmp_path.glob("*.json")
+    (png_path,) = tmp_path.glob("*.png")
+    assert png_path.stem == json_path.stem
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads(json_path.read_text())
+
+    expected = {"name", "command", "argv", "machine", "source", "settings", "matmul_peak", "workloads"}
+    assert expected | {"port_scaling", "wall_s"} <= set(results)
+    assert results["argv"] == ["--quick", "--out", str(tmp_path), "--skip-slow-baselines"]
+    assert "benchmarks.run" in results["command"]
+    machine = results["machine"]
+    assert {"platform", "cpu_count", "versions", "jax_devices"} <= set(machine)
+    assert {"jax", "jaxlib", "flax", "torch"} <= set(machine["versions"])
+    assert results["settings"]["precision"]["jax_speed"] == "default"
+    assert results["matmul_peak"]["gflops"] > 0
+
+    assert set(results["workloads"]) == {"w1", "mmnist"}
+    for workload in results["workloads"].values():
+        assert workload["config"]["quick"] is True
+        assert workload["config"]["forward_flop"] > 0
+        rows = {row["system"]: row for row in workload["rows"]}
+        assert set(rows) == {s.key for s in run.SYSTEMS}
+        for row in rows.values():
+            assert ROW_KEYS <= set(row)
+            for phase in ("forward", "train"):
+                assert row[phase]["status"] in {"ok", "skipped", "n/a", "failed"}
+                assert row[phase]["status"] == "ok" or row[phase]["reason"]
+        for key in ("port", "torch"):  # the port and its reference always run
+            assert rows[key]["forward"]["status"] == rows[key]["train"]["status"] == "ok"
+        assert rows["torch"]["train_speedup_vs_torch_eager"] == pytest.approx(1.0)
+        for key in ("port-xla", "flax", "keras"):  # slow baselines: skipped on CPU, measured elsewhere
+            expected_status = "skipped" if machine["jax_backend"] == "cpu" else "ok"
+            assert rows[key]["train"]["status"] in {expected_status, "n/a"}
+        assert workload["parity"]["max_abs_diff"] < 1e-4
+
+    scaling = results["port_scaling"]
+    assert set(scaling["compile_s"]) == {str(t) for t in run.QUICK_COMPILE_STEPS}
+    assert scaling["compile_ratio"]["ratio"] > 0
+    for key in ("without_remat", "with_remat"):
+        assert set(scaling["memory"][key]) == {str(t) for t in run.QUICK_MEMORY_STEPS}
+    assert "without_over_with_remat" in scaling["memory_ratio"]
+
+
+def test_arguments_are_checked():
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "nonesuch"])
+    with pytest.raises(SystemExit):
+        run.parse_args(["--skip-slow-baselines", "w2"])
+    args = run.parse_args(["--only", "port,torch", "--skip-slow-baselines", "mmnist", "--quick"])
+    assert args.systems == ["port", "torch"]
+    assert args.skip_slow == {"mmnist"}
+    assert args.repeats == 1
+    assert run.parse_args(["--skip-slow-baselines"]).skip_slow == {"w1", "mmnist"}

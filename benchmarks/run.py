@@ -121,6 +121,10 @@ def make_context(workload: Workload) -> Context:
     return Context(workload, x, state_dict, variables, device)
 
 
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def _failure(error: BaseException) -> dict:
     traceback.print_exception(error, file=sys.stderr)
     reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
@@ -130,11 +134,12 @@ def _failure(error: BaseException) -> dict:
 def measure_system(system: System, ctx: Context, args: argparse.Namespace, backend: str) -> dict:
     """One row: the system's forward and train-step timings, or why either is missing."""
     row: dict[str, Any] = {"system": system.key, "label": system.label, "notes": []}
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), _load()
     try:
         return _measure_row(row, system, ctx, args, backend)
     finally:
         row["wall_s"] = time.perf_counter() - start
+        row["load_average_1min_before_after"] = [load_before, _load()]  # other work on the machine shows here
         print(f"  {system.label:30} {'':8} {row['wall_s']:>10.1f} s in all", flush=True)
 
 
@@ -256,7 +261,13 @@ def print_results(results: dict) -> None:
     if results["port_scaling"]:
         print()
         print(report.format_scaling(results["port_scaling"]))
-    print(f"\nwrote {results['files']['json']} and {results['files']['png']}  ({results['wall_s']:.0f} s)")
+    machine = results["machine"]
+    loads = machine["load_average_1_5_15"], machine["load_average_1_5_15_at_end"]
+    if all(loads):
+        print(
+            f"\nload average (1 min) at start {loads[0][0]:.2f}, at end {loads[1][0]:.2f}; {machine['cpu_count']} CPUs"
+        )
+    print(f"wrote {results['files']['json']} and {results['files']['png']}  ({results['wall_s']:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:

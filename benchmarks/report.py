@@ -93,9 +93,8 @@ def format_scaling(scaling: dict) -> str:
         lines.append(f"  {label:22}" + "  ".join(cells))
     memory_ratio = scaling["memory_ratio"]
     value = memory_ratio["without_over_with_remat"]
-    why = f" ({memory_ratio['unavailable']})" if memory_ratio["unavailable"] else ""
     lines.append(
-        f"  peak without / with remat at T={memory_ratio['T']}: {'n/a' if value is None else f'{value:.2f}'}{why}"
+        f"  peak without / with remat at T={memory_ratio['T']}: {'n/a' if value is None else f'{value:.2f}'}"
         "   (peak = temp + argument + output bytes of the compiled executable)"
     )
     return "\n".join(lines)

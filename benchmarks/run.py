@@ -116,7 +116,7 @@ def make_context(workload: Workload) -> Context:
     if state_dict is not None:
         variables = jax.tree.map(jnp.asarray, torch_to_flax(state_dict))
     else:
-        model, _ = port_model(workload)
+        model = port_model(workload)
         variables = model.init(jax.random.key(0), jnp.asarray(x[:1, :1]))
     return Context(workload, x, state_dict, variables, device)
 
@@ -187,7 +187,7 @@ def parity(ctx: Context) -> dict:
     import torch
 
     with jax.default_matmul_precision(PARITY_PRECISION):
-        model, _ = port_model(ctx.workload, conv_gradient="auto")
+        model = port_model(ctx.workload, conv_gradient="auto")
         ours = np.asarray(jax.jit(port_apply(model))(ctx.jax_variables, jnp.asarray(ctx.x)))
     cudnn_tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False

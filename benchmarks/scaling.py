@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .sys_jax import port_apply, port_fields, port_model, resolved_conv_gradient
+from .sys_jax import port_apply, port_model, resolved_conv_gradient
 from .workloads import Workload
 
 
@@ -21,8 +21,8 @@ def _abstract(tree: Any) -> Any:
 
 
 def compile_train_step(workload: Workload, variables: Any, **options: Any):
-    """Compiles the port's train step for `workload`; returns `(compiled, seconds, model, missing)`."""
-    model, missing = port_model(workload, **options)
+    """Compiles the port's train step for `workload`; returns `(compiled, seconds, model)`."""
+    model = port_model(workload, **options)
     apply_last = port_apply(model)
 
     def loss(variables: Any, x: jax.Array) -> jax.Array:
@@ -31,7 +31,7 @@ def compile_train_step(workload: Workload, variables: Any, **options: Any):
     x = jax.ShapeDtypeStruct(workload.input_shape, jnp.float32)
     start = time.perf_counter()
     compiled = jax.jit(jax.value_and_grad(loss)).lower(_abstract(variables), x).compile()
-    return compiled, time.perf_counter() - start, model, missing
+    return compiled, time.perf_counter() - start, model
 
 
 def peak_bytes(compiled: Any) -> dict | None:
@@ -58,7 +58,6 @@ def port_scaling(
 
     Each compile time is the best of `repeats` compilations, each of a freshly traced function.
     The port runs in its default configuration (`conv_gradient="auto"` where the field exists).
-    `remat=True` is reported as unavailable where the class has no `remat` field.
     """
     compiled_at: dict[tuple[int, bool], Any] = {}
     compile_s: dict[int, float] = {}
@@ -66,9 +65,7 @@ def port_scaling(
     strategy = None
     for steps in compile_steps:
         for _ in range(max(1, repeats)):
-            compiled, seconds, model, _ = compile_train_step(
-                workload.with_steps(steps), variables, conv_gradient="auto"
-            )
+            compiled, seconds, model = compile_train_step(workload.with_steps(steps), variables, conv_gradient="auto")
             compiled_at[steps, False] = compiled
             compile_all.setdefault(steps, []).append(seconds)
         compile_s[steps] = min(compile_all[steps])
@@ -76,13 +73,9 @@ def port_scaling(
     first, last = compile_steps[0], compile_steps[-1]
 
     memory: dict[str, dict] = {"without_remat": {}, "with_remat": {}}
-    remat_missing = None if "remat" in port_fields() else "ConvLSTM has no remat field"
     for steps in memory_steps:
         for remat in (False, True):
             key = "with_remat" if remat else "without_remat"
-            if remat and remat_missing:
-                memory[key][steps] = None
-                continue
             compiled = compiled_at.get((steps, remat))
             if compiled is None:
                 options = {"conv_gradient": "auto", **({"remat": True} if remat else {})}
@@ -98,5 +91,5 @@ def port_scaling(
         "compile_s_all": {str(t): s for t, s in compile_all.items()},
         "compile_ratio": {"numerator_T": last, "denominator_T": first, "ratio": compile_s[last] / compile_s[first]},
         "memory": {key: {str(t): v for t, v in table.items()} for key, table in memory.items()},
-        "memory_ratio": {"T": longest, "without_over_with_remat": ratio, "unavailable": remat_missing},
+        "memory_ratio": {"T": longest, "without_over_with_remat": ratio},
     }

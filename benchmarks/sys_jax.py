@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,41 +11,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .systems import Bench, Context, Unavailable
+from .systems import Bench, Context
 from .timing import Step
 from .workloads import Workload
 
-# Options of `convlstm_jax.ConvLSTM` that newer versions have; passed only where the class has them.
-PORT_OPTIONS = ("conv_gradient", "remat", "unroll")
-
-
-def port_fields() -> set[str]:
-    """The dataclass fields of `convlstm_jax.ConvLSTM` as installed."""
-    from convlstm_jax import ConvLSTM
-
-    return {f.name for f in dataclasses.fields(ConvLSTM)}
-
 
 def port_model(workload: Workload, **options: Any):
-    """`convlstm_jax.ConvLSTM` for `workload` (batch-first, channels-last), with those `options` it has.
-
-    Returns `(model, missing)`, `missing` being the options the installed class does not have.
-    """
+    """`convlstm_jax.ConvLSTM` for `workload` (batch-first, channels-last), with `options`."""
     from convlstm_jax import ConvLSTM
 
-    fields = port_fields()
-    missing = sorted(name for name in options if name not in fields)
-    kwargs = {name: value for name, value in options.items() if name in fields}
-    model = ConvLSTM(
-        workload.channels,
-        list(workload.hidden),
-        workload.kernel,
-        len(workload.hidden),
-        batch_first=True,
-        peephole=workload.peephole,
-        **kwargs,
-    )
-    return model, missing
+    return ConvLSTM(**workload.model_kwargs(), **options)
 
 
 def resolved_conv_gradient(model: Any) -> str | None:
@@ -96,17 +70,10 @@ def port_apply(model: Any) -> Callable[[Any, jax.Array], jax.Array]:
 
 
 def build_port(ctx: Context, conv_gradient: str) -> Bench:
-    """This port, with `conv_gradient` passed if the class has that field."""
-    model, missing = port_model(ctx.workload, conv_gradient=conv_gradient)
-    notes = []
-    if missing:
-        if conv_gradient != "auto":
-            raise Unavailable(f"ConvLSTM has no {', '.join(missing)} field yet")
-        notes.append(f"ConvLSTM has no {', '.join(missing)} field: plain autodiff")
-    else:
-        notes.append(f"conv_gradient={conv_gradient} -> {resolved_conv_gradient(model)}")
+    """This port with `conv_gradient`."""
+    model = port_model(ctx.workload, conv_gradient=conv_gradient)
     bench = jax_bench(port_apply(model), ctx.jax_variables, jnp.asarray(ctx.x))
-    bench.notes = notes
+    bench.notes = [f"conv_gradient={conv_gradient} -> {resolved_conv_gradient(model)}"]
     return bench
 
 

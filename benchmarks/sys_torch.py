@@ -28,15 +28,7 @@ def reference_model(workload: Workload, device: str, seed: int = 0):
     from convlstm_torch import ConvLSTM
 
     torch.manual_seed(seed)
-    model = ConvLSTM(
-        workload.channels,
-        list(workload.hidden),
-        workload.kernel,
-        len(workload.hidden),
-        batch_first=True,
-        peephole=workload.peephole,
-    )
-    return model.to(device)
+    return ConvLSTM(**workload.model_kwargs()).to(device)
 
 
 def reference_state_dict(workload: Workload, seed: int = 0) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,17 @@ class Workload:
             if self.peephole == "conv":
                 total += 2 * positions * hid * 3 * hid
         return total
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The hyperparameters shared by `convlstm_torch.ConvLSTM` and `convlstm_jax.ConvLSTM` (batch-first)."""
+        return {
+            "input_dim": self.channels,
+            "hidden_dim": list(self.hidden),
+            "kernel_size": self.kernel,
+            "num_layers": len(self.hidden),
+            "batch_first": True,
+            "peephole": self.peephole,
+        }
 
     def with_steps(self, steps: int) -> Workload:
         """The same workload over `steps` time steps."""

@@ -6,9 +6,20 @@ configuration means the same thing, and fails with the same message, in either f
 
 from ._hparams import PEEPHOLES as PEEPHOLES
 from ._hparams import LayerSpec as LayerSpec
+from ._hparams import NetworkSpec as NetworkSpec
 from ._hparams import check_peephole as check_peephole
+from ._hparams import parse_network as parse_network
 from ._hparams import resolve_cell as resolve_cell
 from ._hparams import resolve_kernel as resolve_kernel
 from ._hparams import resolve_layers as resolve_layers
 
-__all__ = ["PEEPHOLES", "LayerSpec", "check_peephole", "resolve_cell", "resolve_kernel", "resolve_layers"]
+__all__ = [
+    "PEEPHOLES",
+    "LayerSpec",
+    "NetworkSpec",
+    "check_peephole",
+    "parse_network",
+    "resolve_cell",
+    "resolve_kernel",
+    "resolve_layers",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,22 +15,38 @@ PEEPHOLES = ("conv", "hadamard", None)
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-    """One layer of a stack: its input channels, hidden channels and (kh, kw) kernel."""
+    """One layer of a stack: its input channels, hidden channels and (kh, kw) kernels.
+
+    `kernel_size` is the state-to-state kernel; `input_kernel_size` the input-to-state kernel
+    (the same unless given). `input_dim` 0 is a layer without input (the forecaster's first layer
+    in Shi et al. 2015): it has no input-to-state convolution.
+    """
 
     input_dim: int
     hidden_dim: int
     kernel_size: tuple[int, int]
+    input_kernel_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_kernel_size is None:
+            object.__setattr__(self, "input_kernel_size", self.kernel_size)
+
+    @property
+    def fused(self) -> bool:
+        """Whether one convolution over [X, H] computes both paths (an input, and equal kernels)."""
+        return self.input_dim > 0 and self.input_kernel_size == self.kernel_size
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_size(name: str, value: Any) -> int:
+def _check_size(name: str, value: Any, minimum: int = 1) -> int:
+    what = "a positive int" if minimum == 1 else "a non-negative int (0: no input)"
     if not _is_int(value):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__}).")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}.")
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}.")
     return int(value)
 
 
@@ -74,15 +91,20 @@ def _is_one_kernel(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))
 
 
-def resolve_layers(input_dim: int | None, hidden_dim: Any, kernel_size: Any, num_layers: Any) -> tuple[LayerSpec, ...]:
+def resolve_layers(
+    input_dim: int | None, hidden_dim: Any, kernel_size: Any, num_layers: Any, input_kernel_size: Any = None
+) -> tuple[LayerSpec, ...]:
     """Resolves the stack's arguments into one `LayerSpec` per layer.
 
     Args:
-      input_dim: channels of the input, or None where they are inferred later (the layers' input
-        dims then start with 0, to be filled in from the input).
+      input_dim: channels of the input; 0 for a stack without input (its first layer has no
+        input-to-state convolution); None where they are inferred later (the layers' input dims
+        then start with 0, to be filled in from the input).
       hidden_dim: an int, or a list of ints with one per layer.
-      kernel_size: an int, a (kh, kw) tuple, or a list with one of those per layer.
+      kernel_size: the state-to-state kernel: an int, a (kh, kw) tuple, or a list with one of
+        those per layer.
       num_layers: the number of stacked layers.
+      input_kernel_size: the input-to-state kernel, in the same forms; None for `kernel_size`.
 
     Raises:
       TypeError: an argument has the wrong type.
@@ -91,25 +113,33 @@ def resolve_layers(input_dim: int | None, hidden_dim: Any, kernel_size: Any, num
     """
     num_layers = _check_size("num_layers", num_layers)
     if input_dim is not None:
-        input_dim = _check_size("input_dim", input_dim)
+        input_dim = _check_size("input_dim", input_dim, minimum=0)
     hidden = [_check_size("hidden_dim", h) for h in _per_layer("hidden_dim", hidden_dim, num_layers, _is_int, "an int")]
-    kernels = [
-        resolve_kernel(k)
-        for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, "an int or a (kh, kw) tuple")
-    ]
+    one = "an int or a (kh, kw) tuple"
+    kernels = [resolve_kernel(k) for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, one)]
+    if input_kernel_size is None:
+        input_kernels = kernels
+    else:
+        input_kernels = [
+            resolve_kernel(k, "input_kernel_size")
+            for k in _per_layer("input_kernel_size", input_kernel_size, num_layers, _is_one_kernel, one)
+        ]
     inputs = [input_dim or 0, *hidden[:-1]]
-    return tuple(LayerSpec(i, h, k) for i, h, k in zip(inputs, hidden, kernels))
+    return tuple(LayerSpec(*layer) for layer in zip(inputs, hidden, kernels, input_kernels))
 
 
-def resolve_cell(input_dim: int | None, hidden_dim: Any, kernel_size: Any) -> LayerSpec:
+def resolve_cell(input_dim: int | None, hidden_dim: Any, kernel_size: Any, input_kernel_size: Any = None) -> LayerSpec:
     """Resolves one cell's arguments (single values, not per-layer lists) into a `LayerSpec`.
 
-    `input_dim` may be None where it is inferred later (it is then 0 in the result).
+    `input_dim` may be 0 (a cell without input) or None where it is inferred later (it is then 0
+    in the result). `input_kernel_size` None means `kernel_size`.
     """
+    kernel = resolve_kernel(kernel_size)
     return LayerSpec(
-        0 if input_dim is None else _check_size("input_dim", input_dim),
+        0 if input_dim is None else _check_size("input_dim", input_dim, minimum=0),
         _check_size("hidden_dim", hidden_dim),
-        resolve_kernel(kernel_size),
+        kernel,
+        kernel if input_kernel_size is None else resolve_kernel(input_kernel_size, "input_kernel_size"),
     )
 
 
@@ -118,3 +148,63 @@ def check_peephole(peephole: Any) -> str | None:
     if peephole not in PEEPHOLES:
         raise ValueError(f"peephole must be one of {PEEPHOLES}, got {peephole!r}.")
     return peephole
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """A network in Shi et al. 2015's notation, such as "ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64".
+
+    Attributes:
+      input_kernel_size: the kernel of every input-to-state convolution (in parentheses).
+      kernel_size: per layer, the state-to-state kernel.
+      hidden_dim: per layer, the number of hidden states.
+    """
+
+    input_kernel_size: tuple[int, int]
+    kernel_size: tuple[tuple[int, int], ...]
+    hidden_dim: tuple[int, ...]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden_dim)
+
+    def __str__(self) -> str:
+        def kernel(k: tuple[int, int]) -> str:
+            return f"{k[0]}x{k[1]}"
+
+        layers = "".join(f"-{kernel(k)}-{h}" for k, h in zip(self.kernel_size, self.hidden_dim))
+        return f"ConvLSTM({kernel(self.input_kernel_size)}){layers}"
+
+
+_KERNEL = r"(\d+)x(\d+)"
+_SPEC = re.compile(rf"ConvLSTM\({_KERNEL}\)((?:-{_KERNEL}-\d+)+)")
+
+
+def parse_network(spec: str) -> NetworkSpec:
+    """Parses the paper's notation "ConvLSTM(kxk)-kxk-N-kxk-N-..." into a `NetworkSpec`.
+
+    The kernel in parentheses is that of every input-to-state convolution; then, per layer, the
+    state-to-state kernel and the number of hidden states.
+
+    Example:
+      >>> net = parse_network("ConvLSTM(9x9)-1x1-128-1x1-64")
+      >>> net.input_kernel_size, net.kernel_size, net.hidden_dim
+      ((9, 9), ((1, 1), (1, 1)), (128, 64))
+
+    Raises:
+      TypeError: `spec` is not a string.
+      ValueError: `spec` is not in that notation, or a size is zero or a kernel even.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a string such as 'ConvLSTM(5x5)-5x5-64', got {type(spec).__name__}.")
+    match = _SPEC.fullmatch(spec.replace(" ", ""))
+    if match is None:
+        raise ValueError(
+            f"spec must be in the notation of Shi et al. 2015, 'ConvLSTM(<kh>x<kw>)' then '-<kh>x<kw>-<hidden>' "
+            f"per layer (e.g. 'ConvLSTM(5x5)-5x5-128-5x5-64'), got {spec!r}."
+        )
+    input_kernel = resolve_kernel((int(match.group(1)), int(match.group(2))), "the input-to-state kernel")
+    layers = re.findall(rf"-{_KERNEL}-(\d+)", match.group(3))
+    kernels = tuple(resolve_kernel((int(kh), int(kw)), "a state-to-state kernel") for kh, kw, _ in layers)
+    hidden = tuple(_check_size("a layer's hidden states", int(h)) for _, _, h in layers)
+    return NetworkSpec(input_kernel, kernels, hidden)

@@ -58,6 +58,8 @@ class ConvLSTMCell(nn.RNNCellBase):
     input and (H, C) the previous state:
 
         [z_i, z_f, z_o, z_g] = W_x * X + b + W_h * H      (input_to_state, state_to_state)
+
+    (without input, a zero-channel X, the bias moves to state_to_state: W_h * H + b)
         i = σ(z_i + P_i(C)),  f = σ(z_f + P_f(C)),  g = tanh(z_g)
         C' = f ∘ C + i ∘ g
         o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
@@ -70,13 +72,16 @@ class ConvLSTMCell(nn.RNNCellBase):
       channel (params `peephole_i`, `peephole_f`, `peephole_o`), initialised to zero.
     - `None` (ndrplz/ConvLSTM_pytorch): no peephole terms.
 
-    Weights and biases are drawn as torch.nn.Conv2d draws those of the reference's single
+    When W_x and W_h have the same kernel size, one convolution over [X, H] computes both, as in the
+    reference. Weights and biases are drawn as torch.nn.Conv2d draws those of the reference's single
     convolution over [X, H], so a fresh model starts from the same distribution in both frameworks.
     The cell works with `flax.linen.RNN` as well as inside `ConvLSTM`.
 
     Attributes:
       hidden_dim: channels of H and C.
-      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only.
+      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only. The state-to-state
+        kernel (and the peephole convolutions'); also the input-to-state one unless
+        `input_kernel_size` is given.
       bias: whether the convolutions have biases.
       peephole: `"conv"`, `"hadamard"` or `None`.
       input_dim: channels of X, or None to take them from the input.
@@ -87,6 +92,8 @@ class ConvLSTMCell(nn.RNNCellBase):
         (flipped-kernel convolutions and one matmul per kernel tap, fast inside a loop on CPU;
         see `convlstm_jax._conv`), or `"auto"` (default: `"tapwise"` on CPU, `"xla"` elsewhere).
         The forward pass is the same.
+      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`; Shi et
+        al. 2015 write a network with a 9x9 one and 1x1 state-to-state kernels "ConvLSTM(9x9)-1x1-64".
 
     Example:
       >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
@@ -107,9 +114,10 @@ class ConvLSTMCell(nn.RNNCellBase):
     param_dtype: Dtype = jnp.float32
     precision: PrecisionLike = None
     conv_gradient: str = "auto"
+    input_kernel_size: int | tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
+        resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size, self.input_kernel_size)
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
         super().__post_init__()
@@ -125,7 +133,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         Returns:
           `((h_next, c_next), h_next)`.
         """
-        spec = resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size)
+        spec = resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size, self.input_kernel_size)
         self._check_step(carry, inputs)
         hid, (kh, kw) = spec.hidden_dim, spec.kernel_size
         h, c = carry
@@ -139,12 +147,23 @@ class ConvLSTMCell(nn.RNNCellBase):
             y = conv(x, kernel.astype(dtype), self.conv_gradient, self.precision)
             return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
 
-        # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
-        # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
-        fan_in = (inputs.shape[-1] + hid) * kh * kw
-        kernel_x, bias = weights("input_to_state", (kh, kw, inputs.shape[-1], 4 * hid), fan_in)
-        kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), fan_in, use_bias=False)
-        z = convolve(jnp.concatenate([inputs, h], axis=-1), jnp.concatenate([kernel_x, kernel_h], axis=2), bias)
+        in_channels = inputs.shape[-1]
+        kx = spec.input_kernel_size
+        if in_channels == 0:  # A cell without input: the state-to-state convolution carries the bias.
+            z = convolve(h, *weights("state_to_state", (kh, kw, hid, 4 * hid), hid * kh * kw))
+        elif kx == (kh, kw):
+            # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
+            # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
+            fan_in = (in_channels + hid) * kh * kw
+            kernel_x, bias = weights("input_to_state", (kh, kw, in_channels, 4 * hid), fan_in)
+            kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), fan_in, use_bias=False)
+            z = convolve(jnp.concatenate([inputs, h], axis=-1), jnp.concatenate([kernel_x, kernel_h], axis=2), bias)
+        else:
+            x_part = convolve(
+                inputs, *weights("input_to_state", (*kx, in_channels, 4 * hid), in_channels * kx[0] * kx[1])
+            )
+            kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), hid * kh * kw, use_bias=False)
+            z = x_part + convolve(h, kernel_h, None)
         z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
 
         if self.peephole == "conv":
@@ -169,6 +188,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         check_floating("inputs", inputs)
         channels = "input_dim" if self.input_dim is None else self.input_dim
         if inputs.ndim != 4 or (self.input_dim is not None and inputs.shape[-1] != self.input_dim):
+            # A cell without input (input_dim=0) takes a zero-channel X: (B, H, W, 0).
             raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
         if not isinstance(carry, (tuple, list)) or len(carry) != 2:
             raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")

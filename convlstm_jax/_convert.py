@@ -7,16 +7,21 @@ The one module that knows both layouts:
 | `conv.weight[:, :in]` (acts on X)    | (4·hid, in, kh, kw)  | `input_to_state/kernel`          | (kh, kw, in, 4·hid) |
 | `conv.weight[:, in:]` (acts on H)    | (4·hid, hid, kh, kw) | `state_to_state/kernel`          | (kh, kw, hid, 4·hid)|
 | `conv.bias`                          | (4·hid,)             | `input_to_state/bias`            | (4·hid,)            |
+| `conv_x.weight`, `conv_x.bias`       | (4·hid, in, k'h, k'w)| `input_to_state/kernel`, `bias`  | (k'h,k'w,in,4·hid) |
+| `conv_h.weight` (and `conv_h.bias`)  | (4·hid, hid, kh, kw) | `state_to_state/kernel` (`bias`) | (kh, kw, hid, 4·hid)|
 | `conv_c.weight`, `conv_c.bias`       | (2·hid, hid, kh, kw) | `peephole_conv_if/kernel`, `bias`| (kh, kw, hid, 2·hid)|
 | `conv_cnext.weight`, `.bias`         | (hid, hid, kh, kw)   | `peephole_conv_o/kernel`, `bias` | (kh, kw, hid, hid)  |
 | `w_ci`, `w_cf`, `w_co`               | (hid, 1, 1)          | `peephole_i`, `_f`, `_o`         | (hid,)              |
 
-The gate order (i, f, o, g) is the same on both sides. Conversion only slices, transposes and
-reshapes, so torch -> Flax -> torch gives back the same bits.
+`conv` is the seed's single convolution over [X, H]; a layer whose input-to-state kernel (k'h, k'w)
+differs from its state-to-state kernel has `conv_x` and `conv_h` instead, and a layer without input
+has `conv_h` alone, with the bias. The gate order (i, f, o, g) is the same on both sides. Conversion
+only slices, transposes and reshapes, so torch -> Flax -> torch gives back the same bits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -28,7 +33,13 @@ import numpy as np
 from convlstm_common import LayerSpec
 
 _LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
-_CONV = {"conv": "input_to_state", "conv_c": "peephole_conv_if", "conv_cnext": "peephole_conv_o"}
+_CONV = {
+    "conv": "input_to_state",
+    "conv_x": "input_to_state",
+    "conv_h": "state_to_state",
+    "conv_c": "peephole_conv_if",
+    "conv_cnext": "peephole_conv_o",
+}
 _HADAMARD = {"w_ci": "peephole_i", "w_cf": "peephole_f", "w_co": "peephole_o"}
 
 
@@ -50,12 +61,18 @@ def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bi
     shapes: dict[str, tuple] = {}
     for index, spec in enumerate(specs):
         hid, kernel, prefix = spec.hidden_dim, spec.kernel_size, f"cell_list.{index}."
-        convs = {"conv": (4 * hid, spec.input_dim + hid)}
+        # name: (out channels, in channels, kernel, has a bias)
+        if spec.fused:
+            convs = {"conv": (4 * hid, spec.input_dim + hid, kernel, bias)}
+        else:
+            convs = {"conv_h": (4 * hid, hid, kernel, bias and not spec.input_dim)}
+            if spec.input_dim:
+                convs["conv_x"] = (4 * hid, spec.input_dim, spec.input_kernel_size, bias)
         if peephole == "conv":
-            convs.update(conv_c=(2 * hid, hid), conv_cnext=(hid, hid))
-        for name, (out_channels, in_channels) in convs.items():
-            shapes[f"{prefix}{name}.weight"] = (out_channels, in_channels, *kernel)
-            if bias:
+            convs.update(conv_c=(2 * hid, hid, kernel, bias), conv_cnext=(hid, hid, kernel, bias))
+        for name, (out_channels, in_channels, size, has_bias) in convs.items():
+            shapes[f"{prefix}{name}.weight"] = (out_channels, in_channels, *size)
+            if has_bias:
                 shapes[f"{prefix}{name}.bias"] = (out_channels,)
         if peephole == "hadamard":
             shapes.update({f"{prefix}{name}": (hid, 1, 1) for name in _HADAMARD})
@@ -77,22 +94,29 @@ def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Laye
     peephole = "conv" if names & {"conv_c.weight", "conv_c.bias", "conv_cnext.weight", "conv_cnext.bias"} else None
     if peephole is None and names & set(_HADAMARD):
         peephole = "hadamard"
-    bias = "conv.bias" in names
+    bias = bool(names & {"conv.bias", "conv_x.bias", "conv_h.bias"})
     specs = []
     previous_hidden = 0
+
+    def shape_of(index: int, name: str) -> tuple[int, ...]:
+        shape = tuple(getattr(state_dict.get(f"cell_list.{index}.{name}.weight"), "shape", ()))
+        return shape if len(shape) == 4 and shape[0] % 4 == 0 else ()
+
     for index in range(max(layers) + 1 if layers else 0):
-        weight = state_dict.get(f"cell_list.{index}.conv.weight")
-        shape = getattr(weight, "shape", ())
-        if len(shape) == 4 and shape[0] % 4 == 0 and shape[1] > shape[0] // 4:
-            hid = shape[0] // 4
-            spec = LayerSpec(shape[1] - hid, hid, tuple(shape[2:]))
+        fused, state, inputs = shape_of(index, "conv"), shape_of(index, "conv_h"), shape_of(index, "conv_x")
+        if fused and fused[1] > fused[0] // 4:
+            hid = fused[0] // 4
+            spec = LayerSpec(fused[1] - hid, hid, fused[2:])
+        elif state:
+            spec = LayerSpec(inputs[1] if inputs else 0, state[0] // 4, state[2:], inputs[2:] if inputs else None)
         else:
             spec = LayerSpec(previous_hidden or 1, previous_hidden or 1, (1, 1))
         specs.append(spec)
         previous_hidden = spec.hidden_dim
     # Layer l reads layer l-1's hidden state: build the expectation from that, not from the file.
     for index in range(1, len(specs)):
-        specs[index] = LayerSpec(specs[index - 1].hidden_dim, specs[index].hidden_dim, specs[index].kernel_size)
+        spec = specs[index]
+        specs[index] = LayerSpec(specs[index - 1].hidden_dim, spec.hidden_dim, spec.kernel_size, spec.input_kernel_size)
     return tuple(specs), peephole, bias
 
 
@@ -101,8 +125,9 @@ def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tup
     if model is None:
         return specs, peephole, bias
     model_specs = model.layer_specs()
-    input_dim = model_specs[0].input_dim or (specs[0].input_dim if specs else 0)
-    model_specs = (LayerSpec(input_dim, model_specs[0].hidden_dim, model_specs[0].kernel_size), *model_specs[1:])
+    if model.input_dim is None:  # Inferred from the input: take it from the state_dict.
+        first = dataclasses.replace(model_specs[0], input_dim=specs[0].input_dim if specs else 0)
+        model_specs = (first, *model_specs[1:])
     return model_specs, model.peephole, model.bias
 
 
@@ -233,7 +258,7 @@ def torch_to_flax(
                 cell["state_to_state"] = {"kernel": kernel[:, :, spec.input_dim :]}
                 kernel = kernel[:, :, : spec.input_dim]
             cell[flax_name] = {"kernel": kernel}
-            if bias:
+            if f"{torch_name}.bias" in layer:
                 cell[flax_name]["bias"] = layer[f"{torch_name}.bias"]
         for torch_name, flax_name in _HADAMARD.items():
             if torch_name in layer:
@@ -261,30 +286,41 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
     params = variables["params"] if "params" in variables else variables
     state_dict: dict[str, np.ndarray] = {}
     problems = []
-    flax_to_torch_conv = {flax_name: torch_name for torch_name, flax_name in _CONV.items()}
+    flax_to_torch_conv = {"peephole_conv_if": "conv_c", "peephole_conv_o": "conv_cnext"}
     flax_to_torch_hadamard = {flax_name: torch_name for torch_name, flax_name in _HADAMARD.items()}
+
+    def put(name: str, value: Mapping[str, Any], kernel: np.ndarray) -> None:
+        state_dict[f"{name}.weight"] = np.transpose(kernel, (3, 2, 0, 1))  # HWIO -> OIHW
+        if "bias" in value:
+            state_dict[f"{name}.bias"] = _to_numpy(value["bias"])
+
     for cell_name in sorted(params, key=_natural):
         match = re.fullmatch(r"cell_(\d+)", cell_name)
         if not match or not isinstance(params[cell_name], Mapping):
             problems.append(f"unexpected entry {cell_name!r} (expected cell_0, cell_1, ...)")
             continue
         prefix, cell = f"cell_list.{match.group(1)}.", params[cell_name]
+        state = cell.get("state_to_state")
+        if not isinstance(state, Mapping) or "kernel" not in state:
+            problems.append(f"{cell_name}: no 'state_to_state' kernel")
+        else:
+            kernel_h, inputs = _to_numpy(state["kernel"]), cell.get("input_to_state")
+            if isinstance(inputs, Mapping) and "kernel" in inputs:
+                kernel_x = _to_numpy(inputs["kernel"])
+                if kernel_x.shape[:2] == kernel_h.shape[:2]:  # The seed's single convolution over [X, H].
+                    put(prefix + "conv", inputs, np.concatenate([kernel_x, kernel_h], axis=2))
+                else:
+                    put(prefix + "conv_x", inputs, kernel_x)
+                    put(prefix + "conv_h", state, kernel_h)
+            else:
+                put(prefix + "conv_h", state, kernel_h)
         for name, value in cell.items():
             if name in flax_to_torch_hadamard:
                 value = _to_numpy(value)
                 state_dict[prefix + flax_to_torch_hadamard[name]] = value.reshape(value.shape[0], 1, 1)
             elif name in flax_to_torch_conv and isinstance(value, Mapping) and "kernel" in value:
-                kernel = _to_numpy(value["kernel"])
-                if name == "input_to_state":
-                    if "state_to_state" not in cell:
-                        problems.append(f"{cell_name}: 'input_to_state' without 'state_to_state'")
-                        continue
-                    kernel = np.concatenate([kernel, _to_numpy(cell["state_to_state"]["kernel"])], axis=2)
-                torch_name = flax_to_torch_conv[name]
-                state_dict[f"{prefix}{torch_name}.weight"] = np.transpose(kernel, (3, 2, 0, 1))  # HWIO -> OIHW
-                if "bias" in value:
-                    state_dict[f"{prefix}{torch_name}.bias"] = _to_numpy(value["bias"])
-            elif name != "state_to_state":
+                put(prefix + flax_to_torch_conv[name], value, _to_numpy(value["kernel"]))
+            elif name not in ("input_to_state", "state_to_state"):
                 problems.append(f"{cell_name}: unexpected entry {name!r}")
     if problems:
         raise ValueError("These variables are not a convlstm_jax.ConvLSTM's:\n  - " + "\n  - ".join(problems))

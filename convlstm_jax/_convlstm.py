@@ -31,7 +31,8 @@ class ConvLSTM(nn.Module):
 
     Attributes:
       input_dim: channels of the input, or None to take them from the input. When given, an input
-        with another channel count is an error.
+        with another channel count is an error. 0 makes a stack without input, which runs on a
+        zero-channel x of shape (B, T, H, W, 0) (the forecaster of Shi et al. 2015).
       hidden_dim: hidden channels, one int for every layer or a list with one per layer.
       kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
       num_layers: number of stacked layers.
@@ -53,6 +54,8 @@ class ConvLSTM(nn.Module):
         `jax.experimental.checkify`: outside `jit` a failure raises at once; under `jit`, wrap
         the function in `checkify.checkify` and call `.throw()` on the error it returns. Off by
         default: NaN and inf otherwise propagate as IEEE arithmetic makes them.
+      input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
+        for `kernel_size`, which is then the state-to-state kernel only.
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -86,9 +89,16 @@ class ConvLSTM(nn.Module):
     remat: bool = False
     unroll: int = 1
     check_finite: bool = False
+    input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None
 
     def __post_init__(self) -> None:
-        self.layer_specs()
+        specs = self.layer_specs()
+        # Flax turns list fields into tuples when it clones a module, and a tuple of two ints reads
+        # as one kernel: pin a per-layer list down as a tuple of (kh, kw) pairs before that happens.
+        if isinstance(self.kernel_size, list):
+            object.__setattr__(self, "kernel_size", tuple(s.kernel_size for s in specs))
+        if isinstance(self.input_kernel_size, list):
+            object.__setattr__(self, "input_kernel_size", tuple(s.input_kernel_size for s in specs))
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
         if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
@@ -98,7 +108,9 @@ class ConvLSTM(nn.Module):
     @nn.nowrap
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """One `LayerSpec` (input_dim, hidden_dim, kernel_size) per layer; input_dim 0 if inferred."""
-        return resolve_layers(self.input_dim, self.hidden_dim, self.kernel_size, self.num_layers)
+        return resolve_layers(
+            self.input_dim, self.hidden_dim, self.kernel_size, self.num_layers, self.input_kernel_size
+        )
 
     @nn.compact
     def __call__(self, x: jax.Array, hidden_state: Sequence[Carry] | None = None):
@@ -157,6 +169,7 @@ class ConvLSTM(nn.Module):
                 param_dtype=self.param_dtype,
                 precision=self.precision,
                 conv_gradient=self.conv_gradient,
+                input_kernel_size=spec.input_kernel_size,
                 name=f"cell_{index}",
             )
             carry, layer_input = cell(carry, layer_input)
@@ -199,9 +212,9 @@ class ConvLSTM(nn.Module):
         check_floating("x", x)
         if x.ndim != 5:
             raise ValueError(f"x must be 5-D {self._layout()}, got shape {tuple(x.shape)}.")
-        if 0 in x.shape:
-            raise ValueError(f"x must not have an empty dimension, got shape {tuple(x.shape)}.")
         channels = x.shape[-1] if self.channels_last else x.shape[2]
+        if 0 in x.shape[:2] + (x.shape[2:4] if self.channels_last else x.shape[3:5]):
+            raise ValueError(f"x must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
         if self.input_dim is not None and channels != self.input_dim:
             raise ValueError(
                 f"x has {channels} channels ({self._layout()} {tuple(x.shape)}); input_dim is {self.input_dim}."

@@ -22,6 +22,10 @@ class ConvLSTMCell(nn.Module):
     input and (H, C) the previous state:
 
         [z_i, z_f, z_o, z_g] = conv * [X, H] + b          (one convolution, four blocks)
+
+    or, when the input-to-state kernel differs from the state-to-state one, conv_x * X + b + conv_h * H
+    (state_dict keys `conv_x.*`, `conv_h.weight`). A cell without input (input_dim=0, X of shape
+    (B, 0, H, W)) computes conv_h * H + b.
         i = σ(z_i + P_i(C)),  f = σ(z_f + P_f(C)),  g = tanh(z_g)
         C' = f ∘ C + i ∘ g
         o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
@@ -34,11 +38,14 @@ class ConvLSTMCell(nn.Module):
     - `None` (ndrplz/ConvLSTM_pytorch): no peephole terms.
 
     Args:
-      input_dim: channels of the input X.
+      input_dim: channels of the input X; 0 for a cell without input.
       hidden_dim: channels of H and C.
-      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only.
+      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only. The state-to-state
+        kernel (and the peephole convolutions'); also the input-to-state one unless
+        `input_kernel_size` is given.
       bias: whether the convolutions have biases.
       peephole: `"conv"`, `"hadamard"` or `None`.
+      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.
 
     Example:
       >>> cell = ConvLSTMCell(3, 8, (3, 3), True)
@@ -48,20 +55,39 @@ class ConvLSTMCell(nn.Module):
       (2, 8, 16, 16)
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, kernel_size, bias: bool = True, *, peephole="conv"):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        kernel_size,
+        bias: bool = True,
+        *,
+        peephole="conv",
+        input_kernel_size=None,
+    ):
         super().__init__()
-        spec = resolve_cell(input_dim, hidden_dim, kernel_size)
+        if input_dim is None:
+            raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
+        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size)
         self.input_dim = spec.input_dim
         self.hidden_dim = spec.hidden_dim
         self.kernel_size = spec.kernel_size
+        self.input_kernel_size = spec.input_kernel_size
         self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
         self.bias = bias
         self.peephole = check_peephole(peephole)
 
-        def conv(in_channels: int, out_channels: int) -> nn.Conv2d:
-            return nn.Conv2d(in_channels, out_channels, self.kernel_size, padding=self.padding, bias=bias)
+        def conv(in_channels: int, out_channels: int, kernel=self.kernel_size, use_bias=bias) -> nn.Conv2d:
+            padding = (kernel[0] // 2, kernel[1] // 2)
+            return nn.Conv2d(in_channels, out_channels, kernel, padding=padding, bias=use_bias)
 
-        self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
+        self.fused = spec.fused
+        if self.fused:  # The seed's single convolution over [X, H].
+            self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
+        else:  # Two: X (if any) with the input kernel, H with the state kernel; one bias.
+            if self.input_dim:
+                self.conv_x = conv(self.input_dim, 4 * self.hidden_dim, self.input_kernel_size)
+            self.conv_h = conv(self.hidden_dim, 4 * self.hidden_dim, use_bias=bias and not self.input_dim)
         if self.peephole == "conv":
             self.conv_c = conv(self.hidden_dim, 2 * self.hidden_dim)
             self.conv_cnext = conv(self.hidden_dim, self.hidden_dim)
@@ -86,7 +112,12 @@ class ConvLSTMCell(nn.Module):
 
     def _step(self, input_tensor: torch.Tensor, h_cur: torch.Tensor, c_cur: torch.Tensor):
         # The gate math, on checked arguments.
-        combined = self.conv(torch.cat([input_tensor, h_cur], dim=1))
+        if self.fused:
+            combined = self.conv(torch.cat([input_tensor, h_cur], dim=1))
+        elif self.input_dim:
+            combined = self.conv_x(input_tensor) + self.conv_h(h_cur)
+        else:
+            combined = self.conv_h(h_cur)
         z_i, z_f, z_o, z_g = torch.split(combined, self.hidden_dim, dim=1)
         if self.peephole == "conv":
             p_i, p_f = torch.split(self.conv_c(c_cur), self.hidden_dim, dim=1)
@@ -103,7 +134,7 @@ class ConvLSTMCell(nn.Module):
 
     def init_hidden(self, batch_size: int, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero (h, c) of shape (batch_size, hidden_dim, *image_size) on the weights' device and dtype."""
-        weight = self.conv.weight
+        weight = next(self.parameters())
         shape = (batch_size, self.hidden_dim, *image_size)
         return (
             torch.zeros(shape, device=weight.device, dtype=weight.dtype),
@@ -123,7 +154,8 @@ class ConvLSTMCell(nn.Module):
                 raise ValueError(f"cur_state {name} must have shape {expected}, got {tuple(s.shape)}.")
 
     def extra_repr(self) -> str:
+        extra = "" if self.input_kernel_size == self.kernel_size else f", input_kernel_size={self.input_kernel_size}"
         return (
             f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
-            f"bias={self.bias}, peephole={self.peephole!r}"
+            f"bias={self.bias}, peephole={self.peephole!r}{extra}"
         )

@@ -14,7 +14,8 @@ class ConvLSTM(nn.Module):
     """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
 
     Args:
-      input_dim: channels of the input.
+      input_dim: channels of the input; 0 for a stack without input, which runs on a zero-channel
+        input_tensor (B, T, 0, H, W) (the forecaster of Shi et al. 2015).
       hidden_dim: hidden channels, one int for every layer or a list with one per layer.
       kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
       num_layers: number of stacked layers.
@@ -25,6 +26,9 @@ class ConvLSTM(nn.Module):
         `ConvLSTMCell`.
       check_finite: raise ValueError when the input or initial state holds NaN or inf (one
         device sync per call). Off by default: NaN and inf otherwise propagate.
+      input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
+        for `kernel_size`. Layers where the two differ have keys `conv_x.*` and `conv_h.weight`
+        instead of `conv.*`.
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -55,14 +59,16 @@ class ConvLSTM(nn.Module):
         *,
         peephole="conv",
         check_finite: bool = False,
+        input_kernel_size=None,
     ):
         super().__init__()
         if input_dim is None:
-            raise TypeError("input_dim must be a positive int, got None.")
-        specs = resolve_layers(input_dim, hidden_dim, kernel_size, num_layers)
+            raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
+        specs = resolve_layers(input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size)
         self.input_dim = specs[0].input_dim
         self.hidden_dim = [s.hidden_dim for s in specs]
         self.kernel_size = [s.kernel_size for s in specs]
+        self.input_kernel_size = [s.input_kernel_size for s in specs]
         self.num_layers = len(specs)
         self.batch_first = batch_first
         self.bias = bias
@@ -70,7 +76,10 @@ class ConvLSTM(nn.Module):
         self.peephole = check_peephole(peephole)
         self.check_finite = check_finite
         self.cell_list = nn.ModuleList(
-            ConvLSTMCell(s.input_dim, s.hidden_dim, s.kernel_size, bias, peephole=peephole) for s in specs
+            ConvLSTMCell(
+                s.input_dim, s.hidden_dim, s.kernel_size, bias, peephole=peephole, input_kernel_size=s.input_kernel_size
+            )
+            for s in specs
         )
 
     def forward(self, input_tensor: torch.Tensor, hidden_state=None):
@@ -126,8 +135,8 @@ class ConvLSTM(nn.Module):
                 f"input_tensor has {x.shape[2]} channels (dim 2 of {layout} {tuple(x.shape)}); "
                 f"input_dim is {self.input_dim}."
             )
-        if 0 in x.shape:
-            raise ValueError(f"input_tensor must not have an empty dimension, got shape {tuple(x.shape)}.")
+        if 0 in x.shape[:2] + x.shape[3:]:
+            raise ValueError(f"input_tensor must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
 
     def _check_hidden_state(self, hidden_state, batch: int, height: int, width: int) -> None:
         if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != self.num_layers:

@@ -19,8 +19,9 @@ def _case(
     height: int = 6,
     width: int = 5,
     initial_state: bool = False,
+    input_kernel_size: tuple[tuple[int, int], ...] | None = None,
 ) -> dict[str, Any]:
-    return {
+    config = {
         "input_dim": input_dim,
         "hidden_dim": list(hidden_dim),
         "kernel_size": [list(k) for k in kernel_size],
@@ -35,6 +36,9 @@ def _case(
         "width": width,
         "initial_state": initial_state,
     }
+    if input_kernel_size is not None:
+        config["input_kernel_size"] = [list(k) for k in input_kernel_size]
+    return config
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -60,6 +64,16 @@ CASES: dict[str, dict[str, Any]] = {
     ),
     "rectangular_stack": _case(
         4, (2, 4), ((5, 3), (3, 5)), peephole="conv", height=5, width=8, return_all_layers=True, bias=False
+    ),
+    # Shi et al. 2015's networks: input-to-state kernels other than the state-to-state ones
+    # ("ConvLSTM(5x5)-1x1-4-3x3-3"), and a stack without input (the forecaster's, on its states).
+    "input_kernels": _case(
+        2, (4, 3), ((1, 1), (3, 3)), input_kernel_size=((5, 5), (5, 5)), peephole="hadamard", batch_first=True
+    ),
+    "input_kernels_conv_peephole": _case(1, (3,), ((3, 3),), input_kernel_size=((1, 3),), initial_state=True),
+    "no_input": _case(0, (4, 3), ((3, 3), (1, 1)), peephole="hadamard", initial_state=True, return_all_layers=True),
+    "no_input_other_kernels": _case(
+        0, (3, 2), ((3, 3), (3, 3)), input_kernel_size=((5, 5), (5, 5)), peephole=None, initial_state=True
     ),
 }
 """Case name -> configuration: the model's hyperparameters, the input's size, and whether an

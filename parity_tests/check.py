@@ -110,6 +110,8 @@ def check(config: Config, arrays: Arrays, runs: Iterable[Run]) -> list[Outcome]:
 def describe(config: Config) -> str:
     """A one-line summary of a case's configuration."""
     layers = ", ".join(f"{h}@{k[0]}x{k[1]}" for h, k in zip(config["hidden_dim"], config["kernel_size"]))
+    if "input_kernel_size" in config:
+        layers += "; input kernels " + ", ".join(f"{k[0]}x{k[1]}" for k in config["input_kernel_size"])
     flags = [
         f"in={config['input_dim']}",
         f"layers=[{layers}]",

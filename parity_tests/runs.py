@@ -34,6 +34,7 @@ def model_kwargs(config: Config) -> dict[str, Any]:
         "bias": config["bias"],
         "return_all_layers": config["return_all_layers"],
         "peephole": config["peephole"],
+        "input_kernel_size": [tuple(k) for k in config["input_kernel_size"]] if "input_kernel_size" in config else None,
     }
 
 
@@ -99,7 +100,8 @@ def run_torch(config: Config, arrays: Arrays, dtype: str = "float32") -> Arrays:
         named.update({f"grad/h0/{layer}": h, f"grad/c0/{layer}": c})
     parameters = dict(model.named_parameters())
     named.update({f"grad/param/{key}": parameters[key] for key in params})
-    grads = torch.autograd.grad(loss, list(named.values()))
+    # A stack without input never reads its zero-channel input: its (empty) gradient is zeros.
+    grads = torch.autograd.grad(loss, list(named.values()), allow_unused=True, materialize_grads=True)
     results.update(zip(named, grads))
     return {name: value.detach().double().numpy() for name, value in results.items()}
 

@@ -1,6 +1,14 @@
 import pytest
 
-from convlstm_common import LayerSpec, check_peephole, resolve_cell, resolve_kernel, resolve_layers
+from convlstm_common import (
+    LayerSpec,
+    NetworkSpec,
+    check_peephole,
+    parse_network,
+    resolve_cell,
+    resolve_kernel,
+    resolve_layers,
+)
 
 
 def test_one_value_applies_to_every_layer():
@@ -29,7 +37,9 @@ def test_inferred_input_dim_is_zero_until_known():
         ((1, 4, [(3, 3)], 2), ValueError, "kernel_size must have one entry per layer"),
         ((1, 0, 3, 1), ValueError, "hidden_dim must be a positive int, got 0"),
         ((1, 4, 3, 0), ValueError, "num_layers must be a positive int, got 0"),
-        ((-2, 4, 3, 1), ValueError, "input_dim must be a positive int, got -2"),
+        ((-2, 4, 3, 1), ValueError, r"input_dim must be a non-negative int \(0: no input\), got -2"),
+        ((1, 4, 3, 2, [3]), ValueError, "input_kernel_size must have one entry per layer"),
+        ((1, 4, 3, 1, 2), ValueError, "input_kernel_size must be odd"),
         ((1, 4, (3, -1), 1), ValueError, "kernel_size must be a positive int, got -1"),
         ((1, 4, 4, 1), ValueError, r"kernel_size must be odd in both dimensions .* got \(4, 4\)"),
         ((1, 4, (3, 2), 1), ValueError, "must be odd"),
@@ -53,3 +63,48 @@ def test_peephole_must_be_known():
     assert check_peephole("hadamard") == "hadamard"
     with pytest.raises(ValueError, match=r"peephole must be one of \('conv', 'hadamard', None\), got 'paper'"):
         check_peephole("paper")
+
+
+def test_input_kernels_default_to_the_state_kernels():
+    (spec,) = resolve_layers(2, 4, (3, 5), 1)
+    assert spec.input_kernel_size == (3, 5) and spec.fused
+    first, second = resolve_layers(2, [4, 6], [1, 3], 2, input_kernel_size=5)
+    assert (first.input_kernel_size, first.kernel_size) == ((5, 5), (1, 1)) and not first.fused
+    assert (second.input_kernel_size, second.kernel_size) == ((5, 5), (3, 3))
+    assert resolve_cell(2, 4, 3, (1, 5)) == LayerSpec(2, 4, (3, 3), (1, 5))
+
+
+def test_a_layer_without_input_has_no_fused_convolution():
+    first, second = resolve_layers(0, [4, 6], 3, 2)
+    assert first.input_dim == 0 and not first.fused
+    assert second.input_dim == 4 and second.fused
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("ConvLSTM(5x5)-5x5-256", NetworkSpec((5, 5), ((5, 5),), (256,))),
+        ("ConvLSTM(5x5)-5x5-128-5x5-128", NetworkSpec((5, 5), ((5, 5), (5, 5)), (128, 128))),
+        ("ConvLSTM(9x9)-1x1-128-1x1-64-1x1-64", NetworkSpec((9, 9), ((1, 1),) * 3, (128, 64, 64))),
+        ("ConvLSTM(3x5) - 1x3-8", NetworkSpec((3, 5), ((1, 3),), (8,))),
+    ],
+)
+def test_the_papers_notation(spec, expected):
+    assert parse_network(spec) == expected
+    assert parse_network(str(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "match"),
+    [
+        ("ConvLSTM(5x5)", ValueError, "notation of Shi et al. 2015"),
+        ("5x5-128", ValueError, "notation of Shi et al. 2015"),
+        ("ConvLSTM(5x5)-5x5-128-5x5", ValueError, "notation of Shi et al. 2015"),
+        ("ConvLSTM(4x4)-5x5-128", ValueError, r"the input-to-state kernel must be odd .* got \(4, 4\)"),
+        ("ConvLSTM(5x5)-5x5-0", ValueError, "hidden states must be a positive int, got 0"),
+        (128, TypeError, "spec must be a string"),
+    ],
+)
+def test_bad_notation_is_explained(spec, error, match):
+    with pytest.raises(error, match=match):
+        parse_network(spec)

@@ -103,7 +103,10 @@ def test_prefixes_are_stripped_and_hinted():
 
 
 def test_bad_variables_are_listed():
-    with pytest.raises(ValueError, match=r"unexpected entry 'Dense_0'.*\n.*cell_0: unexpected entry 'gamma'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unexpected entry 'Dense_0'.*\n.*cell_0: no 'state_to_state' kernel\n.*cell_0: unexpected entry 'gamma'",
+    ):
         flax_to_torch({"params": {"Dense_0": {"kernel": np.zeros(2)}, "cell_0": {"gamma": np.zeros(2)}}})
     with pytest.raises(TypeError, match="variables must be a mapping"):
         flax_to_torch([1, 2])
@@ -183,3 +186,38 @@ def test_a_transposed_kernel_is_listed():
         ValueError, match=r"'cell_list.0.conv.weight' has shape \(20, 8, 5, 3\), expected \(20, 8, 3, 5\)"
     ):
         torch_to_flax(state_dict, model)
+
+
+@pytest.mark.parametrize(
+    ("input_dim", "input_kernel_size"),
+    [(3, [(5, 5), (5, 5), (3, 3)]), (0, None), (0, 5)],
+    ids=["other input kernels", "no input", "no input, other input kernels"],
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_input_kernels_and_stacks_without_input_convert_both_ways(input_dim, input_kernel_size, bias):
+    from convlstm_jax._convert import infer_architecture
+
+    reference = _torch_model("conv", bias, input_dim=input_dim, input_kernel_size=input_kernel_size)
+    state_dict = _numpy_state_dict(reference)
+    variables = torch_to_flax(state_dict)
+    back = flax_to_torch(variables)
+    assert back.keys() == state_dict.keys()
+    assert all(np.array_equal(back[key], value) for key, value in state_dict.items())
+    specs = infer_architecture(state_dict)[0]
+    assert [s.input_dim for s in specs] == [c.input_dim for c in reference.cell_list]
+    # A layer without input has no input kernel to read.
+    with_input = [(c.input_kernel_size, s.input_kernel_size) for c, s in zip(reference.cell_list, specs) if c.input_dim]
+    assert all(tuple(ours) == tuple(theirs) for ours, theirs in with_input)
+    model = convlstm_jax.ConvLSTM(
+        input_dim, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3, bias=bias, input_kernel_size=input_kernel_size
+    )
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.ones((1, 1, 4, 4, input_dim)))
+    assert jax.tree.map(np.shape, variables) == jax.tree.map(np.shape, shapes)
+
+
+def test_a_model_without_input_rejects_a_state_dict_with_one():
+    model = convlstm_jax.ConvLSTM(0, [5, 2, 4], [(3, 3), (1, 1), (5, 3)], 3)
+    with pytest.raises(
+        ValueError, match=r"(?s)missing key 'cell_list.0.conv_h.weight'.*unexpected key 'cell_list.0.conv.weight'"
+    ):
+        torch_to_flax(_numpy_state_dict(_torch_model()), model)

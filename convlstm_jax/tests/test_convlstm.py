@@ -170,7 +170,13 @@ WRONG_STATES = [(jnp.zeros((2, 5, 4, 4)),) * 2, (jnp.zeros((2, 5, 4, 4)),) * 2]
             TypeError,
             "x must have a floating-point dtype, got int32",
         ),
-        (_model(), np.ones((0, 2, 5, 4, 2), np.float32), None, ValueError, "must not have an empty dimension"),
+        (
+            _model(),
+            np.ones((0, 2, 5, 4, 2), np.float32),
+            None,
+            ValueError,
+            "must not have an empty dimension but channels",
+        ),
         (_model(), [[1.0]], None, TypeError, "x must be an array, got list"),
         (_model(), X, WRONG_STATES[:1], ValueError, r"list of 2 \(h, c\) pairs, one per layer; got 1"),
         (
@@ -215,3 +221,41 @@ def test_cell_checks_its_step():
         cell.init(KEY, carry, jnp.ones((2, 5, 5, 3)))
     with pytest.raises(ValueError, match=r"carry c must have shape \(2, 5, 5, 4\), got \(2, 5, 5, 3\)"):
         cell.init(KEY, (carry[0], jnp.zeros((2, 5, 5, 3))), jnp.ones((2, 5, 5, 2)))
+
+
+def test_a_list_of_kernels_is_one_per_layer_even_after_flax_freezes_it():
+    # Flax turns list fields into tuples; [3, 1] must stay "3x3, then 1x1", not one 3x1 kernel.
+    model = ConvLSTM(1, [4, 3], [3, 1], 2, input_kernel_size=[5, 1])
+    params = jax.eval_shape(model.init, KEY, jnp.ones((1, 1, 5, 5, 1)))["params"]
+    assert params["cell_0"]["state_to_state"]["kernel"].shape == (3, 3, 4, 16)
+    assert params["cell_0"]["input_to_state"]["kernel"].shape == (5, 5, 1, 16)
+    assert params["cell_1"]["state_to_state"]["kernel"].shape == (1, 1, 3, 12)
+    assert params["cell_1"]["input_to_state"]["kernel"].shape == (1, 1, 4, 12)
+
+
+def test_other_input_kernels_add_two_convolutions():
+    cell = ConvLSTMCell(hidden_dim=4, kernel_size=1, input_kernel_size=(5, 3), peephole=None)
+    x = jax.random.normal(KEY, (2, 6, 5, 3))
+    carry = cell.initialize_carry(KEY, x.shape)
+    params = cell.init(KEY, carry, x)["params"]
+    (h, c), _ = cell.apply({"params": params}, carry, x)
+    kx, b = params["input_to_state"]["kernel"], params["input_to_state"]["bias"]
+    z = jax.lax.conv_general_dilated(x, kx, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b.reshape(
+        1, 1, 1, -1
+    )
+    z_i, _, z_o, z_g = jnp.split(z, 4, axis=-1)  # zero state: the state-to-state part adds nothing
+    c_expected = nn.sigmoid(z_i) * jnp.tanh(z_g)
+    chex.assert_trees_all_close((h, c), (nn.sigmoid(z_o) * jnp.tanh(c_expected), c_expected), atol=1e-6)
+
+
+def test_a_stack_without_input_runs_on_its_states():
+    model = ConvLSTM(0, [4, 3], 3, 2, batch_first=True, peephole="hadamard")
+    x = jnp.zeros((2, 5, 6, 4, 0))
+    variables = model.init(KEY, x)
+    assert "input_to_state" not in variables["params"]["cell_0"]
+    assert set(variables["params"]["cell_0"]["state_to_state"]) == {"kernel", "bias"}
+    state = [(jnp.ones((2, 6, 4, h)), jnp.ones((2, 6, 4, h))) for h in (4, 3)]
+    outputs, _ = model.apply(variables, x, state)
+    assert outputs[0].shape == (2, 5, 6, 4, 3)
+    with pytest.raises(ValueError, match="x has 1 channels"):
+        model.apply(variables, jnp.zeros((2, 5, 6, 4, 1)))

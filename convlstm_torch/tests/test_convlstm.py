@@ -109,7 +109,7 @@ def test_float64_runs_in_float64():
             r"input_tensor must be 5-D \(T, B, C, H, W\), got shape \(2, 2, 5, 5\)",
         ),
         (torch.randn(3, 2, 1, 5, 5), None, ValueError, r"input_tensor has 1 channels .* input_dim is 2"),
-        (torch.randn(0, 2, 2, 5, 5), None, ValueError, "must not have an empty dimension"),
+        (torch.randn(0, 2, 2, 5, 5), None, ValueError, "must not have an empty dimension but channels"),
         (
             torch.ones(3, 2, 2, 5, 5, dtype=torch.int64),
             None,
@@ -162,3 +162,37 @@ def test_cell_checks_its_step():
         cell(torch.randn(2, 2, 5, 5), (torch.zeros(2, 4, 5, 5), torch.zeros(2, 4, 5, 6)))
     with pytest.raises(ValueError, match=r"input_tensor must have shape \(B, 2, H, W\)"):
         cell(torch.randn(2, 3, 5, 5), cell.init_hidden(2, (5, 5)))
+
+
+@pytest.mark.parametrize(
+    ("input_dim", "input_kernel_size", "layer0", "layer1"),
+    [
+        (3, 5, ["conv_x.weight", "conv_x.bias", "conv_h.weight"], ["conv_x.weight", "conv_x.bias", "conv_h.weight"]),
+        (3, [5, 3], ["conv_x.weight", "conv_x.bias", "conv_h.weight"], ["conv.weight", "conv.bias"]),
+        (0, None, ["conv_h.weight", "conv_h.bias"], ["conv.weight", "conv.bias"]),
+        (0, 1, ["conv_h.weight", "conv_h.bias"], ["conv_x.weight", "conv_x.bias", "conv_h.weight"]),
+    ],
+)
+def test_input_kernels_and_no_input_keep_one_bias(input_dim, input_kernel_size, layer0, layer1):
+    model = ConvLSTM(input_dim, [8, 4], 3, 2, peephole=None, input_kernel_size=input_kernel_size)
+    expected = [f"cell_list.0.{n}" for n in layer0] + [f"cell_list.1.{n}" for n in layer1]
+    assert sorted(model.state_dict()) == sorted(expected)
+    if "conv_x.weight" in layer0:
+        assert model.cell_list[0].conv_x.weight.shape[-2:] == (5, 5)
+    outputs, _ = model(torch.zeros(2, 3, input_dim, 6, 5))
+    assert tuple(outputs[0].shape) == (2, 4, 4, 6, 5)
+
+
+def test_a_stack_without_input_is_driven_by_its_state():
+    torch.manual_seed(0)
+    model = ConvLSTM(0, 4, 3, 1, batch_first=True, peephole="hadamard")
+    x = torch.zeros(1, 3, 0, 5, 5)
+    state = [(torch.randn(1, 4, 5, 5), torch.randn(1, 4, 5, 5))]
+    outputs, _ = model(x, state)
+    cell = model.cell_list[0]
+    h, c = state[0]
+    for t in range(3):
+        h, c = cell(x[:, t], (h, c))
+        torch.testing.assert_close(outputs[0][:, t], h)
+    with pytest.raises(ValueError, match="input_tensor has 1 channels"):
+        model(torch.zeros(1, 3, 1, 5, 5))

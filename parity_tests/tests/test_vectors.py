@@ -44,7 +44,7 @@ def test_vector_channels_last(name, record_outcomes):
 
 
 @pytest.mark.parametrize("run", JAX_STRATEGIES, ids=lambda r: r.label.removeprefix("jax ").replace(" ", "-"))
-@pytest.mark.parametrize("name", _some_fast("two_layers_all", "three_layers_all"))
+@pytest.mark.parametrize("name", _some_fast("two_layers_all", "input_kernels"))
 def test_vector_every_strategy(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 
@@ -70,6 +70,9 @@ def test_the_cases_cover_every_option():
     assert any(c["steps"] == 1 for c in configs) and any(c["batch"] == 1 for c in configs)
     assert any(c["height"] != c["width"] for c in configs)
     assert any(c["input_dim"] > 1 for c in configs) and any(c["input_dim"] == 1 for c in configs)
+    assert {c["input_dim"] == 0 for c in configs} == {True, False}  # stacks without input
+    other = [c for c in configs if c.get("input_kernel_size", c["kernel_size"]) != c["kernel_size"]]
+    assert {c["input_dim"] == 0 for c in other} == {True, False} and {c["peephole"] for c in other} >= {"conv"}
 
 
 def test_the_vectors_stay_small():

@@ -1,0 +1,177 @@
+import numpy as np
+import pytest
+
+from convlstm_jax.data import (
+    batch_indices,
+    bouncing_digits,
+    copy_last_frame,
+    load_moving_mnist,
+    split_sequences,
+    to_unit,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Twelve sequences of ten 64 x 64 frames: the default frame and digit sizes, kept short."""
+    return bouncing_digits(12, 10, seed=3)
+
+
+def test_the_loader_reads_the_standard_layout(tmp_path):
+    # (T, N, H, W) with distinct values everywhere, as mnist_test_seq.npy stores (20, 10000, 64, 64).
+    frames = np.random.default_rng(0).integers(0, 256, size=(5, 3, 6, 7), dtype=np.uint8)
+    np.save(tmp_path / "mnist_test_seq.npy", frames)
+    sequences = load_moving_mnist(tmp_path / "mnist_test_seq.npy")
+    assert sequences.shape == (3, 5, 6, 7, 1)
+    assert sequences.dtype == np.uint8
+    assert sequences.flags.c_contiguous
+    np.testing.assert_array_equal(sequences[..., 0], frames.transpose(1, 0, 2, 3))
+    np.testing.assert_array_equal(sequences[2, 4, :, :, 0], frames[4, 2])
+
+
+@pytest.mark.parametrize(
+    ("array", "error", "match"),
+    [
+        (np.zeros((5, 3, 6), np.uint8), ValueError, r"must be 4-D \(T, N, H, W\), got shape \(5, 3, 6\)"),
+        (np.zeros((2, 5, 3, 6, 6), np.uint8), ValueError, r"got shape \(2, 5, 3, 6, 6\)"),
+        (np.zeros((5, 3, 6, 6), np.float32), TypeError, "must be uint8, got float32"),
+    ],
+)
+def test_the_loader_rejects_other_arrays(tmp_path, array, error, match):
+    np.save(tmp_path / "frames.npy", array)
+    with pytest.raises(error, match=match):
+        load_moving_mnist(tmp_path / "frames.npy")
+
+
+def test_the_loader_rejects_a_missing_file_and_other_formats(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No Moving MNIST file at .*absent\.npy"):
+        load_moving_mnist(tmp_path / "absent.npy")
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ValueError, match=r"is not a \.npy array file"):
+        load_moving_mnist(tmp_path / "text.npy")
+    np.savez(tmp_path / "arrays.npz", frames=np.zeros((2, 2, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"holds a NpzFile, expected one \.npy array"):
+        load_moving_mnist(tmp_path / "arrays.npz")
+
+
+def test_bouncing_digits_shape_and_range(digits):
+    assert digits.shape == (12, 10, 64, 64, 1)
+    assert digits.dtype == np.uint8
+    assert digits.max() > 200  # the digits' strokes reach near white
+    # Each frame shows its digits: about as much ink as two digit images, never an empty frame.
+    ink = digits.astype(np.int64).sum(axis=(2, 3, 4))
+    assert ink.min() > 0
+    assert ink.max() < 2 * 28 * 28 * 255
+
+
+def test_bouncing_digits_conserve_the_ink_of_each_digit():
+    # One digit alone is only moved, never cropped or blended: every frame has the same pixels.
+    sequences = bouncing_digits(3, 12, num_digits=1, seed=5)
+    ink = sequences.astype(np.int64).sum(axis=(2, 3, 4))
+    np.testing.assert_array_equal(ink, ink[:, :1].repeat(12, axis=1))
+
+
+def test_bouncing_digits_move(digits):
+    changed = (digits[:, 1:] != digits[:, :-1]).any(axis=(2, 3, 4))
+    assert changed.all()
+
+
+def test_a_bouncing_digit_turns_back_at_the_edges():
+    # A 1-digit 20 x 20 frame with a 16 x 16 digit has 5 positions a side; 40 frames bounce many times.
+    sequences = bouncing_digits(4, 40, size=20, digit_size=16, num_digits=1, seed=2)
+    top = sequences.any(axis=(3, 4)).argmax(axis=2)  # (N, T): the first row with ink
+    steps = np.diff(top, axis=1)
+    assert (steps > 0).any() and (steps < 0).any()  # goes down and comes back up
+
+
+def test_bouncing_digits_are_deterministic_by_seed():
+    first = bouncing_digits(3, 4, size=32, digit_size=12, seed=7)
+    np.testing.assert_array_equal(first, bouncing_digits(3, 4, size=32, digit_size=12, seed=7))
+    assert (first != bouncing_digits(3, 4, size=32, digit_size=12, seed=8)).any()
+
+
+def test_bouncing_digits_with_the_digit_as_large_as_the_frame():
+    sequences = bouncing_digits(2, 3, size=8, digit_size=8)
+    np.testing.assert_array_equal(sequences[:, 1:], sequences[:, :1].repeat(2, axis=1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_sequences": 0}, ValueError, "num_sequences must be a positive int, got 0"),
+        ({"num_frames": -1}, ValueError, "num_frames must be a positive int, got -1"),
+        ({"size": 2.0}, TypeError, "size must be an int, got float"),
+        ({"num_digits": True}, TypeError, "num_digits must be an int, got bool"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0, got -1"),
+        ({"size": 16, "digit_size": 17}, ValueError, "digit_size must be at most size"),
+    ],
+)
+def test_bouncing_digits_reject_bad_arguments(kwargs, error, match):
+    arguments = {"num_sequences": 1, **kwargs}
+    with pytest.raises(error, match=match):
+        bouncing_digits(**arguments)
+
+
+def test_split_sequences(digits):
+    inputs, targets = split_sequences(digits, 4)
+    np.testing.assert_array_equal(inputs, digits[:, :4])
+    np.testing.assert_array_equal(targets, digits[:, 4:])
+    with pytest.raises(ValueError, match=r"more frames than input_frames=10 .* got shape \(12, 10, 64, 64, 1\)"):
+        split_sequences(digits)
+    with pytest.raises(ValueError, match="input_frames must be a positive int"):
+        split_sequences(digits, 0)
+    with pytest.raises(TypeError, match="sequences must be a NumPy array, got list"):
+        split_sequences([[1, 2]], 1)
+
+
+def test_to_unit():
+    x = np.array([[0, 1], [128, 255]], np.uint8)
+    unit = to_unit(x)
+    assert unit.dtype == np.float32
+    np.testing.assert_array_equal(unit, x.astype(np.float32) / np.float32(255))
+    assert unit.min() == 0 and unit.max() == 1
+    with pytest.raises(TypeError, match="uint8 NumPy array, got float32"):
+        to_unit(unit)
+
+
+def test_batch_indices_are_a_pure_function_of_the_step():
+    steps = [batch_indices(103, 10, step, seed=4) for step in range(25)]
+    again = [batch_indices(103, 10, step, seed=4) for step in reversed(range(25))][::-1]
+    for batch, repeat in zip(steps, again):
+        np.testing.assert_array_equal(batch, repeat)
+        assert batch.shape == (10,)
+    assert not np.array_equal(steps[0], batch_indices(103, 10, 0, seed=5))
+
+
+def test_batch_indices_cover_each_epoch_once_without_the_remainder():
+    # 103 examples in batches of 10: 10 steps an epoch, 3 examples left out of each.
+    epochs = [np.concatenate([batch_indices(103, 10, 10 * epoch + k, seed=0) for k in range(10)]) for epoch in range(3)]
+    for seen in epochs:
+        assert len(np.unique(seen)) == 100
+        assert seen.min() >= 0 and seen.max() < 103
+    assert not np.array_equal(epochs[0], epochs[1])  # each epoch reshuffles
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        ((10, 11, 0), {"seed": 0}, ValueError, "batch_size must be at most num_examples, got 11 > 10"),
+        ((10, 0, 0), {"seed": 0}, ValueError, "batch_size must be a positive int"),
+        ((10, 2, -1), {"seed": 0}, ValueError, "step must be an int >= 0"),
+        ((10, 2, 0), {"seed": 0.5}, TypeError, "seed must be an int, got float"),
+    ],
+)
+def test_batch_indices_reject_bad_arguments(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        batch_indices(*args, **kwargs)
+
+
+def test_copy_last_frame(digits):
+    inputs, _ = split_sequences(digits, 6)
+    forecast = copy_last_frame(inputs, 4)
+    assert forecast.shape == (12, 4, 64, 64, 1)
+    assert forecast.dtype == np.uint8
+    for t in range(4):
+        np.testing.assert_array_equal(forecast[:, t], inputs[:, 5])
+    with pytest.raises(ValueError, match=r"at least one frame, got shape \(12, 0, 64, 64, 1\)"):
+        copy_last_frame(digits[:, :0], 4)

@@ -1,0 +1,114 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from convlstm_jax.metrics import cross_entropy, evaluate, mae, mse, ssim
+
+
+def _frames(seed, shape=(2, 3, 12, 12, 1)):
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def test_mse_and_mae_against_numpy():
+    predictions, targets = _frames(0), _frames(1)
+    error = predictions.astype(np.float64) - targets
+    np.testing.assert_allclose(mse(predictions, targets), np.mean(error**2), rtol=1e-6)
+    np.testing.assert_allclose(mae(predictions, targets), np.mean(np.abs(error)), rtol=1e-6)
+
+
+def test_mse_and_mae_exact():
+    # Every pixel off by 0.5 in one sequence and exact in the other: MSE 0.125, MAE 0.25 exactly.
+    targets = np.zeros((2, 2, 4, 4, 1), np.float32)
+    predictions = targets.copy()
+    predictions[0] = 0.5
+    assert mse(predictions, targets) == 0.125
+    assert mae(predictions, targets) == 0.25
+
+
+def test_ssim_of_identical_and_differing_frames():
+    frames = _frames(0)
+    chex.assert_trees_all_close(ssim(frames, frames), jnp.float32(1), atol=1e-6)
+    assert ssim(frames, _frames(1)) < 0.5
+    assert ssim(frames, np.clip(frames + np.float32(0.05), 0, 1)) < 1
+
+
+def test_ssim_is_the_mean_over_frames():
+    # Each frame's SSIM by itself, then their mean, equals the SSIM of the batch.
+    predictions, targets = _frames(0), _frames(1)
+    predictions[0, 0] = targets[0, 0]
+    frames = [(b, t) for b in range(2) for t in range(3)]
+    per_frame = [ssim(predictions[b : b + 1, t : t + 1], targets[b : b + 1, t : t + 1]) for b, t in frames]
+    assert per_frame[0] == pytest.approx(1, abs=1e-6)
+    np.testing.assert_allclose(ssim(predictions, targets), np.mean(per_frame), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 6, 9, 1), (1, 2, 1, 1, 1), (1, 1, 4, 30, 2)])
+def test_ssim_of_frames_smaller_than_the_window(shape):
+    frames = _frames(0, shape)
+    value = ssim(frames, _frames(1, shape))
+    assert np.isfinite(value) and value < 1
+    chex.assert_trees_all_close(ssim(frames, frames), jnp.float32(1), atol=1e-6)
+
+
+def test_ssim_rejects_a_bad_window():
+    with pytest.raises(ValueError, match="filter_size must be a positive int, got 0"):
+        ssim(_frames(0), _frames(1), filter_size=0)
+    with pytest.raises(TypeError, match="filter_size must be an int, got float"):
+        ssim(_frames(0), _frames(1), filter_size=7.0)
+
+
+def test_cross_entropy_against_numpy():
+    logits = np.random.default_rng(2).normal(0, 3, (3, 2, 5, 5, 1)).astype(np.float32)
+    targets = _frames(3, logits.shape)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    per_pixel = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+    expected = per_pixel.sum(axis=(1, 2, 3, 4)).mean()
+    np.testing.assert_allclose(cross_entropy(logits, targets), expected, rtol=1e-5)
+
+
+def test_cross_entropy_is_summed_over_pixels_and_averaged_over_sequences():
+    # Logit 0 costs log 2 a pixel, whatever the target: 2 x 8 x 8 pixels a sequence.
+    targets = np.zeros((4, 2, 8, 8, 1), np.float32)
+    targets[1] = 1
+    np.testing.assert_allclose(cross_entropy(np.zeros_like(targets), targets), 128 * np.log(2), rtol=1e-6)
+
+
+def test_evaluate_returns_the_four_metrics_under_jit():
+    logits = np.random.default_rng(4).normal(0, 2, (2, 3, 12, 12, 1)).astype(np.float32)
+    targets = _frames(5)
+    scores = jax.jit(evaluate)(logits, targets)
+    assert sorted(scores) == ["cross_entropy", "mae", "mse", "ssim"]
+    predictions = jax.nn.sigmoid(logits)
+    expected = {
+        "cross_entropy": cross_entropy(logits, targets),
+        "mse": mse(predictions, targets),
+        "mae": mae(predictions, targets),
+        "ssim": ssim(predictions, targets),
+    }
+    chex.assert_trees_all_close(scores, expected, rtol=1e-5)
+    assert all(value.shape == () and value.dtype == jnp.float32 for value in scores.values())
+
+
+def test_low_precision_inputs_are_measured_in_float32():
+    logits, targets = jnp.zeros((1, 2, 8, 8, 1), jnp.bfloat16), jnp.ones((1, 2, 8, 8, 1), jnp.bfloat16)
+    scores = jax.jit(evaluate)(logits, targets)
+    assert all(value.dtype == jnp.float32 for value in scores.values())
+    np.testing.assert_allclose(scores["cross_entropy"], 128 * np.log(2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("metric", [mse, mae, ssim, cross_entropy, evaluate])
+@pytest.mark.parametrize(
+    ("first", "second", "error", "match"),
+    [
+        (np.zeros((1, 2, 4, 4, 1), np.float32), np.zeros((1, 2, 4, 5, 1), np.float32), ValueError, "same shape"),
+        (np.zeros((2, 4, 4, 1), np.float32), np.zeros((2, 4, 4, 1), np.float32), ValueError, r"5-D \(B, T, H, W, C\)"),
+        (np.zeros((1, 2, 4, 4, 1), np.float32), np.zeros((1, 2, 4, 4, 1), np.float64), TypeError, "same dtype"),
+        (np.zeros((1, 2, 4, 4, 1), np.float32), np.zeros((1, 2, 4, 4, 1), np.uint8), TypeError, "floating-point"),
+        ([[0.0]], np.zeros((1, 1), np.float32), TypeError, "must be an array, got list"),
+    ],
+)
+def test_mismatched_inputs_are_rejected(metric, first, second, error, match):
+    with pytest.raises(error, match=match):
+        metric(first, second)

@@ -275,7 +275,7 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
         tree of the same structure converts too, such as the gradients of a loss.
 
     Returns:
-      A dict from the reference's keys to NumPy arrays, for
+      A dict from the reference's keys to NumPy arrays (writable copies), for
       `model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()})`.
 
     Raises:
@@ -324,7 +324,8 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 problems.append(f"{cell_name}: unexpected entry {name!r}")
     if problems:
         raise ValueError("These variables are not a convlstm_jax.ConvLSTM's:\n  - " + "\n  - ".join(problems))
-    return state_dict
+    # Fresh, writable, C-ordered arrays: what `torch.from_numpy` takes without a warning.
+    return {key: np.array(value, order="C") for key, value in state_dict.items()}
 
 
 def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:

@@ -269,8 +269,8 @@ def flax_to_torch_encoder_forecaster(variables: Mapping[str, Any]) -> dict[str, 
     for name in ("encoder", "forecaster"):
         state_dict.update({f"{name}.{key}": value for key, value in flax_to_torch(params[name]).items()})
     kernel = _to_numpy(params["output"]["kernel"])
-    state_dict["output.weight"] = np.transpose(kernel, (3, 2, 0, 1))
-    state_dict["output.bias"] = _to_numpy(params["output"]["bias"])
+    state_dict["output.weight"] = np.array(np.transpose(kernel, (3, 2, 0, 1)), order="C")
+    state_dict["output.bias"] = np.array(_to_numpy(params["output"]["bias"]))
     return state_dict
 
 

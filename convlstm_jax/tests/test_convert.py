@@ -221,3 +221,12 @@ def test_a_model_without_input_rejects_a_state_dict_with_one():
         ValueError, match=r"(?s)missing key 'cell_list.0.conv_h.weight'.*unexpected key 'cell_list.0.conv.weight'"
     ):
         torch_to_flax(_numpy_state_dict(_torch_model()), model)
+
+
+def test_flax_to_torch_gives_writable_arrays_torch_takes_without_a_warning():
+    model = convlstm_jax.ConvLSTM(2, 4, 3, 1)
+    variables = model.init(jax.random.key(0), jnp.ones((1, 1, 4, 4, 2)))
+    state_dict = flax_to_torch(variables)
+    assert all(v.flags.writeable and v.flags.c_contiguous for v in state_dict.values())
+    reference = convlstm_torch.ConvLSTM(2, 4, 3, 1)
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=True)

@@ -7,9 +7,8 @@ gives the convolution its own VJP made of operations that stay fast in a loop:
 - the input gradient is a forward convolution of the output gradient with the kernel flipped in
   space and transposed in channels (materialised once, behind `lax.optimization_barrier`, so XLA
   does not fold the flip back into a gradient convolution);
-- the weight gradient is one matmul per kernel tap: the zero-padded input shifted by the tap,
-  flattened to (frames·H·W, C_in), transposed, times the output gradient flattened to
-  (frames·H·W, C_out).
+- the weight gradient is one contraction per kernel tap: the zero-padded input shifted by the tap
+  against the output gradient, over frames, rows and columns: (C_in, C_out) per tap.
 
 The forward pass is XLA's own convolution. The strategy is chosen per backend by
 `resolve_conv_gradient` ("tapwise" on CPU, XLA's own gradients elsewhere, where cuDNN and the TPU
@@ -70,15 +69,15 @@ def _conv_same_bwd(precision, residuals, grad):
     # dL/dx: the output gradient correlated with the kernel flipped in space, in <-> out swapped.
     flipped = lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
     grad_x = _conv(grad, flipped, precision)
-    # dL/dkernel[i, j] = Σ_{n, r, c} x_padded[n, r + i, c + j, :]ᵀ grad[n, r, c, :]: one matmul per tap.
-    n, h, w, _ = x.shape
+    # dL/dkernel[i, j] = Σ_{n, r, c} x_padded[n, r + i, c + j, :]ᵀ grad[n, r, c, :]: one contraction per
+    # tap, over (n, r, c) directly: no reshape, so a frame split across devices stays split.
+    _, h, w, _ = x.shape
     padded = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    grad_rows = grad.reshape(n * h * w, c_out)
     taps = [
         lax.dot_general(
-            padded[:, i : i + h, j : j + w, :].reshape(n * h * w, c_in),
-            grad_rows,
-            (((0,), (0,)), ((), ())),
+            padded[:, i : i + h, j : j + w, :],
+            grad,
+            (((0, 1, 2), (0, 1, 2)), ((), ())),
             precision=precision,
             preferred_element_type=jnp.float32 if kernel.dtype == jnp.bfloat16 else None,
         )

@@ -8,6 +8,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.typing import Dtype, PrecisionLike
 from jax.experimental import checkify
 
@@ -15,6 +16,31 @@ from convlstm_common import LayerSpec, check_peephole, resolve_layers
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import check_conv_gradient
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    return f"{len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+def flip_sequences(x: jax.Array, lengths: jax.Array | None, time_axis: int) -> jax.Array:
+    """Reverses each sequence of `x` along `time_axis` within its own length.
+
+    Steps past a sequence's length stay where they are; with `lengths` None, the whole time axis
+    is reversed. Applying it twice gives `x` back.
+    """
+    if lengths is None:
+        return jnp.flip(x, time_axis)
+    steps = x.shape[time_axis]
+    t = jnp.arange(steps, dtype=lengths.dtype)
+    # index[b, t]: the step that lands at t for sequence b.
+    index = jnp.where(t[None, :] < lengths[:, None], lengths[:, None] - 1 - t[None, :], t[None, :])
+    if time_axis == 0:
+        index = index.T
+    index = index.reshape(*index.shape, *(1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, index, axis=time_axis)
 
 
 def _check_finite(name: str, x: jax.Array) -> None:
@@ -56,6 +82,13 @@ class ConvLSTM(nn.Module):
         default: NaN and inf otherwise propagate as IEEE arithmetic makes them.
       input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
         for `kernel_size`, which is then the state-to-state kernel only.
+      reverse: process time backwards (each sequence within its own length, see `seq_lengths`).
+      keep_order: with `reverse`, return outputs in the input's time order (default), else in
+        the order they were computed (as `flax.linen.RNN`'s `keep_order=False`).
+      dropout: the rate of dropout on each layer's input (the input-to-state path), with one mask
+        per sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`).
+      recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
+      deterministic: see `__call__`.
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -90,6 +123,11 @@ class ConvLSTM(nn.Module):
     unroll: int = 1
     check_finite: bool = False
     input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None
+    reverse: bool = False
+    keep_order: bool = True
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    deterministic: bool | None = None
 
     def __post_init__(self) -> None:
         specs = self.layer_specs()
@@ -101,6 +139,10 @@ class ConvLSTM(nn.Module):
             object.__setattr__(self, "input_kernel_size", tuple(s.input_kernel_size for s in specs))
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
+        for name in ("dropout", "recurrent_dropout"):
+            rate = getattr(self, name)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+                raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
         if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
             raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {self.unroll!r}.")
         super().__post_init__()
@@ -113,7 +155,15 @@ class ConvLSTM(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, x: jax.Array, hidden_state: Sequence[Carry] | None = None):
+    def __call__(
+        self,
+        x: jax.Array,
+        hidden_state: Sequence[Carry] | None = None,
+        *,
+        seq_lengths: jax.Array | None = None,
+        deterministic: bool | None = None,
+        dropout_masks: Sequence[tuple[jax.Array | None, jax.Array | None]] | None = None,
+    ):
         """Runs the stack over the sequence.
 
         Args:
@@ -121,6 +171,17 @@ class ConvLSTM(nn.Module):
             `channels_last`.
           hidden_state: None for zero initial states, or a list with one `(h, c)` per layer, each
             (B, H, W, hidden_dim[l]) (or (B, hidden_dim[l], H, W) if not `channels_last`).
+          seq_lengths: None (every sequence has T steps), or an int array (B,) of lengths in
+            [0, T]. Steps past a sequence's length leave its state unchanged and output zeros, so
+            the returned final state is the state at each sequence's own last step. With
+            `reverse`, each sequence is reversed within its own length.
+          deterministic: disables dropout when True (evaluation); merged with the field of the
+            same name, as `flax.linen.Dropout` does. Needed when `dropout` or `recurrent_dropout`
+            is on; masks are then drawn from the `"dropout"` RNG stream.
+          dropout_masks: explicit masks instead of drawn ones: a list with one
+            `(input_mask, state_mask)` per layer, each None or an array multiplying the layer's
+            input (B, H, W, C_l) or its hidden state (B, H, W, hidden_dim[l]) at every step (in
+            this module's layout). Values are used as given: a dropout mask is 0 or 1/(1-rate).
 
         Returns:
           `(layer_outputs, last_states)`; see the class docstring.
@@ -142,14 +203,35 @@ class ConvLSTM(nn.Module):
                 hidden_state = [(jnp.moveaxis(h, 1, -1), jnp.moveaxis(c, 1, -1)) for h, c in hidden_state]
         dtype = self.dtype if self.dtype is not None else jnp.promote_types(x.dtype, self.param_dtype)
 
-        scan_cell = nn.scan(
-            nn.remat(ConvLSTMCell) if self.remat else ConvLSTMCell,
+        steps = x.shape[time_axis]
+        lengths = self._check_lengths(seq_lengths, batch, steps)
+        masks = self._dropout_masks(specs, x.shape[-1], batch, frame, dtype, deterministic, dropout_masks)
+        if self.reverse:
+            x = flip_sequences(x, lengths, time_axis)
+
+        def step(cell, carry, xs, masks, lengths):
+            inputs, t = xs
+            mask_x, mask_h = masks
+            h, c = carry
+            if mask_x is not None:
+                inputs = inputs * mask_x
+            new_carry, y = cell((h if mask_h is None else h * mask_h, c), inputs)
+            if lengths is not None:  # Past its end, a sequence keeps its state and outputs zeros.
+                valid = (t < lengths).reshape(-1, 1, 1, 1)
+                new_carry = jax.tree.map(lambda new, old: jnp.where(valid, new, old), new_carry, carry)
+                y = jnp.where(valid, y, jnp.zeros_like(y))
+            return new_carry, y
+
+        scan = nn.scan(
+            step,
             variable_broadcast="params",
             split_rngs={"params": False},
-            in_axes=time_axis,
+            in_axes=((time_axis, 0), nn.broadcast, nn.broadcast),
             out_axes=time_axis,
             unroll=self.unroll,
         )
+        cell_type = nn.remat(ConvLSTMCell) if self.remat else ConvLSTMCell
+        times = jnp.arange(steps, dtype=jnp.int32)
         layer_outputs, last_states = [], []
         layer_input = x
         for index, spec in enumerate(specs):
@@ -159,7 +241,7 @@ class ConvLSTM(nn.Module):
             else:
                 h, c = hidden_state[index]
                 carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
-            cell = scan_cell(
+            cell = cell_type(
                 hidden_dim=spec.hidden_dim,
                 kernel_size=spec.kernel_size,
                 bias=self.bias,
@@ -172,10 +254,12 @@ class ConvLSTM(nn.Module):
                 input_kernel_size=spec.input_kernel_size,
                 name=f"cell_{index}",
             )
-            carry, layer_input = cell(carry, layer_input)
+            carry, layer_input = scan(cell, carry, (layer_input, times), masks[index], lengths)
             layer_outputs.append(layer_input)
             last_states.append(carry)
 
+        if self.reverse and self.keep_order:
+            layer_outputs = [flip_sequences(y, lengths, time_axis) for y in layer_outputs]
         if not self.return_all_layers:
             layer_outputs, last_states = layer_outputs[-1:], last_states[-1:]
         if time_axis == 0:
@@ -203,6 +287,69 @@ class ConvLSTM(nn.Module):
             shape = self._state_shape(batch, frame, spec.hidden_dim)
             states.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
         return states
+
+    def _check_lengths(self, seq_lengths: Any, batch: int, steps: int) -> jax.Array | None:
+        if seq_lengths is None:
+            return None
+        lengths = jnp.asarray(seq_lengths) if isinstance(seq_lengths, (list, tuple)) else seq_lengths
+        if not hasattr(lengths, "dtype") or not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise TypeError(f"seq_lengths must be an int array of shape ({batch},), got {_describe(seq_lengths)}.")
+        if lengths.shape != (batch,):
+            raise ValueError(f"seq_lengths must have shape (B,) = ({batch},), got {tuple(lengths.shape)}.")
+        if not isinstance(lengths, jax.core.Tracer):  # Values are only known outside jit.
+            values = np.asarray(lengths)
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high > steps:
+                raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
+        return lengths.astype(jnp.int32)
+
+    def _dropout_masks(self, specs, channels, batch, frame, dtype, deterministic, dropout_masks) -> list:
+        if dropout_masks is not None:
+            return self._check_dropout_masks(dropout_masks, specs, channels, batch, frame, dtype)
+        if not (self.dropout or self.recurrent_dropout):
+            return [(None, None)] * len(specs)
+        if nn.merge_param("deterministic", self.deterministic, deterministic):
+            return [(None, None)] * len(specs)
+
+        def draw(rate: float, depth: int) -> jax.Array | None:
+            if not rate or not depth:
+                return None
+            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate, (batch, *frame, depth))
+            return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
+
+        inputs = [channels, *(s.hidden_dim for s in specs[:-1])]
+        return [
+            (draw(self.dropout, depth), draw(self.recurrent_dropout, spec.hidden_dim))
+            for depth, spec in zip(inputs, specs)
+        ]
+
+    def _check_dropout_masks(self, masks, specs, channels, batch, frame, dtype) -> list:
+        if not isinstance(masks, (list, tuple)) or len(masks) != len(specs):
+            raise ValueError(
+                f"dropout_masks must be a list of {len(specs)} (input_mask, state_mask) pairs, one per layer; "
+                f"got {_describe(masks)}."
+            )
+        inputs = [channels, *(s.hidden_dim for s in specs[:-1])]
+        checked = []
+        for layer, (pair, depth, spec) in enumerate(zip(masks, inputs, specs)):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(
+                    f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}."
+                )
+            checked_pair = []
+            for name, mask, size in zip(("input_mask", "state_mask"), pair, (depth, spec.hidden_dim)):
+                if mask is None:
+                    checked_pair.append(None)
+                    continue
+                check_floating(f"dropout_masks[{layer}] {name}", mask)
+                expected = self._state_shape(batch, frame, size)
+                if tuple(mask.shape) != expected:
+                    raise ValueError(
+                        f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}."
+                    )
+                checked_pair.append(jnp.asarray(mask if self.channels_last else jnp.moveaxis(mask, 1, -1), dtype))
+            checked.append(tuple(checked_pair))
+        return checked
 
     def _layout(self) -> str:
         frame = "H, W, C" if self.channels_last else "C, H, W"

@@ -4,7 +4,8 @@ The API and state_dict keys of KL4805/ConvLSTM-Pytorch (itself derived from ndrp
 plus an initial state and a choice of peephole connections.
 """
 
+from ._bidirectional import Bidirectional as Bidirectional
 from ._cell import ConvLSTMCell as ConvLSTMCell
 from ._convlstm import ConvLSTM as ConvLSTM
 
-__all__ = ["ConvLSTM", "ConvLSTMCell"]
+__all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell"]

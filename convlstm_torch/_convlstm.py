@@ -10,6 +10,26 @@ from convlstm_common import check_peephole, resolve_layers
 from ._cell import ConvLSTMCell, _check_float
 
 
+def _describe(value) -> str:
+    if torch.is_tensor(value) or hasattr(value, "shape"):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"{len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+def flip_sequences(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverses each sequence of a batch-first `x` (B, T, ...) along time within its own length.
+
+    Steps past a sequence's length stay where they are; with `lengths` None, the whole time axis
+    is reversed. Applying it twice gives `x` back.
+    """
+    if lengths is None:
+        return torch.flip(x, dims=(1,))
+    t = torch.arange(x.shape[1], device=x.device)
+    index = torch.where(t[None, :] < lengths[:, None], lengths[:, None] - 1 - t[None, :], t[None, :])
+    index = index.view(*index.shape, *(1,) * (x.dim() - 2)).expand_as(x)
+    return torch.gather(x, 1, index)
+
+
 class ConvLSTM(nn.Module):
     """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
 
@@ -29,6 +49,13 @@ class ConvLSTM(nn.Module):
       input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
         for `kernel_size`. Layers where the two differ have keys `conv_x.*` and `conv_h.weight`
         instead of `conv.*`.
+      reverse: process time backwards (each sequence within its own length, see `forward`).
+      keep_order: with `reverse`, return outputs in the input's time order (default), else in the
+        order they were computed.
+      dropout: the rate of dropout on each layer's input (the input-to-state path), one mask per
+        sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`);
+        only in training mode (`model.train()`), drawn from torch's global generator.
+      recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -60,6 +87,10 @@ class ConvLSTM(nn.Module):
         peephole="conv",
         check_finite: bool = False,
         input_kernel_size=None,
+        reverse: bool = False,
+        keep_order: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ):
         super().__init__()
         if input_dim is None:
@@ -75,6 +106,11 @@ class ConvLSTM(nn.Module):
         self.return_all_layers = return_all_layers
         self.peephole = check_peephole(peephole)
         self.check_finite = check_finite
+        self.reverse, self.keep_order = reverse, keep_order
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+                raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
+        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.cell_list = nn.ModuleList(
             ConvLSTMCell(
                 s.input_dim, s.hidden_dim, s.kernel_size, bias, peephole=peephole, input_kernel_size=s.input_kernel_size
@@ -82,13 +118,20 @@ class ConvLSTM(nn.Module):
             for s in specs
         )
 
-    def forward(self, input_tensor: torch.Tensor, hidden_state=None):
+    def forward(self, input_tensor: torch.Tensor, hidden_state=None, seq_lengths=None, dropout_masks=None):
         """Runs the stack over the sequence.
 
         Args:
           input_tensor: (B, T, C, H, W) if `batch_first`, else (T, B, C, H, W).
           hidden_state: None for zero initial states, or a list with one `(h, c)` per layer, each
             of shape (B, hidden_dim[l], H, W).
+          seq_lengths: None (every sequence has T steps), or an int tensor (B,) of lengths in
+            [0, T]. Steps past a sequence's length leave its state unchanged and output zeros, so
+            the returned final state is the state at each sequence's own last step. With
+            `reverse`, each sequence is reversed within its own length.
+          dropout_masks: explicit masks instead of drawn ones (in any mode): a list with one
+            `(input_mask, state_mask)` per layer, each None or a tensor multiplying the layer's
+            input (B, C_l, H, W) or hidden state (B, hidden_dim[l], H, W) at every step.
 
         Returns:
           `(layer_output_list, last_state_list)`; see the class docstring.
@@ -109,21 +152,83 @@ class ConvLSTM(nn.Module):
                 if bad:
                     raise ValueError(f"{name} holds {bad} NaN or inf value(s) (check_finite=True).")
 
+        lengths = self._check_lengths(seq_lengths, b, seq_len)
+        masks = self._dropout_masks(dropout_masks, input_tensor, b, height, width)
+        if self.reverse:
+            input_tensor = flip_sequences(input_tensor, lengths)
+
         layer_output_list, last_state_list = [], []
         cur_layer_input = input_tensor
-        for cell, (h, c) in zip(self.cell_list, hidden_state):
+        for cell, (h, c), (mask_x, mask_h) in zip(self.cell_list, hidden_state, masks):
             outputs = []
             for t in range(seq_len):
-                h, c = cell._step(cur_layer_input[:, t], h, c)
-                outputs.append(h)
+                x_t = cur_layer_input[:, t]
+                h_next, c_next = cell._step(
+                    x_t if mask_x is None else x_t * mask_x, h if mask_h is None else h * mask_h, c
+                )
+                if lengths is not None:  # Past its end, a sequence keeps its state and outputs zeros.
+                    valid = (t < lengths).view(-1, 1, 1, 1)
+                    h, c = torch.where(valid, h_next, h), torch.where(valid, c_next, c)
+                    outputs.append(torch.where(valid, h_next, torch.zeros_like(h_next)))
+                else:
+                    h, c = h_next, c_next
+                    outputs.append(h)
             cur_layer_input = torch.stack(outputs, dim=1)
             layer_output_list.append(cur_layer_input)
             last_state_list.append([h, c])
 
+        if self.reverse and self.keep_order:
+            layer_output_list = [flip_sequences(y, lengths) for y in layer_output_list]
         if not self.return_all_layers:
             layer_output_list = layer_output_list[-1:]
             last_state_list = last_state_list[-1:]
         return layer_output_list, last_state_list
+
+    def _check_lengths(self, seq_lengths, batch: int, steps: int):
+        if seq_lengths is None:
+            return None
+        if not torch.is_tensor(seq_lengths) or seq_lengths.is_floating_point() or seq_lengths.is_complex():
+            raise TypeError(f"seq_lengths must be an int tensor of shape ({batch},), got {_describe(seq_lengths)}.")
+        if tuple(seq_lengths.shape) != (batch,):
+            raise ValueError(f"seq_lengths must have shape (B,) = ({batch},), got {tuple(seq_lengths.shape)}.")
+        low, high = int(seq_lengths.min()), int(seq_lengths.max())
+        if low < 0 or high > steps:
+            raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
+        return seq_lengths.to(device=next(self.parameters()).device, dtype=torch.long)
+
+    def _dropout_masks(self, dropout_masks, x: torch.Tensor, batch: int, height: int, width: int) -> list:
+        inputs = [self.input_dim, *self.hidden_dim[:-1]]
+        if dropout_masks is None:
+            if not self.training:
+                return [(None, None)] * self.num_layers
+
+            def draw(rate: float, depth: int):
+                if not rate or not depth:
+                    return None
+                keep = torch.full((batch, depth, height, width), 1.0 - rate, dtype=x.dtype, device=x.device)
+                return torch.bernoulli(keep) / (1.0 - rate)
+
+            return [(draw(self.dropout, d), draw(self.recurrent_dropout, h)) for d, h in zip(inputs, self.hidden_dim)]
+        if not isinstance(dropout_masks, (list, tuple)) or len(dropout_masks) != self.num_layers:
+            raise ValueError(
+                f"dropout_masks must be a list of {self.num_layers} (input_mask, state_mask) pairs, one per layer; "
+                f"got {_describe(dropout_masks)}."
+            )
+        for layer, (pair, depth, hid) in enumerate(zip(dropout_masks, inputs, self.hidden_dim)):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(
+                    f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}."
+                )
+            for name, mask, size in zip(("input_mask", "state_mask"), pair, (depth, hid)):
+                if mask is None:
+                    continue
+                _check_float(f"dropout_masks[{layer}] {name}", mask)
+                if tuple(mask.shape) != (batch, size, height, width):
+                    raise ValueError(
+                        f"dropout_masks[{layer}] {name} must have shape {(batch, size, height, width)}, "
+                        f"got {tuple(mask.shape)}."
+                    )
+        return [tuple(pair) for pair in dropout_masks]
 
     def _check_input(self, x) -> None:
         _check_float("input_tensor", x)

@@ -20,6 +20,7 @@ def _case(
     width: int = 5,
     initial_state: bool = False,
     input_kernel_size: tuple[tuple[int, int], ...] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     config = {
         "input_dim": input_dim,
@@ -38,7 +39,10 @@ def _case(
     }
     if input_kernel_size is not None:
         config["input_kernel_size"] = [list(k) for k in input_kernel_size]
-    return config
+    # Options beyond the seed's, present only when set: reverse (bool), keep_order (bool),
+    # seq_lengths (one int per sequence), dropout_masks (bool: dropout on, masks given),
+    # bidirectional ("concat" or "sum").
+    return config | options
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -75,6 +79,16 @@ CASES: dict[str, dict[str, Any]] = {
     "no_input_other_kernels": _case(
         0, (3, 2), ((3, 3), (3, 3)), input_kernel_size=((5, 5), (5, 5)), peephole=None, initial_state=True
     ),
+    # Direction, variable lengths, dropout with explicit masks, both directions.
+    "reverse": _case(2, (4, 3), ((3, 3), (1, 1)), reverse=True, return_all_layers=True, initial_state=True),
+    "reverse_computed_order": _case(peephole=None, reverse=True, keep_order=False, batch_first=True),
+    "seq_lengths": _case(2, (4,), batch=3, steps=4, seq_lengths=[4, 1, 0], initial_state=True, batch_first=True),
+    "reverse_seq_lengths": _case(
+        1, (3, 2), ((3, 3), (3, 3)), batch=3, steps=4, reverse=True, seq_lengths=[2, 4, 3], peephole="hadamard"
+    ),
+    "dropout_masks": _case(2, (4, 3), ((3, 3), (1, 1)), dropout_masks=True, return_all_layers=True),
+    "bidirectional_concat": _case(batch_first=True, bidirectional="concat", seq_lengths=[3, 2]),
+    "bidirectional_sum": _case(2, (3, 4), ((3, 3), (1, 1)), peephole="hadamard", bidirectional="sum"),
 }
 """Case name -> configuration: the model's hyperparameters, the input's size, and whether an
 initial state is passed."""

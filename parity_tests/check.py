@@ -122,6 +122,14 @@ def describe(config: Config) -> str:
         f"B={config['batch']} T={config['steps']} {config['height']}x{config['width']}",
         "initial state" if config["initial_state"] else "zero state",
     ]
+    if config.get("reverse"):
+        flags.append("reverse" if config.get("keep_order", True) else "reverse (computed order)")
+    if "seq_lengths" in config:
+        flags.append(f"seq_lengths={config['seq_lengths']}")
+    if config.get("dropout_masks"):
+        flags.append("dropout masks")
+    if config.get("bidirectional"):
+        flags.append(f"bidirectional ({config['bidirectional']})")
     return ", ".join(flags)
 
 

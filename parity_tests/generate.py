@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .cases import CASES
-from .runs import Config, input_shape, result_names, returned_layers, run_torch
+from .runs import Config, input_shape, output_channels, result_names, returned_layers, run_torch
 from .tolerance import POLICY
 from .vectors import FORMAT_VERSION, VECTORS_DIR, write_case, write_manifest
 
@@ -29,12 +29,10 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
     """Draws a case's weights, input, initial state and loss weights, all float32."""
     import torch
 
-    import convlstm_torch
-
-    from .runs import model_kwargs
+    from .runs import build_torch
 
     torch.manual_seed(seed)
-    model = convlstm_torch.ConvLSTM(**model_kwargs(config))
+    model = build_torch(config)
     generator = torch.Generator().manual_seed(seed)
 
     def draw(*shape: int, scale: float = 1.0) -> np.ndarray:
@@ -51,11 +49,18 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
         for layer, hid in enumerate(config["hidden_dim"]):
             arrays[f"h0/{layer}"] = draw(b, hid, h, w, scale=0.5)
             arrays[f"c0/{layer}"] = draw(b, hid, h, w, scale=0.5)
+    if config.get("dropout_masks"):  # Dropout at rate 0.3 (input) and 0.2 (state), masks given.
+        inputs = [config["input_dim"], *config["hidden_dim"][:-1]]
+        for layer, (depth, hid) in enumerate(zip(inputs, config["hidden_dim"])):
+            for kind, rate, channels in (("input", 0.3, depth), ("state", 0.2, hid)):
+                if channels:
+                    keep = torch.rand((b, channels, h, w), generator=generator) >= rate
+                    arrays[f"dropout_mask/{kind}/{layer}"] = (keep.float() / (1 - rate)).numpy()
     for layer in returned_layers(config):
         hid = config["hidden_dim"][layer]
-        arrays[f"loss_weight/output/{layer}"] = draw(b, t, hid, h, w)
-        arrays[f"loss_weight/h/{layer}"] = draw(b, hid, h, w)
-        arrays[f"loss_weight/c/{layer}"] = draw(b, hid, h, w)
+        arrays[f"loss_weight/output/{layer}"] = draw(b, t, output_channels(config, layer), h, w)
+        for kind in ("h", "c", "h/backward", "c/backward") if config.get("bidirectional") else ("h", "c"):
+            arrays[f"loss_weight/{kind}/{layer}"] = draw(b, hid, h, w)
     assert set(result_names(config)) == {k.removeprefix("loss_weight/") for k in arrays if k.startswith("loss_weight/")}
     return arrays
 

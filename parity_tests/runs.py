@@ -4,12 +4,15 @@ A case is a `config` (JSON-serialisable: the model's hyperparameters and the inp
 `arrays`, the case's inputs in the torch layout:
 
 - `input`, and `h0/<l>`, `c0/<l>` per layer when the case has an initial state;
+- `dropout_mask/input/<l>`, `dropout_mask/state/<l>` per layer when the case has dropout masks
+  (`"dropout_masks": true`): dropout on, with the masks given explicitly;
 - `param/<state_dict key>`, the reference's weights;
 - `loss_weight/<result name>`, the fixed weights of the scalar loss
   L = Σ_names Σ (result[name] ∘ loss_weight[name]) over every returned output and state.
 
 Both runners return, in the torch layout and float64:
-`output/<l>`, `h/<l>`, `c/<l>` for each returned layer l, and the gradients of L:
+`output/<l>`, `h/<l>`, `c/<l>` for each returned layer l (and `h/backward/<l>`, `c/backward/<l>`
+for a bidirectional case, whose outputs merge both directions), and the gradients of L:
 `grad/input`, `grad/h0/<l>`, `grad/c0/<l>`, `grad/param/<state_dict key>`.
 """
 
@@ -35,6 +38,8 @@ def model_kwargs(config: Config) -> dict[str, Any]:
         "return_all_layers": config["return_all_layers"],
         "peephole": config["peephole"],
         "input_kernel_size": [tuple(k) for k in config["input_kernel_size"]] if "input_kernel_size" in config else None,
+        "reverse": config.get("reverse", False),
+        "keep_order": config.get("keep_order", True),
     }
 
 
@@ -53,14 +58,51 @@ def returned_layers(config: Config) -> list[int]:
 
 def result_names(config: Config) -> list[str]:
     """The names of the forward results that enter the loss."""
-    return [f"{kind}/{layer}" for layer in returned_layers(config) for kind in ("output", "h", "c")]
+    kinds = ("output", "h", "c", "h/backward", "c/backward") if config.get("bidirectional") else ("output", "h", "c")
+    return [f"{kind}/{layer}" for layer in returned_layers(config) for kind in kinds]
+
+
+def output_channels(config: Config, layer: int) -> int:
+    """Channels of layer `layer`'s returned output: doubled by a bidirectional "concat"."""
+    return config["hidden_dim"][layer] * (2 if config.get("bidirectional") == "concat" else 1)
 
 
 def _forward_results(config: Config, outputs, states) -> dict[str, Any]:
     results = {}
-    for layer, output, (h, c) in zip(returned_layers(config), outputs, states):
+    backward = [None] * len(outputs)
+    if config.get("bidirectional"):
+        states, backward = states
+    for layer, output, (h, c), other in zip(returned_layers(config), outputs, states, backward):
         results.update({f"output/{layer}": output, f"h/{layer}": h, f"c/{layer}": c})
+        if other is not None:
+            results.update({f"h/backward/{layer}": other[0], f"c/backward/{layer}": other[1]})
     return results
+
+
+def _dropout_masks(arrays: Arrays, config: Config) -> list[tuple[Any, Any]] | None:
+    if not config.get("dropout_masks"):
+        return None
+    return [
+        (arrays.get(f"dropout_mask/input/{layer}"), arrays.get(f"dropout_mask/state/{layer}"))
+        for layer in range(config["num_layers"])
+    ]
+
+
+def _seq_lengths(config: Config) -> np.ndarray | None:
+    return None if "seq_lengths" not in config else np.asarray(config["seq_lengths"], np.int32)
+
+
+def build_torch(config: Config):
+    """The reference model of a case: a `ConvLSTM`, or a `Bidirectional` one."""
+    import convlstm_torch
+
+    model = convlstm_torch.ConvLSTM(**model_kwargs(config))
+    if config.get("bidirectional"):
+        model = convlstm_torch.Bidirectional(model, config["bidirectional"])
+    return model
+
+
+_DIRECTIONS = ("forward_layer", "backward_layer")
 
 
 def _initial_state(arrays: Arrays, config: Config) -> list[tuple[np.ndarray, np.ndarray]] | None:
@@ -77,10 +119,8 @@ def run_torch(config: Config, arrays: Arrays, dtype: str = "float32") -> Arrays:
     """Runs the reference on a case, in `dtype`, and returns its results and gradients."""
     import torch
 
-    import convlstm_torch
-
     torch_dtype = getattr(torch, dtype)
-    model = convlstm_torch.ConvLSTM(**model_kwargs(config)).to(torch_dtype)
+    model = build_torch(config).to(torch_dtype)
     params = _params(arrays)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()}, strict=True)
 
@@ -90,7 +130,14 @@ def run_torch(config: Config, arrays: Arrays, dtype: str = "float32") -> Arrays:
     x = leaf(arrays["input"])
     state = _initial_state(arrays, config)
     state = None if state is None else [(leaf(h), leaf(c)) for h, c in state]
-    outputs, states = model(x, state)
+    options = {}
+    if (lengths := _seq_lengths(config)) is not None:
+        options["seq_lengths"] = torch.from_numpy(lengths)
+    if (masks := _dropout_masks(arrays, config)) is not None:
+        options["dropout_masks"] = [
+            tuple(None if m is None else torch.from_numpy(m).to(torch_dtype) for m in pair) for pair in masks
+        ]
+    outputs, states = model(x, state, **options)
     results = _forward_results(config, outputs, states)
     weights = {name: torch.from_numpy(arrays[f"loss_weight/{name}"]).to(torch_dtype) for name in results}
     loss = sum((value * weights[name]).sum() for name, value in results.items())
@@ -125,22 +172,34 @@ def run_jax(
     model = convlstm_jax.ConvLSTM(
         **model_kwargs(config), channels_last=channels_last, param_dtype=dtype, dtype=compute_dtype, **options
     )
+    if config.get("bidirectional"):
+        model = convlstm_jax.Bidirectional(model, config["bidirectional"])
     to_model = (lambda a, axis: jnp.moveaxis(a, axis, -1)) if channels_last else (lambda a, axis: a)
     to_torch = (lambda a, axis: jnp.moveaxis(a, -1, axis)) if channels_last else (lambda a, axis: a)
 
     def cast(array: np.ndarray) -> jax.Array:
         return jnp.asarray(array, dtype)
 
-    params = jax.tree.map(cast, convlstm_jax.torch_to_flax(_params(arrays))["params"])
+    state_dict = _params(arrays)
+    if config.get("bidirectional"):
+        params = {d: convlstm_jax.torch_to_flax(state_dict, prefix=f"{d}.")["params"] for d in _DIRECTIONS}
+    else:
+        params = convlstm_jax.torch_to_flax(state_dict)["params"]
+    params = jax.tree.map(cast, params)
     x = to_model(cast(arrays["input"]), 2)
     state = _initial_state(arrays, config)
     state = None if state is None else [(to_model(cast(h), 1), to_model(cast(c), 1)) for h, c in state]
     weights = {name: cast(arrays[f"loss_weight/{name}"]) for name in result_names(config)}
+    call = {}
+    if (lengths := _seq_lengths(config)) is not None:
+        call["seq_lengths"] = jnp.asarray(lengths)
+    if (masks := _dropout_masks(arrays, config)) is not None:
+        call["dropout_masks"] = [tuple(None if m is None else to_model(cast(m), 1) for m in pair) for pair in masks]
 
     def loss_fn(x, params, state):
-        outputs, states = model.apply({"params": params}, x, state)
+        outputs, states = model.apply({"params": params}, x, state, **call)
         outputs = [to_torch(y, 2) for y in outputs]
-        states = [(to_torch(h, 1), to_torch(c, 1)) for h, c in states]
+        states = jax.tree.map(lambda s: to_torch(s, 1), states)
         results = _forward_results(config, outputs, states)
         loss = sum(jnp.sum(value.astype(dtype) * weights[name]) for name, value in results.items())
         return loss, results
@@ -152,6 +211,9 @@ def run_jax(
     results["grad/input"] = to_torch(grad_x, 2)
     for layer, (h, c) in enumerate(grad_state or []):
         results.update({f"grad/h0/{layer}": to_torch(h, 1), f"grad/c0/{layer}": to_torch(c, 1)})
-    state_dict = convlstm_jax.flax_to_torch({"params": grad_params})
-    results.update({f"grad/param/{key}": value for key, value in state_dict.items()})
+    if config.get("bidirectional"):
+        grads = {f"{d}.{k}": v for d in _DIRECTIONS for k, v in convlstm_jax.flax_to_torch(grad_params[d]).items()}
+    else:
+        grads = convlstm_jax.flax_to_torch({"params": grad_params})
+    results.update({f"grad/param/{key}": value for key, value in grads.items()})
     return {name: np.asarray(value, np.float64) for name, value in results.items()}

@@ -16,8 +16,8 @@ ODD = st.sampled_from([1, 3, 5, 7])
 @st.composite
 def configs(draw):
     num_layers = draw(st.integers(1, 3))
-    return {
-        "input_dim": draw(st.integers(1, 3)),
+    config = {
+        "input_dim": draw(st.integers(0, 3)),
         "hidden_dim": draw(st.lists(st.integers(1, 8), min_size=num_layers, max_size=num_layers)),
         "kernel_size": draw(st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)),
         "num_layers": num_layers,
@@ -31,6 +31,25 @@ def configs(draw):
         "width": draw(st.integers(1, 12)),
         "initial_state": draw(st.booleans()),
     }
+    # The options beyond the seed's, each present or not.
+    if draw(st.booleans()):
+        config["input_kernel_size"] = draw(
+            st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)
+        )
+    if draw(st.booleans()):
+        config["reverse"] = True
+        config["keep_order"] = draw(st.booleans())
+    if draw(st.booleans()):
+        config["seq_lengths"] = draw(
+            st.lists(st.integers(0, config["steps"]), min_size=config["batch"], max_size=config["batch"])
+        )
+    extra = draw(st.sampled_from([None, "dropout_masks", "bidirectional"]))
+    if extra == "dropout_masks":
+        config["dropout_masks"] = True
+    elif extra == "bidirectional":
+        config["bidirectional"] = draw(st.sampled_from(["concat", "sum"]))
+        config["initial_state"] = False
+    return config
 
 
 def _check_live(config, seed, runs, record_outcomes):

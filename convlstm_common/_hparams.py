@@ -26,6 +26,9 @@ class LayerSpec:
     hidden_dim: int
     kernel_size: tuple[int, int]
     input_kernel_size: tuple[int, int] | None = None
+    padding: str = "same"
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
         if self.input_kernel_size is None:
@@ -33,8 +36,42 @@ class LayerSpec:
 
     @property
     def fused(self) -> bool:
-        """Whether one convolution over [X, H] computes both paths (an input, and equal kernels)."""
-        return self.input_dim > 0 and self.input_kernel_size == self.kernel_size
+        """Whether one convolution over [X, H] computes both paths: an input, equal kernels, and an
+        input-to-state convolution that keeps the frame size ("same", stride 1, dilation 1)."""
+        plain = self.padding == "same" and self.stride == (1, 1) and self.dilation == (1, 1)
+        return self.input_dim > 0 and self.input_kernel_size == self.kernel_size and plain
+
+    @property
+    def input_padding(self) -> tuple[int, int]:
+        """The zero padding of the input-to-state convolution, per side: dilation·(k // 2) or 0."""
+        if self.padding == "valid":
+            return (0, 0)
+        return tuple(d * (k // 2) for d, k in zip(self.dilation, self.input_kernel_size))
+
+    def state_size(self, frame: tuple[int, int]) -> tuple[int, int]:
+        """The (H, W) of this layer's state for input frames of size `frame`.
+
+        "same" keeps ceil(H / stride); "valid" leaves floor((H - dilation·(k - 1) - 1) / stride) + 1.
+
+        A layer without input keeps the frame's size.
+
+        Raises:
+          ValueError: the frame is too small for the input-to-state convolution.
+        """
+        if not self.input_dim:  # no input-to-state convolution: the state keeps the frame's size
+            return tuple(frame)
+        size = tuple(
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, p, d, k, s in zip(frame, self.input_padding, self.dilation, self.input_kernel_size, self.stride)
+        )
+        if min(size) < 1:
+            kh, kw = self.input_kernel_size
+            raise ValueError(
+                f"Frames of {frame[0]}x{frame[1]} are too small for the input-to-state convolution "
+                f"({kh}x{kw} kernel, padding={self.padding!r}, dilation={self.dilation}): its output would be "
+                f"{size[0]}x{size[1]}."
+            )
+        return size
 
 
 def _is_int(value: Any) -> bool:
@@ -91,8 +128,26 @@ def _is_one_kernel(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))
 
 
+PADDINGS = ("same", "valid")
+
+
+def _resolve_step(value: Any, name: str) -> tuple[int, int]:
+    if _is_int(value):
+        value = (value, value)
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
+    return tuple(_check_size(name, v) for v in value)
+
+
 def resolve_layers(
-    input_dim: int | None, hidden_dim: Any, kernel_size: Any, num_layers: Any, input_kernel_size: Any = None
+    input_dim: int | None,
+    hidden_dim: Any,
+    kernel_size: Any,
+    num_layers: Any,
+    input_kernel_size: Any = None,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
 ) -> tuple[LayerSpec, ...]:
     """Resolves the stack's arguments into one `LayerSpec` per layer.
 
@@ -105,6 +160,10 @@ def resolve_layers(
         those per layer.
       num_layers: the number of stacked layers.
       input_kernel_size: the input-to-state kernel, in the same forms; None for `kernel_size`.
+      padding: the input-to-state convolution's: "same" (zero padding dilation·(k // 2)) or
+        "valid" (none), or a list with one per layer.
+      stride: the input-to-state convolution's stride: an int, a pair, or a list of those.
+      dilation: the input-to-state convolution's dilation, in the same forms.
 
     Raises:
       TypeError: an argument has the wrong type.
@@ -124,22 +183,44 @@ def resolve_layers(
             resolve_kernel(k, "input_kernel_size")
             for k in _per_layer("input_kernel_size", input_kernel_size, num_layers, _is_one_kernel, one)
         ]
+    paddings = _per_layer("padding", padding, num_layers, lambda v: isinstance(v, str), '"same" or "valid"')
+    for value in paddings:
+        if value not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {value!r}.")
+    strides = [_resolve_step(v, "stride") for v in _per_layer("stride", stride, num_layers, _is_one_kernel, one)]
+    dilations = [
+        _resolve_step(v, "dilation") for v in _per_layer("dilation", dilation, num_layers, _is_one_kernel, one)
+    ]
     inputs = [input_dim or 0, *hidden[:-1]]
-    return tuple(LayerSpec(*layer) for layer in zip(inputs, hidden, kernels, input_kernels))
+    layers = zip(inputs, hidden, kernels, input_kernels, paddings, strides, dilations)
+    return tuple(LayerSpec(*layer) for layer in layers)
 
 
-def resolve_cell(input_dim: int | None, hidden_dim: Any, kernel_size: Any, input_kernel_size: Any = None) -> LayerSpec:
+def resolve_cell(
+    input_dim: int | None,
+    hidden_dim: Any,
+    kernel_size: Any,
+    input_kernel_size: Any = None,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
+) -> LayerSpec:
     """Resolves one cell's arguments (single values, not per-layer lists) into a `LayerSpec`.
 
     `input_dim` may be 0 (a cell without input) or None where it is inferred later (it is then 0
     in the result). `input_kernel_size` None means `kernel_size`.
     """
+    if not isinstance(padding, str) or padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
     kernel = resolve_kernel(kernel_size)
     return LayerSpec(
         0 if input_dim is None else _check_size("input_dim", input_dim, minimum=0),
         _check_size("hidden_dim", hidden_dim),
         kernel,
         kernel if input_kernel_size is None else resolve_kernel(input_kernel_size, "input_kernel_size"),
+        padding,
+        _resolve_step(stride, "stride"),
+        _resolve_step(dilation, "dilation"),
     )
 
 

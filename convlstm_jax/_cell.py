@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.typing import Dtype, PrecisionLike
+from jax import lax
 
-from convlstm_common import check_peephole, resolve_cell
+from convlstm_common import LayerSpec, check_peephole, resolve_cell
 
 from ._conv import check_conv_gradient, conv
 
@@ -36,18 +39,22 @@ def check_floating(name: str, x: Any) -> None:
 
 
 class _ConvWeights(nn.Module):
-    """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them."""
+    """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them.
 
-    kernel_shape: tuple[int, int, int, int]
-    use_bias: bool
-    fan_in: int
+    The input channels, the fan-in of the draw and whether there is a bias are given at the call,
+    so that a cell can declare its convolutions before it has seen its input.
+    """
+
+    kernel_size: tuple[int, int]
+    features: int
     param_dtype: Dtype
 
     @nn.compact
-    def __call__(self) -> tuple[jax.Array, jax.Array | None]:
-        init = torch_default_init(self.fan_in)
-        kernel = self.param("kernel", init, self.kernel_shape, self.param_dtype)
-        bias = self.param("bias", init, self.kernel_shape[-1:], self.param_dtype) if self.use_bias else None
+    def __call__(self, in_channels: int, fan_in: int, use_bias: bool) -> tuple[jax.Array, jax.Array | None]:
+        init = torch_default_init(fan_in)
+        shape = (*self.kernel_size, in_channels, self.features)
+        kernel = self.param("kernel", init, shape, self.param_dtype)
+        bias = self.param("bias", init, (self.features,), self.param_dtype) if use_bias else None
         return kernel, bias
 
 
@@ -94,6 +101,11 @@ class ConvLSTMCell(nn.RNNCellBase):
         The forward pass is the same.
       input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`; Shi et
         al. 2015 write a network with a 9x9 one and 1x1 state-to-state kernels "ConvLSTM(9x9)-1x1-64".
+      padding: the input-to-state convolution's, `"same"` (default: zero padding
+        dilation·(k // 2)) or `"valid"` (none). The state-to-state convolution is always "same":
+        the state has the size of the input-to-state convolution's output.
+      stride: the input-to-state convolution's stride, an int or a pair (default 1).
+      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
 
     Example:
       >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
@@ -115,76 +127,137 @@ class ConvLSTMCell(nn.RNNCellBase):
     precision: PrecisionLike = None
     conv_gradient: str = "auto"
     input_kernel_size: int | tuple[int, int] | None = None
+    padding: str = "same"
+    stride: int | tuple[int, int] = 1
+    dilation: int | tuple[int, int] = 1
 
     def __post_init__(self) -> None:
-        resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size, self.input_kernel_size)
+        self.spec()
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
         super().__post_init__()
 
-    @nn.compact
+    @nn.nowrap
+    def spec(self) -> LayerSpec:
+        """The cell's resolved hyperparameters (input_dim 0 when inferred from the input)."""
+        return resolve_cell(
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
+        )
+
+    def setup(self) -> None:
+        spec = self.spec()
+        hid, kernel = spec.hidden_dim, spec.kernel_size
+        self.input_to_state = _ConvWeights(spec.input_kernel_size, 4 * hid, self.param_dtype)
+        self.state_to_state = _ConvWeights(kernel, 4 * hid, self.param_dtype)
+        if self.peephole == "conv":
+            self.peephole_conv_if = _ConvWeights(kernel, 2 * hid, self.param_dtype)
+            self.peephole_conv_o = _ConvWeights(kernel, hid, self.param_dtype)
+        elif self.peephole == "hadamard":
+            zeros = nn.initializers.zeros_init()
+            self.peephole_i = self.param("peephole_i", zeros, (hid,), self.param_dtype)
+            self.peephole_f = self.param("peephole_f", zeros, (hid,), self.param_dtype)
+            self.peephole_o = self.param("peephole_o", zeros, (hid,), self.param_dtype)
+
     def __call__(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]:
         """Runs one step.
 
         Args:
-          carry: `(h, c)`, each of shape (B, H, W, hidden_dim).
+          carry: `(h, c)`, each of shape (B, H', W', hidden_dim), (H', W') the state's size
+            (`spec().state_size((H, W))`: (H, W) unless padding, stride or dilation change it).
           inputs: X, of shape (B, H, W, input_dim).
 
         Returns:
           `((h_next, c_next), h_next)`.
         """
-        spec = resolve_cell(self.input_dim, self.hidden_dim, self.kernel_size, self.input_kernel_size)
-        self._check_step(carry, inputs)
+        spec = self._check_step(carry, inputs)
+        if not spec.fused:
+            return self.state_step(carry, self.input_projection(inputs) if inputs.shape[-1] else None)
+        # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
+        # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
+        dtype = self._dtype(inputs)
+        in_channels, hid, (kh, kw) = inputs.shape[-1], spec.hidden_dim, spec.kernel_size
+        fan_in = (in_channels + hid) * kh * kw
+        kernel_x, bias = self.input_to_state(in_channels, fan_in, self.bias)
+        kernel_h, _ = self.state_to_state(hid, fan_in, False)
+        h, c = carry
+        both = jnp.concatenate([inputs.astype(dtype), h.astype(dtype)], axis=-1)
+        z = self._convolve(both, jnp.concatenate([kernel_x, kernel_h], axis=2), bias, dtype)
+        return self._gates(z, c.astype(dtype), dtype)
+
+    def input_projection(self, inputs: jax.Array) -> jax.Array:
+        """W_x * X + b for inputs of shape (..., H, W, C): any number of leading axes.
+
+        The input-to-state convolution alone (with its padding, stride and dilation): a stack
+        applies it to every frame of a sequence at once, outside its time loop. Computed with
+        XLA's own convolution and gradients, which are fast outside a loop on every backend.
+        """
+        spec = self.spec()
+        dtype = self._dtype(inputs)
+        *lead, height, width, in_channels = inputs.shape
+        kernel, bias = self.input_to_state(in_channels, in_channels * math.prod(spec.input_kernel_size), self.bias)
+        frames = inputs.reshape(-1, height, width, in_channels).astype(dtype)
+        z = lax.conv_general_dilated(
+            frames,
+            kernel.astype(dtype),
+            spec.stride,
+            [(p, p) for p in spec.input_padding],
+            rhs_dilation=spec.dilation,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=self.precision,
+        )
+        if bias is not None:
+            z = z + bias.astype(dtype).reshape(1, 1, 1, -1)
+        return z.reshape(*lead, *z.shape[1:])
+
+    def state_step(self, carry: Carry, projected_inputs: jax.Array | None) -> tuple[Carry, jax.Array]:
+        """One step from the input's projection `input_projection(X)` (None for a cell without input)."""
+        spec = self.spec()
         hid, (kh, kw) = spec.hidden_dim, spec.kernel_size
         h, c = carry
-        dtype = self.dtype if self.dtype is not None else jnp.promote_types(inputs.dtype, self.param_dtype)
-        inputs, h, c = inputs.astype(dtype), h.astype(dtype), c.astype(dtype)
+        dtype = self._dtype(h if projected_inputs is None else projected_inputs)
+        with_bias = projected_inputs is None and self.bias  # without input, the bias moves here
+        kernel_h, bias = self.state_to_state(hid, hid * kh * kw, with_bias)
+        z = self._convolve(h.astype(dtype), kernel_h, bias, dtype)
+        if projected_inputs is not None:
+            z = projected_inputs.astype(dtype) + z
+        return self._gates(z, c.astype(dtype), dtype)
 
-        def weights(name: str, shape: tuple[int, ...], fan_in: int, use_bias: bool = self.bias):
-            return _ConvWeights(shape, use_bias, fan_in, self.param_dtype, name=name)()
+    def _dtype(self, x: jax.Array) -> Dtype:
+        return self.dtype if self.dtype is not None else jnp.promote_types(x.dtype, self.param_dtype)
 
-        def convolve(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
-            y = conv(x, kernel.astype(dtype), self.conv_gradient, self.precision)
-            return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
+    def _convolve(self, x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype: Dtype) -> jax.Array:
+        y = conv(x, kernel.astype(dtype), self.conv_gradient, self.precision)
+        return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
 
-        in_channels = inputs.shape[-1]
-        kx = spec.input_kernel_size
-        if in_channels == 0:  # A cell without input: the state-to-state convolution carries the bias.
-            z = convolve(h, *weights("state_to_state", (kh, kw, hid, 4 * hid), hid * kh * kw))
-        elif kx == (kh, kw):
-            # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
-            # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
-            fan_in = (in_channels + hid) * kh * kw
-            kernel_x, bias = weights("input_to_state", (kh, kw, in_channels, 4 * hid), fan_in)
-            kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), fan_in, use_bias=False)
-            z = convolve(jnp.concatenate([inputs, h], axis=-1), jnp.concatenate([kernel_x, kernel_h], axis=2), bias)
-        else:
-            x_part = convolve(
-                inputs, *weights("input_to_state", (*kx, in_channels, 4 * hid), in_channels * kx[0] * kx[1])
-            )
-            kernel_h, _ = weights("state_to_state", (kh, kw, hid, 4 * hid), hid * kh * kw, use_bias=False)
-            z = x_part + convolve(h, kernel_h, None)
+    def _gates(self, z: jax.Array, c: jax.Array, dtype: Dtype) -> tuple[Carry, jax.Array]:
+        hid, (kh, kw) = self.hidden_dim, self.spec().kernel_size
         z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
-
         if self.peephole == "conv":
-            kernel, bias = weights("peephole_conv_if", (kh, kw, hid, 2 * hid), hid * kh * kw)
-            p_i, p_f = jnp.split(convolve(c, kernel, bias), 2, axis=-1)
+            p_i, p_f = jnp.split(self._convolve(c, *self.peephole_conv_if(hid, hid * kh * kw, self.bias), dtype), 2, -1)
             z_i, z_f = z_i + p_i, z_f + p_f
         elif self.peephole == "hadamard":
-            z_i, z_f = z_i + self._hadamard("peephole_i", dtype) * c, z_f + self._hadamard("peephole_f", dtype) * c
+            z_i, z_f = (
+                z_i + self._hadamard(self.peephole_i, dtype) * c,
+                z_f + self._hadamard(self.peephole_f, dtype) * c,
+            )
         c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
         if self.peephole == "conv":
-            z_o = z_o + convolve(c_next, *weights("peephole_conv_o", (kh, kw, hid, hid), hid * kh * kw))
+            z_o = z_o + self._convolve(c_next, *self.peephole_conv_o(hid, hid * kh * kw, self.bias), dtype)
         elif self.peephole == "hadamard":
-            z_o = z_o + self._hadamard("peephole_o", dtype) * c_next
+            z_o = z_o + self._hadamard(self.peephole_o, dtype) * c_next
         h_next = nn.sigmoid(z_o) * jnp.tanh(c_next)
         return (h_next, c_next), h_next
 
-    def _hadamard(self, name: str, dtype: Dtype) -> jax.Array:
-        weight = self.param(name, nn.initializers.zeros_init(), (self.hidden_dim,), self.param_dtype)
+    def _hadamard(self, weight: jax.Array, dtype: Dtype) -> jax.Array:
         return weight.astype(dtype).reshape(1, 1, 1, self.hidden_dim)
 
-    def _check_step(self, carry: Any, inputs: Any) -> None:
+    def _check_step(self, carry: Any, inputs: Any) -> LayerSpec:
         check_floating("inputs", inputs)
         channels = "input_dim" if self.input_dim is None else self.input_dim
         if inputs.ndim != 4 or (self.input_dim is not None and inputs.shape[-1] != self.input_dim):
@@ -192,11 +265,13 @@ class ConvLSTMCell(nn.RNNCellBase):
             raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
         if not isinstance(carry, (tuple, list)) or len(carry) != 2:
             raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
-        expected = (*inputs.shape[:-1], self.hidden_dim)
+        spec = dataclasses.replace(self.spec(), input_dim=inputs.shape[-1])
+        expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:3]), self.hidden_dim)
         for name, state in zip("hc", carry):
             check_floating(f"carry {name}", state)
             if tuple(state.shape) != expected:
                 raise ValueError(f"carry {name} must have shape {expected}, got {tuple(state.shape)}.")
+        return spec
 
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
@@ -205,7 +280,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         `rng` is unused (the initial state is zero); it is there for `flax.linen.RNN`.
         """
         del rng
-        shape = (*input_shape[:-1], self.hidden_dim)
+        shape = (input_shape[0], *self.spec().state_size(tuple(input_shape[1:3])), self.hidden_dim)
         dtype = self.dtype if self.dtype is not None else self.param_dtype
         return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
 

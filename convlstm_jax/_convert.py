@@ -109,14 +109,17 @@ def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Laye
             spec = LayerSpec(fused[1] - hid, hid, fused[2:])
         elif state:
             spec = LayerSpec(inputs[1] if inputs else 0, state[0] // 4, state[2:], inputs[2:] if inputs else None)
+            if spec.fused:
+                # Two convolutions with equal kernels: the input-to-state one changes the frame size.
+                # Its padding, stride and dilation are not in the weights; "valid" stands for them.
+                spec = dataclasses.replace(spec, padding="valid")
         else:
             spec = LayerSpec(previous_hidden or 1, previous_hidden or 1, (1, 1))
         specs.append(spec)
         previous_hidden = spec.hidden_dim
     # Layer l reads layer l-1's hidden state: build the expectation from that, not from the file.
     for index in range(1, len(specs)):
-        spec = specs[index]
-        specs[index] = LayerSpec(specs[index - 1].hidden_dim, spec.hidden_dim, spec.kernel_size, spec.input_kernel_size)
+        specs[index] = dataclasses.replace(specs[index], input_dim=specs[index - 1].hidden_dim)
     return tuple(specs), peephole, bias
 
 
@@ -267,12 +270,15 @@ def torch_to_flax(
     return {"params": params}
 
 
-def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, np.ndarray]:
     """Converts `convlstm_jax.ConvLSTM` variables (or their gradients) into a reference state_dict.
 
     Args:
       variables: `{"params": {...}}` as `init` returns it, or the params mapping itself. Any
         tree of the same structure converts too, such as the gradients of a loss.
+      model: the `convlstm_jax.ConvLSTM` the variables belong to. Needed only when an input-to-state
+        convolution has the state-to-state kernel's size but another padding, stride or dilation:
+        the reference then keeps two convolutions (`conv_x`, `conv_h`), not the seed's one.
 
     Returns:
       A dict from the reference's keys to NumPy arrays (writable copies), for
@@ -294,6 +300,13 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if "bias" in value:
             state_dict[f"{name}.bias"] = _to_numpy(value["bias"])
 
+    specs = model.layer_specs() if model is not None else ()
+
+    def plain(layer: int) -> bool:  # an input-to-state convolution that keeps the frame size
+        if layer >= len(specs):
+            return True
+        return specs[layer].padding == "same" and specs[layer].stride == (1, 1) and specs[layer].dilation == (1, 1)
+
     for cell_name in sorted(params, key=_natural):
         match = re.fullmatch(r"cell_(\d+)", cell_name)
         if not match or not isinstance(params[cell_name], Mapping):
@@ -307,7 +320,7 @@ def flax_to_torch(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
             kernel_h, inputs = _to_numpy(state["kernel"]), cell.get("input_to_state")
             if isinstance(inputs, Mapping) and "kernel" in inputs:
                 kernel_x = _to_numpy(inputs["kernel"])
-                if kernel_x.shape[:2] == kernel_h.shape[:2]:  # The seed's single convolution over [X, H].
+                if kernel_x.shape[:2] == kernel_h.shape[:2] and plain(int(match.group(1))):  # the seed's one conv
                     put(prefix + "conv", inputs, np.concatenate([kernel_x, kernel_h], axis=2))
                 else:
                     put(prefix + "conv_x", inputs, kernel_x)

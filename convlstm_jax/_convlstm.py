@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,6 +90,12 @@ class ConvLSTM(nn.Module):
         per sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`).
       recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
       deterministic: see `__call__`.
+      padding: the input-to-state convolutions' padding, `"same"` (default) or `"valid"`, for
+        every layer or a list with one per layer. The state-to-state convolution is always "same":
+        a layer's state, and so its output, has the size of its input-to-state convolution's output
+        (`state_sizes`).
+      stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
+      dilation: the input-to-state convolutions' dilation, in the same forms.
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -128,6 +135,9 @@ class ConvLSTM(nn.Module):
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
     deterministic: bool | None = None
+    padding: str | Sequence[str] = "same"
+    stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
+    dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
 
     def __post_init__(self) -> None:
         specs = self.layer_specs()
@@ -135,8 +145,9 @@ class ConvLSTM(nn.Module):
         # as one kernel: pin a per-layer list down as a tuple of (kh, kw) pairs before that happens.
         if isinstance(self.kernel_size, list):
             object.__setattr__(self, "kernel_size", tuple(s.kernel_size for s in specs))
-        if isinstance(self.input_kernel_size, list):
-            object.__setattr__(self, "input_kernel_size", tuple(s.input_kernel_size for s in specs))
+        for name in ("input_kernel_size", "stride", "dilation", "padding"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(s, name) for s in specs))
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
         for name in ("dropout", "recurrent_dropout"):
@@ -151,8 +162,27 @@ class ConvLSTM(nn.Module):
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """One `LayerSpec` (input_dim, hidden_dim, kernel_size) per layer; input_dim 0 if inferred."""
         return resolve_layers(
-            self.input_dim, self.hidden_dim, self.kernel_size, self.num_layers, self.input_kernel_size
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.num_layers,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
         )
+
+    @nn.nowrap
+    def state_sizes(self, frame: tuple[int, int], input_dim: int | None = None) -> list[tuple[int, int]]:
+        """The (H, W) of each layer's state for input frames of size `frame`.
+
+        Each layer's input-to-state convolution (its padding, stride and dilation) sets the size
+        of its state, which is the next layer's input. `input_dim` overrides an inferred one.
+        """
+        specs = self.layer_specs()
+        if input_dim is not None:
+            specs = (dataclasses.replace(specs[0], input_dim=input_dim), *specs[1:])
+        return self._sizes(specs, frame)
 
     @nn.compact
     def __call__(
@@ -190,8 +220,9 @@ class ConvLSTM(nn.Module):
         time_axis = 1 if self.batch_first else 0
         batch = x.shape[1 - time_axis]
         frame = x.shape[2:4] if self.channels_last else x.shape[3:5]
+        sizes = self._sizes(specs, frame)
         if hidden_state is not None:
-            self._check_hidden_state(hidden_state, specs, batch, frame)
+            self._check_hidden_state(hidden_state, specs, batch, sizes)
         if self.check_finite:
             _check_finite("x", x)
             for layer, state in enumerate(hidden_state or []):
@@ -205,17 +236,17 @@ class ConvLSTM(nn.Module):
 
         steps = x.shape[time_axis]
         lengths = self._check_lengths(seq_lengths, batch, steps)
-        masks = self._dropout_masks(specs, x.shape[-1], batch, frame, dtype, deterministic, dropout_masks)
+        masks = self._dropout_masks(specs, batch, frame, sizes, dtype, deterministic, dropout_masks)
         if self.reverse:
             x = flip_sequences(x, lengths, time_axis)
 
-        def step(cell, carry, xs, masks, lengths):
+        def step(cell, carry, xs, mask_h, lengths, hoisted):
             inputs, t = xs
-            mask_x, mask_h = masks
             h, c = carry
-            if mask_x is not None:
-                inputs = inputs * mask_x
-            new_carry, y = cell((h if mask_h is None else h * mask_h, c), inputs)
+            h = h if mask_h is None else h * mask_h
+            # `inputs` is X, or, for a layer whose input-to-state convolution runs outside the loop,
+            # its output W_x * X + b.
+            new_carry, y = cell.state_step((h, c), inputs) if hoisted else cell((h, c), inputs)
             if lengths is not None:  # Past its end, a sequence keeps its state and outputs zeros.
                 valid = (t < lengths).reshape(-1, 1, 1, 1)
                 new_carry = jax.tree.map(lambda new, old: jnp.where(valid, new, old), new_carry, carry)
@@ -223,25 +254,24 @@ class ConvLSTM(nn.Module):
             return new_carry, y
 
         scan = nn.scan(
-            step,
+            nn.remat(step, static_argnums=(5,)) if self.remat else step,
             variable_broadcast="params",
             split_rngs={"params": False},
-            in_axes=((time_axis, 0), nn.broadcast, nn.broadcast),
+            in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),
             out_axes=time_axis,
             unroll=self.unroll,
         )
-        cell_type = nn.remat(ConvLSTMCell) if self.remat else ConvLSTMCell
         times = jnp.arange(steps, dtype=jnp.int32)
         layer_outputs, last_states = [], []
         layer_input = x
-        for index, spec in enumerate(specs):
+        for index, (spec, size) in enumerate(zip(specs, sizes)):
             if hidden_state is None:
-                zeros = jnp.zeros((batch, *frame, spec.hidden_dim), dtype)
+                zeros = jnp.zeros((batch, *size, spec.hidden_dim), dtype)
                 carry = (zeros, zeros)
             else:
                 h, c = hidden_state[index]
                 carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
-            cell = cell_type(
+            cell = ConvLSTMCell(
                 hidden_dim=spec.hidden_dim,
                 kernel_size=spec.kernel_size,
                 bias=self.bias,
@@ -252,9 +282,20 @@ class ConvLSTM(nn.Module):
                 precision=self.precision,
                 conv_gradient=self.conv_gradient,
                 input_kernel_size=spec.input_kernel_size,
+                padding=spec.padding,
+                stride=spec.stride,
+                dilation=spec.dilation,
                 name=f"cell_{index}",
             )
-            carry, layer_input = scan(cell, carry, (layer_input, times), masks[index], lengths)
+            mask_x, mask_h = masks[index]
+            if mask_x is not None:  # the same mask at every step
+                layer_input = layer_input * jnp.expand_dims(mask_x, time_axis)
+            # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
+            # runs once over every frame, outside the loop, where its gradients are fast everywhere.
+            hoisted = spec.input_dim > 0 and not spec.fused
+            if hoisted:
+                layer_input = cell.input_projection(layer_input)
+            carry, layer_input = scan(cell, carry, (layer_input, times), mask_h, lengths, hoisted)
             layer_outputs.append(layer_input)
             last_states.append(carry)
 
@@ -281,10 +322,11 @@ class ConvLSTM(nn.Module):
             raise ValueError(f"input_shape must be the 5-D shape of the input sequence, got {input_shape}.")
         batch = input_shape[0 if self.batch_first else 1]
         frame = input_shape[2:4] if self.channels_last else input_shape[3:5]
+        channels = input_shape[-1] if self.channels_last else input_shape[2]
         dtype = self.dtype if self.dtype is not None else self.param_dtype
         states = []
-        for spec in self.layer_specs():
-            shape = self._state_shape(batch, frame, spec.hidden_dim)
+        for spec, size in zip(self.layer_specs(), self.state_sizes(frame, channels)):
+            shape = self._state_shape(batch, size, spec.hidden_dim)
             states.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
         return states
 
@@ -303,46 +345,47 @@ class ConvLSTM(nn.Module):
                 raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
         return lengths.astype(jnp.int32)
 
-    def _dropout_masks(self, specs, channels, batch, frame, dtype, deterministic, dropout_masks) -> list:
+    def _dropout_masks(self, specs, batch, frame, sizes, dtype, deterministic, dropout_masks) -> list:
         if dropout_masks is not None:
-            return self._check_dropout_masks(dropout_masks, specs, channels, batch, frame, dtype)
+            return self._check_dropout_masks(dropout_masks, specs, batch, frame, sizes, dtype)
         if not (self.dropout or self.recurrent_dropout):
             return [(None, None)] * len(specs)
         if nn.merge_param("deterministic", self.deterministic, deterministic):
             return [(None, None)] * len(specs)
 
-        def draw(rate: float, depth: int) -> jax.Array | None:
+        def draw(rate: float, frame: tuple[int, int], depth: int) -> jax.Array | None:
             if not rate or not depth:
                 return None
             keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate, (batch, *frame, depth))
             return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
-        inputs = [channels, *(s.hidden_dim for s in specs[:-1])]
         return [
-            (draw(self.dropout, depth), draw(self.recurrent_dropout, spec.hidden_dim))
-            for depth, spec in zip(inputs, specs)
+            (draw(self.dropout, frame, spec.input_dim), draw(self.recurrent_dropout, size, spec.hidden_dim))
+            for spec, frame, size in zip(specs, self._input_frames(frame, sizes), sizes)
         ]
 
-    def _check_dropout_masks(self, masks, specs, channels, batch, frame, dtype) -> list:
+    def _check_dropout_masks(self, masks, specs, batch, frame, sizes, dtype) -> list:
         if not isinstance(masks, (list, tuple)) or len(masks) != len(specs):
             raise ValueError(
                 f"dropout_masks must be a list of {len(specs)} (input_mask, state_mask) pairs, one per layer; "
                 f"got {_describe(masks)}."
             )
-        inputs = [channels, *(s.hidden_dim for s in specs[:-1])]
         checked = []
-        for layer, (pair, depth, spec) in enumerate(zip(masks, inputs, specs)):
+        frames = self._input_frames(frame, sizes)
+        for layer, (pair, spec, frame, size) in enumerate(zip(masks, specs, frames, sizes)):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise ValueError(
                     f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}."
                 )
             checked_pair = []
-            for name, mask, size in zip(("input_mask", "state_mask"), pair, (depth, spec.hidden_dim)):
+            for name, mask, where, depth in zip(
+                ("input_mask", "state_mask"), pair, (frame, size), (spec.input_dim, spec.hidden_dim)
+            ):
                 if mask is None:
                     checked_pair.append(None)
                     continue
                 check_floating(f"dropout_masks[{layer}] {name}", mask)
-                expected = self._state_shape(batch, frame, size)
+                expected = self._state_shape(batch, where, depth)
                 if tuple(mask.shape) != expected:
                     raise ValueError(
                         f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}."
@@ -366,12 +409,25 @@ class ConvLSTM(nn.Module):
             raise ValueError(
                 f"x has {channels} channels ({self._layout()} {tuple(x.shape)}); input_dim is {self.input_dim}."
             )
-        return self.layer_specs()
+        specs = self.layer_specs()
+        return (dataclasses.replace(specs[0], input_dim=channels), *specs[1:])
+
+    def _sizes(self, specs: tuple[LayerSpec, ...], frame: tuple[int, int]) -> list[tuple[int, int]]:
+        sizes = []
+        for spec in specs:
+            frame = spec.state_size(tuple(frame))
+            sizes.append(frame)
+        return sizes
+
+    @staticmethod
+    def _input_frames(frame: tuple[int, int], sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        # Layer 0 reads the input's frames; layer l > 0 reads layer l - 1's states.
+        return [tuple(frame), *sizes[:-1]]
 
     def _state_shape(self, batch: int, frame: tuple[int, int], hidden_dim: int) -> tuple[int, ...]:
         return (batch, *frame, hidden_dim) if self.channels_last else (batch, hidden_dim, *frame)
 
-    def _check_hidden_state(self, hidden_state: Any, specs, batch: int, frame: tuple[int, int]) -> None:
+    def _check_hidden_state(self, hidden_state: Any, specs, batch: int, sizes: list[tuple[int, int]]) -> None:
         if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(specs):
             got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
             raise ValueError(f"hidden_state must be a list of {len(specs)} (h, c) pairs, one per layer; got {got}.")
@@ -379,7 +435,7 @@ class ConvLSTM(nn.Module):
         for layer, (spec, state) in enumerate(zip(specs, hidden_state)):
             if not isinstance(state, (list, tuple)) or len(state) != 2:
                 raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
-            expected = self._state_shape(batch, frame, spec.hidden_dim)
+            expected = self._state_shape(batch, sizes[layer], spec.hidden_dim)
             for name, s in zip("hc", state):
                 check_floating(f"hidden_state[{layer}] {name}", s)
                 if tuple(s.shape) != expected:

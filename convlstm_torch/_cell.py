@@ -46,6 +46,11 @@ class ConvLSTMCell(nn.Module):
       bias: whether the convolutions have biases.
       peephole: `"conv"`, `"hadamard"` or `None`.
       input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.
+      padding: the input-to-state convolution's, `"same"` (default: zero padding
+        dilation·(k // 2)) or `"valid"`. The state-to-state convolution is always "same": the
+        state has the size of the input-to-state convolution's output.
+      stride: the input-to-state convolution's stride, an int or a pair (default 1).
+      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
 
     Example:
       >>> cell = ConvLSTMCell(3, 8, (3, 3), True)
@@ -64,15 +69,20 @@ class ConvLSTMCell(nn.Module):
         *,
         peephole="conv",
         input_kernel_size=None,
+        padding="same",
+        stride=1,
+        dilation=1,
     ):
         super().__init__()
         if input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
-        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size)
+        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation)
+        self.spec = spec
         self.input_dim = spec.input_dim
         self.hidden_dim = spec.hidden_dim
         self.kernel_size = spec.kernel_size
         self.input_kernel_size = spec.input_kernel_size
+        self.input_padding, self.stride, self.dilation = spec.padding, spec.stride, spec.dilation
         self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
         self.bias = bias
         self.peephole = check_peephole(peephole)
@@ -86,7 +96,15 @@ class ConvLSTMCell(nn.Module):
             self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
         else:  # Two: X (if any) with the input kernel, H with the state kernel; one bias.
             if self.input_dim:
-                self.conv_x = conv(self.input_dim, 4 * self.hidden_dim, self.input_kernel_size)
+                self.conv_x = nn.Conv2d(
+                    self.input_dim,
+                    4 * self.hidden_dim,
+                    self.input_kernel_size,
+                    stride=spec.stride,
+                    padding=spec.input_padding,
+                    dilation=spec.dilation,
+                    bias=bias,
+                )
             self.conv_h = conv(self.hidden_dim, 4 * self.hidden_dim, use_bias=bias and not self.input_dim)
         if self.peephole == "conv":
             self.conv_c = conv(self.hidden_dim, 2 * self.hidden_dim)
@@ -132,10 +150,16 @@ class ConvLSTMCell(nn.Module):
         h_next = torch.sigmoid(z_o) * torch.tanh(c_next)
         return h_next, c_next
 
+    def state_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """The (H, W) of the state for inputs of size `image_size`: the same unless the padding,
+        stride or dilation of the input-to-state convolution change it."""
+        return self.spec.state_size(tuple(image_size))
+
     def init_hidden(self, batch_size: int, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero (h, c) of shape (batch_size, hidden_dim, *image_size) on the weights' device and dtype."""
+        """Zero (h, c) of shape (batch_size, hidden_dim, *state_size(image_size)) on the weights'
+        device and dtype."""
         weight = next(self.parameters())
-        shape = (batch_size, self.hidden_dim, *image_size)
+        shape = (batch_size, self.hidden_dim, *self.state_size(image_size))
         return (
             torch.zeros(shape, device=weight.device, dtype=weight.dtype),
             torch.zeros(shape, device=weight.device, dtype=weight.dtype),
@@ -147,7 +171,7 @@ class ConvLSTMCell(nn.Module):
             raise ValueError(f"input_tensor must have shape (B, {self.input_dim}, H, W), got {tuple(x.shape)}.")
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")
-        expected = (x.shape[0], self.hidden_dim, *x.shape[2:])
+        expected = (x.shape[0], self.hidden_dim, *self.state_size(x.shape[2:]))
         for name, s in zip(("h", "c"), state):
             _check_float(f"cur_state {name}", s)
             if tuple(s.shape) != expected:
@@ -155,6 +179,8 @@ class ConvLSTMCell(nn.Module):
 
     def extra_repr(self) -> str:
         extra = "" if self.input_kernel_size == self.kernel_size else f", input_kernel_size={self.input_kernel_size}"
+        if not self.fused and self.input_dim:
+            extra += f", padding={self.input_padding!r}, stride={self.stride}, dilation={self.dilation}"
         return (
             f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
             f"bias={self.bias}, peephole={self.peephole!r}{extra}"

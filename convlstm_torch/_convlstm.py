@@ -56,6 +56,12 @@ class ConvLSTM(nn.Module):
         sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`);
         only in training mode (`model.train()`), drawn from torch's global generator.
       recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
+      padding: the input-to-state convolutions' padding, `"same"` (default) or `"valid"`, for
+        every layer or a list with one per layer. A layer's state (and output) has the size of its
+        input-to-state convolution's output (`state_sizes`); the state-to-state convolution is
+        always "same".
+      stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
+      dilation: the input-to-state convolutions' dilation, in the same forms.
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -91,11 +97,16 @@ class ConvLSTM(nn.Module):
         keep_order: bool = True,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        padding="same",
+        stride=1,
+        dilation=1,
     ):
         super().__init__()
         if input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
-        specs = resolve_layers(input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size)
+        specs = resolve_layers(
+            input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size, padding, stride, dilation
+        )
         self.input_dim = specs[0].input_dim
         self.hidden_dim = [s.hidden_dim for s in specs]
         self.kernel_size = [s.kernel_size for s in specs]
@@ -113,7 +124,15 @@ class ConvLSTM(nn.Module):
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
         self.cell_list = nn.ModuleList(
             ConvLSTMCell(
-                s.input_dim, s.hidden_dim, s.kernel_size, bias, peephole=peephole, input_kernel_size=s.input_kernel_size
+                s.input_dim,
+                s.hidden_dim,
+                s.kernel_size,
+                bias,
+                peephole=peephole,
+                input_kernel_size=s.input_kernel_size,
+                padding=s.padding,
+                stride=s.stride,
+                dilation=s.dilation,
             )
             for s in specs
         )
@@ -140,10 +159,12 @@ class ConvLSTM(nn.Module):
         if not self.batch_first:
             input_tensor = input_tensor.permute(1, 0, 2, 3, 4)
         b, seq_len, _, height, width = input_tensor.shape
+        sizes = self.state_sizes((height, width))
+        frames = [(height, width), *sizes[:-1]]  # what each layer reads
         if hidden_state is None:
-            hidden_state = [cell.init_hidden(b, (height, width)) for cell in self.cell_list]
+            hidden_state = [cell.init_hidden(b, frame) for cell, frame in zip(self.cell_list, frames)]
         else:
-            self._check_hidden_state(hidden_state, b, height, width)
+            self._check_hidden_state(hidden_state, b, sizes)
         if self.check_finite:
             named = [("input_tensor", input_tensor)]
             named += [(f"hidden_state[{i}] {n}", t) for i, pair in enumerate(hidden_state) for n, t in zip("hc", pair)]
@@ -153,7 +174,7 @@ class ConvLSTM(nn.Module):
                     raise ValueError(f"{name} holds {bad} NaN or inf value(s) (check_finite=True).")
 
         lengths = self._check_lengths(seq_lengths, b, seq_len)
-        masks = self._dropout_masks(dropout_masks, input_tensor, b, height, width)
+        masks = self._dropout_masks(dropout_masks, input_tensor, b, frames, sizes)
         if self.reverse:
             input_tensor = flip_sequences(input_tensor, lengths)
 
@@ -184,6 +205,14 @@ class ConvLSTM(nn.Module):
             last_state_list = last_state_list[-1:]
         return layer_output_list, last_state_list
 
+    def state_sizes(self, image_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """The (H, W) of each layer's state for input frames of size `image_size`."""
+        sizes = []
+        for cell in self.cell_list:
+            image_size = cell.state_size(image_size)
+            sizes.append(image_size)
+        return sizes
+
     def _check_lengths(self, seq_lengths, batch: int, steps: int):
         if seq_lengths is None:
             return None
@@ -196,37 +225,43 @@ class ConvLSTM(nn.Module):
             raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
         return seq_lengths.to(device=next(self.parameters()).device, dtype=torch.long)
 
-    def _dropout_masks(self, dropout_masks, x: torch.Tensor, batch: int, height: int, width: int) -> list:
+    def _dropout_masks(self, dropout_masks, x: torch.Tensor, batch: int, frames, sizes) -> list:
         inputs = [self.input_dim, *self.hidden_dim[:-1]]
         if dropout_masks is None:
             if not self.training:
                 return [(None, None)] * self.num_layers
 
-            def draw(rate: float, depth: int):
+            def draw(rate: float, depth: int, frame: tuple[int, int]):
                 if not rate or not depth:
                     return None
-                keep = torch.full((batch, depth, height, width), 1.0 - rate, dtype=x.dtype, device=x.device)
+                keep = torch.full((batch, depth, *frame), 1.0 - rate, dtype=x.dtype, device=x.device)
                 return torch.bernoulli(keep) / (1.0 - rate)
 
-            return [(draw(self.dropout, d), draw(self.recurrent_dropout, h)) for d, h in zip(inputs, self.hidden_dim)]
+            return [
+                (draw(self.dropout, d, frame), draw(self.recurrent_dropout, h, size))
+                for d, h, frame, size in zip(inputs, self.hidden_dim, frames, sizes)
+            ]
         if not isinstance(dropout_masks, (list, tuple)) or len(dropout_masks) != self.num_layers:
             raise ValueError(
                 f"dropout_masks must be a list of {self.num_layers} (input_mask, state_mask) pairs, one per layer; "
                 f"got {_describe(dropout_masks)}."
             )
-        for layer, (pair, depth, hid) in enumerate(zip(dropout_masks, inputs, self.hidden_dim)):
+        for layer, (pair, depth, hid, frame, size) in enumerate(
+            zip(dropout_masks, inputs, self.hidden_dim, frames, sizes)
+        ):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise ValueError(
                     f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}."
                 )
-            for name, mask, size in zip(("input_mask", "state_mask"), pair, (depth, hid)):
+            for name, mask, expected in zip(
+                ("input_mask", "state_mask"), pair, ((batch, depth, *frame), (batch, hid, *size))
+            ):
                 if mask is None:
                     continue
                 _check_float(f"dropout_masks[{layer}] {name}", mask)
-                if tuple(mask.shape) != (batch, size, height, width):
+                if tuple(mask.shape) != expected:
                     raise ValueError(
-                        f"dropout_masks[{layer}] {name} must have shape {(batch, size, height, width)}, "
-                        f"got {tuple(mask.shape)}."
+                        f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}."
                     )
         return [tuple(pair) for pair in dropout_masks]
 
@@ -243,7 +278,7 @@ class ConvLSTM(nn.Module):
         if 0 in x.shape[:2] + x.shape[3:]:
             raise ValueError(f"input_tensor must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
 
-    def _check_hidden_state(self, hidden_state, batch: int, height: int, width: int) -> None:
+    def _check_hidden_state(self, hidden_state, batch: int, sizes) -> None:
         if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != self.num_layers:
             got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
             raise ValueError(
@@ -252,7 +287,7 @@ class ConvLSTM(nn.Module):
         for layer, (cell, state) in enumerate(zip(self.cell_list, hidden_state)):
             if not isinstance(state, (list, tuple)) or len(state) != 2:
                 raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
-            expected = (batch, cell.hidden_dim, height, width)
+            expected = (batch, cell.hidden_dim, *sizes[layer])
             for name, tensor in zip("hc", state):
                 _check_float(f"hidden_state[{layer}] {name}", tensor)
                 if tuple(tensor.shape) != expected:

@@ -41,7 +41,8 @@ def _case(
         config["input_kernel_size"] = [list(k) for k in input_kernel_size]
     # Options beyond the seed's, present only when set: reverse (bool), keep_order (bool),
     # seq_lengths (one int per sequence), dropout_masks (bool: dropout on, masks given),
-    # bidirectional ("concat" or "sum").
+    # bidirectional ("concat" or "sum"), and the input-to-state convolutions' padding ("same",
+    # "valid"), stride and dilation (an int, a pair, or a list with one per layer).
     return config | options
 
 
@@ -89,6 +90,25 @@ CASES: dict[str, dict[str, Any]] = {
     "dropout_masks": _case(2, (4, 3), ((3, 3), (1, 1)), dropout_masks=True, return_all_layers=True),
     "bidirectional_concat": _case(batch_first=True, bidirectional="concat", seq_lengths=[3, 2]),
     "bidirectional_sum": _case(2, (3, 4), ((3, 3), (1, 1)), peephole="hadamard", bidirectional="sum"),
+    # The input-to-state convolution's padding, stride and dilation (the state takes its output's size).
+    "valid_padding": _case(2, (4, 3), ((3, 3), (3, 3)), padding="valid", height=7, width=6, initial_state=True),
+    "stride": _case(
+        2, (4, 3), ((3, 3), (1, 1)), stride=[2, [1, 2]], height=8, width=7, peephole="hadamard", return_all_layers=True
+    ),
+    "dilation": _case(1, (3,), ((3, 3),), dilation=[[2, 1]], input_kernel_size=((3, 5),), height=7, width=7),
+    "valid_stride_dilation_dropout": _case(
+        2,
+        (3, 2),
+        ((3, 3), (3, 3)),
+        padding=["valid", "same"],
+        stride=2,
+        dilation=[1, 2],
+        height=9,
+        width=8,
+        dropout_masks=True,
+        batch_first=True,
+        peephole=None,
+    ),
 }
 """Case name -> configuration: the model's hyperparameters, the input's size, and whether an
 initial state is passed."""

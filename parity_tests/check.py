@@ -130,6 +130,9 @@ def describe(config: Config) -> str:
         flags.append("dropout masks")
     if config.get("bidirectional"):
         flags.append(f"bidirectional ({config['bidirectional']})")
+    for name in ("padding", "stride", "dilation"):
+        if name in config:
+            flags.append(f"{name}={config[name]}")
     return ", ".join(flags)
 
 

@@ -44,23 +44,26 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
             value = torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
         arrays[f"param/{key}"] = value.numpy()
     arrays["input"] = draw(*input_shape(config))
-    b, t, h, w = config["batch"], config["steps"], config["height"], config["width"]
+    b, t = config["batch"], config["steps"]
+    stack = model.forward_layer if config.get("bidirectional") else model
+    sizes = stack.state_sizes((config["height"], config["width"]))  # each layer's state (H, W)
+    frames = [(config["height"], config["width"]), *sizes[:-1]]  # what each layer reads
     if config["initial_state"]:
-        for layer, hid in enumerate(config["hidden_dim"]):
-            arrays[f"h0/{layer}"] = draw(b, hid, h, w, scale=0.5)
-            arrays[f"c0/{layer}"] = draw(b, hid, h, w, scale=0.5)
+        for layer, (hid, size) in enumerate(zip(config["hidden_dim"], sizes)):
+            arrays[f"h0/{layer}"] = draw(b, hid, *size, scale=0.5)
+            arrays[f"c0/{layer}"] = draw(b, hid, *size, scale=0.5)
     if config.get("dropout_masks"):  # Dropout at rate 0.3 (input) and 0.2 (state), masks given.
         inputs = [config["input_dim"], *config["hidden_dim"][:-1]]
         for layer, (depth, hid) in enumerate(zip(inputs, config["hidden_dim"])):
-            for kind, rate, channels in (("input", 0.3, depth), ("state", 0.2, hid)):
+            for kind, rate, channels, size in (("input", 0.3, depth, frames[layer]), ("state", 0.2, hid, sizes[layer])):
                 if channels:
-                    keep = torch.rand((b, channels, h, w), generator=generator) >= rate
+                    keep = torch.rand((b, channels, *size), generator=generator) >= rate
                     arrays[f"dropout_mask/{kind}/{layer}"] = (keep.float() / (1 - rate)).numpy()
     for layer in returned_layers(config):
-        hid = config["hidden_dim"][layer]
-        arrays[f"loss_weight/output/{layer}"] = draw(b, t, output_channels(config, layer), h, w)
+        hid, size = config["hidden_dim"][layer], sizes[layer]
+        arrays[f"loss_weight/output/{layer}"] = draw(b, t, output_channels(config, layer), *size)
         for kind in ("h", "c", "h/backward", "c/backward") if config.get("bidirectional") else ("h", "c"):
-            arrays[f"loss_weight/{kind}/{layer}"] = draw(b, hid, h, w)
+            arrays[f"loss_weight/{kind}/{layer}"] = draw(b, hid, *size)
     assert set(result_names(config)) == {k.removeprefix("loss_weight/") for k in arrays if k.startswith("loss_weight/")}
     return arrays
 

@@ -40,7 +40,15 @@ def model_kwargs(config: Config) -> dict[str, Any]:
         "input_kernel_size": [tuple(k) for k in config["input_kernel_size"]] if "input_kernel_size" in config else None,
         "reverse": config.get("reverse", False),
         "keep_order": config.get("keep_order", True),
+        "padding": config.get("padding", "same"),
+        "stride": _per_layer_pairs(config.get("stride", 1)),
+        "dilation": _per_layer_pairs(config.get("dilation", 1)),
     }
+
+
+def _per_layer_pairs(value: Any) -> Any:
+    # JSON turns (kh, kw) tuples into lists; a list of lists is one pair per layer.
+    return [tuple(v) if isinstance(v, list) else v for v in value] if isinstance(value, list) else value
 
 
 def input_shape(config: Config) -> tuple[int, ...]:
@@ -212,8 +220,11 @@ def run_jax(
     for layer, (h, c) in enumerate(grad_state or []):
         results.update({f"grad/h0/{layer}": to_torch(h, 1), f"grad/c0/{layer}": to_torch(c, 1)})
     if config.get("bidirectional"):
-        grads = {f"{d}.{k}": v for d in _DIRECTIONS for k, v in convlstm_jax.flax_to_torch(grad_params[d]).items()}
+        layer = model.layer
+        grads = {
+            f"{d}.{k}": v for d in _DIRECTIONS for k, v in convlstm_jax.flax_to_torch(grad_params[d], layer).items()
+        }
     else:
-        grads = convlstm_jax.flax_to_torch({"params": grad_params})
+        grads = convlstm_jax.flax_to_torch({"params": grad_params}, model)
     results.update({f"grad/param/{key}": value for key, value in grads.items()})
     return {name: np.asarray(value, np.float64) for name, value in results.items()}

@@ -43,6 +43,17 @@ def configs(draw):
         config["seq_lengths"] = draw(
             st.lists(st.integers(0, config["steps"]), min_size=config["batch"], max_size=config["batch"])
         )
+    if draw(st.booleans()):  # the input-to-state convolution's padding, stride and dilation
+        config["padding"] = draw(st.sampled_from(["same", "valid"]))
+        config["stride"] = draw(st.lists(st.integers(1, 2), min_size=2, max_size=2))
+        config["dilation"] = draw(st.lists(st.integers(1, 2), min_size=2, max_size=2))
+        if config["padding"] == "valid":  # frames large enough for every layer's valid convolution
+            kernels = config.get("input_kernel_size", config["kernel_size"])
+            for axis, name in enumerate(("height", "width")):
+                needed = 1
+                for kernel in reversed(kernels):
+                    needed = (needed - 1) * config["stride"][axis] + config["dilation"][axis] * (kernel[axis] - 1) + 1
+                config[name] = max(config[name], needed)
     extra = draw(st.sampled_from([None, "dropout_masks", "bidirectional"]))
     if extra == "dropout_masks":
         config["dropout_masks"] = True

@@ -44,7 +44,7 @@ def test_vector_channels_last(name, record_outcomes):
 
 
 @pytest.mark.parametrize("run", JAX_STRATEGIES, ids=lambda r: r.label.removeprefix("jax ").replace(" ", "-"))
-@pytest.mark.parametrize("name", _some_fast("two_layers_all", "input_kernels"))
+@pytest.mark.parametrize("name", _some_fast("two_layers_all", "valid_stride_dilation_dropout"))
 def test_vector_every_strategy(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 
@@ -73,6 +73,16 @@ def test_the_cases_cover_every_option():
     assert {c["input_dim"] == 0 for c in configs} == {True, False}  # stacks without input
     other = [c for c in configs if c.get("input_kernel_size", c["kernel_size"]) != c["kernel_size"]]
     assert {c["input_dim"] == 0 for c in other} == {True, False} and {c["peephole"] for c in other} >= {"conv"}
+
+    def found(option):
+        values = [c.get(option) for c in configs]
+        return {v for value in values for v in (value if isinstance(value, list) else [value])}
+
+    assert {True} <= found("reverse") and {False} <= found("keep_order") and {True} <= found("dropout_masks")
+    assert {"concat", "sum"} <= found("bidirectional") and {"valid"} <= found("padding")
+    assert any(0 in c.get("seq_lengths", ()) for c in configs)
+    assert any(c.get("reverse") and "seq_lengths" in c for c in configs)
+    assert {"stride", "dilation"} <= {key for c in configs for key in c}
 
 
 def test_the_vectors_stay_small():

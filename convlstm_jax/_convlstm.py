@@ -177,11 +177,12 @@ class ConvLSTM(nn.Module):
         """The (H, W) of each layer's state for input frames of size `frame`.
 
         Each layer's input-to-state convolution (its padding, stride and dilation) sets the size
-        of its state, which is the next layer's input. `input_dim` overrides an inferred one.
+        of its state, which is the next layer's input. `input_dim` is the input's channels where
+        this module infers them (default: an input with channels; 0 for a stack without input).
         """
         specs = self.layer_specs()
-        if input_dim is not None:
-            specs = (dataclasses.replace(specs[0], input_dim=input_dim), *specs[1:])
+        if self.input_dim is None:
+            specs = (dataclasses.replace(specs[0], input_dim=1 if input_dim is None else input_dim), *specs[1:])
         return self._sizes(specs, frame)
 
     @nn.compact

@@ -108,3 +108,27 @@ def test_the_papers_notation(spec, expected):
 def test_bad_notation_is_explained(spec, error, match):
     with pytest.raises(error, match=match):
         parse_network(spec)
+
+
+def test_padding_stride_and_dilation_set_the_state_size():
+    (same,) = resolve_layers(2, 4, 3, 1)
+    assert same.state_size((9, 8)) == (9, 8) and same.input_padding == (1, 1)
+    (strided,) = resolve_layers(2, 4, 3, 1, stride=2)
+    assert strided.state_size((9, 8)) == (5, 4) and not strided.fused  # ceil(H / stride)
+    (valid,) = resolve_layers(2, 4, 3, 1, padding="valid", dilation=(2, 1))
+    assert valid.state_size((9, 8)) == (5, 6) and valid.input_padding == (0, 0)
+    first, second = resolve_layers(2, [4, 3], 3, 2, padding=["valid", "same"], stride=[1, (2, 1)])
+    assert (first.padding, second.padding, second.stride) == ("valid", "same", (2, 1))
+    assert resolve_layers(0, 4, 3, 1, stride=2)[0].state_size((9, 8)) == (9, 8)  # no input, no convolution
+
+
+def test_too_small_frames_and_bad_convolution_options_are_explained():
+    (valid,) = resolve_layers(2, 4, 5, 1, padding="valid")
+    with pytest.raises(ValueError, match=r"Frames of 3x9 are too small for the input-to-state convolution \(5x5"):
+        valid.state_size((3, 9))
+    with pytest.raises(ValueError, match=r"padding must be one of \('same', 'valid'\), got 'full'"):
+        resolve_layers(2, 4, 3, 1, padding="full")
+    with pytest.raises(ValueError, match="stride must be a positive int, got 0"):
+        resolve_layers(2, 4, 3, 1, stride=0)
+    with pytest.raises(TypeError, match=r"dilation must be an int or a pair of ints"):
+        resolve_cell(2, 4, 3, dilation=(1, 2, 3))

@@ -133,3 +133,26 @@ def test_bidirectional_checks_its_arguments():
         Bidirectional(ConvLSTM(None, 3, 3, 1), "mean")
     with pytest.raises(TypeError, match=r"layer must be a convlstm_jax\.ConvLSTM"):
         Bidirectional("ConvLSTM")
+
+
+def test_stride_padding_and_dilation_shape_the_state():
+    model = _model(padding=["valid", "same"], stride=[1, 2], dilation=[2, 1], return_all_layers=True)
+    x = jax.random.normal(KEY, (2, 3, 9, 8, 2))
+    variables = model.init(KEY, x)
+    outputs, states = model.apply(variables, x)
+    assert model.state_sizes((9, 8)) == [(5, 4), (3, 2)]
+    assert [y.shape for y in outputs] == [(2, 3, 5, 4, 4), (2, 3, 3, 2, 3)]
+    assert [s[0].shape for s in states] == [(2, 5, 4, 4), (2, 3, 2, 3)]
+    assert jax.tree.map(jnp.shape, model.initialize_carry(KEY, x.shape)) == jax.tree.map(jnp.shape, states)
+    # The state-to-state convolution keeps the state's size; the input-to-state one is run once
+    # over every frame (its output is the first layer's W_x * X + b at every step).
+    cell_params = variables["params"]["cell_0"]
+    kernel, bias = cell_params["input_to_state"]["kernel"], cell_params["input_to_state"]["bias"]
+    z = jax.lax.conv_general_dilated(
+        x[:, 0], kernel, (1, 1), "VALID", rhs_dilation=(2, 2), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    assert z.shape == (2, 5, 4, 16) and bias.shape == (16,)
+    with pytest.raises(ValueError, match=r"Frames of 4x8 are too small for the input-to-state convolution"):
+        model.apply(variables, x[:, :, :4])
+    with pytest.raises(ValueError, match=r"hidden_state\[1\] h must have shape .* = \(2, 3, 2, 3\)"):
+        model.apply(variables, x, [states[0], (states[0][0], states[0][1])])

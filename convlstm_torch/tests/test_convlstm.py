@@ -148,7 +148,7 @@ def test_bad_input_is_explained(x, hidden_state, error, match):
         ({"peephole": "paper"}, ValueError, "peephole must be one of"),
         ({"kernel_size": (2, 3)}, ValueError, "must be odd"),
         ({"hidden_dim": [4]}, ValueError, "hidden_dim must have one entry per layer"),
-        ({"input_dim": None}, TypeError, "input_dim must be a positive int, got None"),
+        ({"input_dim": None}, TypeError, "input_dim must be a non-negative int \\(0: no input\\), got None"),
     ],
 )
 def test_bad_hyperparameters_fail_at_construction(kwargs, error, match):
@@ -180,7 +180,7 @@ def test_input_kernels_and_no_input_keep_one_bias(input_dim, input_kernel_size, 
     if "conv_x.weight" in layer0:
         assert model.cell_list[0].conv_x.weight.shape[-2:] == (5, 5)
     outputs, _ = model(torch.zeros(2, 3, input_dim, 6, 5))
-    assert tuple(outputs[0].shape) == (2, 4, 4, 6, 5)
+    assert tuple(outputs[0].shape) == (3, 2, 4, 6, 5)  # (T, B, ...) in, batch-first out
 
 
 def test_a_stack_without_input_is_driven_by_its_state():

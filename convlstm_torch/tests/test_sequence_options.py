@@ -89,3 +89,20 @@ def test_bidirectional(merge, channels):
     torch.testing.assert_close(outputs[0], expected)
     with pytest.raises(ValueError, match="merge must be one of"):
         Bidirectional(ConvLSTM(2, 3, 3, 1), "mean")
+
+
+def test_stride_padding_and_dilation_shape_the_state():
+    torch.manual_seed(0)
+    model = ConvLSTM(2, [4, 3], 3, 2, True, True, True, padding=["valid", "same"], stride=[1, 2], dilation=[2, 1])
+    assert model.state_sizes((9, 8)) == [(5, 4), (3, 2)]
+    outputs, states = model(torch.randn(2, 3, 2, 9, 8))
+    assert [tuple(y.shape) for y in outputs] == [(2, 3, 4, 5, 4), (2, 3, 3, 3, 2)]
+    keys = set(model.state_dict())
+    assert {"cell_list.0.conv_x.weight", "cell_list.0.conv_h.weight", "cell_list.1.conv_x.weight"} <= keys
+    assert model.cell_list[1].conv_x.stride == (2, 2) and model.cell_list[0].conv_x.dilation == (2, 2)
+    with pytest.raises(ValueError, match=r"Frames of 4x8 are too small for the input-to-state convolution"):
+        model(torch.randn(2, 3, 2, 4, 8))
+    with pytest.raises(
+        ValueError, match=r"hidden_state\[1\] h must have shape \(B, hidden_dim, H, W\) = \(2, 3, 3, 2\)"
+    ):
+        model(torch.randn(2, 3, 2, 9, 8), [states[0], (torch.zeros(2, 3, 5, 4), torch.zeros(2, 3, 5, 4))])

@@ -28,8 +28,30 @@ def _check(name, run, record_outcomes):
     assert outcomes[0].passed, format_table(name, config, outcomes)
 
 
-@pytest.mark.parametrize("run", [*TORCH_RUNS, *JAX_RUNS], ids=lambda r: f"{r.label}-{r.dtype}")
-@pytest.mark.parametrize("name", NAMES)
+FLOAT64_FAST = (
+    "two_layers_all",
+    "three_layers_all",
+    "no_input",
+    "reverse_seq_lengths",
+    "valid_stride_dilation_dropout",
+)
+"""The cases whose float64 runs are in the default test run; `-m slow` runs them on every case."""
+
+
+def _vector_params():
+    return [
+        pytest.param(
+            name,
+            run,
+            id=f"{name}-{run.label}-{run.dtype}",
+            marks=[] if run.dtype != "float64" or name in FLOAT64_FAST else [pytest.mark.slow],
+        )
+        for name in NAMES
+        for run in (*TORCH_RUNS, *JAX_RUNS)
+    ]
+
+
+@pytest.mark.parametrize(("name", "run"), _vector_params())
 def test_vector(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 

@@ -1,0 +1,203 @@
+import dataclasses
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from convlstm_jax.data import split_sequences, to_unit
+from convlstm_jax.train import (
+    ConfigError,
+    TrainConfig,
+    build_model,
+    build_parser,
+    create_train_state,
+    load_data,
+    main,
+    make_optimizer,
+    train,
+    train_step,
+)
+
+# One layer of 4 hidden states with 1 x 1 kernels, on 4 x 4 patches of 16 x 16 frames, 2 frames in
+# and 2 out. Every test uses these shapes, so `train_step` and `eval_step` compile once for the file.
+TINY = {
+    "spec": "ConvLSTM(1x1)-1x1-4",
+    "size": 16,
+    "input_frames": 2,
+    "output_frames": 2,
+    "train_sequences": 16,
+    "val_sequences": 4,
+    "batch_size": 4,
+    "progress": False,
+}
+TINY_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in TINY.items() if name != "progress"]
+TINY_ARGS.append("--no-progress")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_trees_equal(actual, expected):
+    """Same tree structure, then every leaf equal bit for bit."""
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e), strict=True)
+
+
+def _records(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_parser_mirrors_the_config():
+    defaults = vars(build_parser().parse_args([]))
+    assert defaults == dataclasses.asdict(TrainConfig())
+    args = build_parser().parse_args(["--clip-norm", "1.5", "--no-progress", "--peephole", "none"])
+    assert (args.clip_norm, args.progress, args.peephole) == (1.5, False, "none")
+
+
+def test_the_loss_decreases_on_a_fixed_batch():
+    config = TrainConfig(**TINY)
+    train_set, _ = load_data(config)
+    inputs, targets = (to_unit(x[:4]) for x in split_sequences(train_set, config.input_frames))
+    state = create_train_state(build_model(config), make_optimizer(config), inputs)
+    losses = []
+    for _ in range(6):
+        state, loss = train_step(state, inputs, targets)
+        losses.append(float(loss))
+    assert int(state.step) == 6
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses)), losses
+
+
+def test_adam_with_clipping_builds_and_steps():
+    config = TrainConfig(**TINY, optimizer="adam", clip_norm=1.0)
+    optimizer = make_optimizer(config)
+    train_set, _ = load_data(config)
+    inputs, targets = (to_unit(x[:4]) for x in split_sequences(train_set, config.input_frames))
+    state = create_train_state(build_model(config), optimizer, inputs)
+    assert any(isinstance(s, optax.ScaleByAdamState) for s in state.opt_state[1])  # after the clipping
+    first, _ = train_step(state, inputs, targets)
+    second, loss = train_step(first, inputs, targets)
+    assert int(second.step) == 2 and np.isfinite(float(loss))
+    changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), state.params, second.params)
+    assert all(jax.tree.leaves(changed))
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    config = TrainConfig(**TINY, steps=4, eval_every=2, checkpoint_every=2)
+    straight = train(dataclasses.replace(config, workdir=str(tmp_path / "straight")))
+    stopped = train(dataclasses.replace(config, steps=2, workdir=str(tmp_path / "resumed")))
+    assert stopped.checkpoint_steps == (2,)
+    resumed = train(dataclasses.replace(config, workdir=str(tmp_path / "resumed")))
+    assert (straight.steps_run, stopped.steps_run, resumed.steps_run) == (4, 2, 2)
+    # Bit for bit on CPU: the same batches, and the same compiled step from a restored state.
+    _assert_trees_equal(resumed.state, straight.state)
+    assert resumed.metrics == straight.metrics
+    assert _records(tmp_path / "resumed") == _records(tmp_path / "straight")
+
+
+def test_the_command_line_end_to_end(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert main([*TINY_ARGS, "--steps=4", "--eval-every=2", "--checkpoint-every=2", f"--workdir={workdir}"]) == 0
+    out = capsys.readouterr().out
+    assert "copy the last frame: cross-entropy" in out
+    assert "step      4  validation:" in out
+    assert "model  " in out and "copy last frame  " in out and "Wall time" in out
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2", "4"]
+    records = _records(workdir)
+    assert [(r["step"], r["kind"]) for r in records if r["kind"] != "train"] == [
+        (0, "baseline"),
+        (2, "val"),
+        (4, "val"),
+    ]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
+    assert json.loads((workdir / "config.json").read_text())["spec"] == TINY["spec"]
+    for figure in ("forecasts.png", "learning_curve.png"):
+        data = (workdir / figure).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000
+
+    # The same command again finds the run complete; another spec is refused.
+    assert main([*TINY_ARGS, "--steps=4", f"--workdir={workdir}"]) == 0
+    assert "resumed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY_ARGS, "--spec=ConvLSTM(3x3)-3x3-4", f"--workdir={workdir}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "spec: 'ConvLSTM(1x1)-1x1-4' in the checkpoint, 'ConvLSTM(3x3)-3x3-4' now" in err
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+    config = TrainConfig(**TINY, steps=1, workdir=str(tmp_path))
+    train(config)
+    with pytest.raises(ConfigError, match=r"peephole: 'hadamard' in the checkpoint, 'conv' now"):
+        train(dataclasses.replace(config, peephole="conv", steps=2))
+    train(dataclasses.replace(config, steps=2, eval_every=1))  # the schedule may change
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--spec=LSTM(3x3)-3x3-8"], "notation of Shi et al. 2015"),
+        (["--spec=ConvLSTM(3x3)-4x4-8"], "odd"),
+        (["--size=18"], "18x18 frames do not cut into 4x4 patches"),
+        (["--steps=0"], "steps must be at least 1"),
+        (["--batch-size=32"], r"batch_size \(32\) must be at most train_sequences \(16\)"),
+        (["--optimizer=sgd"], "invalid choice: 'sgd'"),
+        (["--learning-rate=fast"], "invalid float value: 'fast'"),
+        (["--data={tmp}/absent.npy"], "No Moving MNIST file at .*absent.npy"),
+    ],
+)
+def test_bad_arguments_exit_with_status_2(tmp_path, capsys, args, message):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY_ARGS, *args, f"--workdir={tmp_path / 'run'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: convlstm-train")
+    assert re.search(message, err), err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_data_file_is_split_into_training_and_validation(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, size=(5, 12, 16, 16), dtype=np.uint8)  # (T, N, H, W)
+    np.save(tmp_path / "seq.npy", frames)
+    config = TrainConfig(**{**TINY, "train_sequences": 8, "val_sequences": 3}, data=str(tmp_path / "seq.npy"))
+    train_set, val_set = load_data(config)
+    assert train_set.shape == (8, 4, 16, 16, 1) and val_set.shape == (3, 4, 16, 16, 1)
+    np.testing.assert_array_equal(train_set[..., 0], frames[:4, :8].transpose(1, 0, 2, 3))
+    np.testing.assert_array_equal(val_set[..., 0], frames[:4, 9:].transpose(1, 0, 2, 3))
+    with pytest.raises(ConfigError, match="has 12 sequences, fewer than train_sequences \\+ val_sequences = 20"):
+        load_data(dataclasses.replace(config, train_sequences=16, val_sequences=4))
+    with pytest.raises(ConfigError, match="are 16x16; pass --size 16"):
+        load_data(dataclasses.replace(config, size=32))
+
+
+@pytest.mark.slow
+def test_sharded_training_matches_one_device(tmp_path):
+    # Two CPU devices in fresh processes; 3 x 3 kernels, so the spatial split exchanges halos.
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    args = [*TINY_ARGS, "--spec=ConvLSTM(3x3)-3x3-4", "--steps=3", "--eval-every=3"]
+    runs = {}
+    for sharding in ("none", "data", "spatial"):
+        workdir = tmp_path / sharding
+        command = [sys.executable, "-m", "convlstm_jax.train", *args, f"--sharding={sharding}", f"--workdir={workdir}"]
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        runs[sharding] = _records(workdir)
+    for mode in ("data", "spatial"):
+        assert [(r["step"], r["kind"]) for r in runs[mode]] == [(r["step"], r["kind"]) for r in runs["none"]]
+        for one, sharded in zip(runs["none"], runs[mode]):
+            for key in one.keys() - {"step", "kind"}:
+                assert sharded[key] == pytest.approx(one[key], rel=1e-5), (mode, one, sharded)
+
+
+@pytest.mark.slow
+def test_data_sharding_needs_a_batch_that_divides_by_the_devices(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    command = [sys.executable, "-m", "convlstm_jax.train", *TINY_ARGS, "--batch-size=3", "--sharding=data"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "batch_size (3) must be a multiple of 2" in result.stderr

@@ -45,14 +45,15 @@ def configs(draw):
         )
     if draw(st.booleans()):  # the input-to-state convolution's padding, stride and dilation
         config["padding"] = draw(st.sampled_from(["same", "valid"]))
-        config["stride"] = draw(st.lists(st.integers(1, 2), min_size=2, max_size=2))
-        config["dilation"] = draw(st.lists(st.integers(1, 2), min_size=2, max_size=2))
+        pairs = st.lists(st.lists(st.integers(1, 2), min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)
+        config["stride"], config["dilation"] = draw(pairs), draw(pairs)  # one (sh, sw) per layer
         if config["padding"] == "valid":  # frames large enough for every layer's valid convolution
             kernels = config.get("input_kernel_size", config["kernel_size"])
+            layers = list(zip(kernels, config["stride"], config["dilation"]))
             for axis, name in enumerate(("height", "width")):
                 needed = 1
-                for kernel in reversed(kernels):
-                    needed = (needed - 1) * config["stride"][axis] + config["dilation"][axis] * (kernel[axis] - 1) + 1
+                for kernel, stride, dilation in reversed(layers):
+                    needed = (needed - 1) * stride[axis] + dilation[axis] * (kernel[axis] - 1) + 1
                 config[name] = max(config[name], needed)
     extra = draw(st.sampled_from([None, "dropout_masks", "bidirectional"]))
     if extra == "dropout_masks":

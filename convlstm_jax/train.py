@@ -468,7 +468,10 @@ def _placers(config: TrainConfig) -> tuple[Placer, Placer]:
     """Functions placing a batch and a state on the devices for `config.sharding`, after checking
     that the batches split evenly."""
     if config.sharding == "none":
-        return (lambda batch: batch), (lambda state: state)
+        # Committed to the default device, as Orbax restores arrays: a fresh state and a restored one
+        # then share the compiled steps instead of compiling them twice.
+        device = jax.devices()[0]
+        return (lambda batch: batch), (lambda state: jax.device_put(state, device))
     from . import sharding
 
     mesh = sharding.make_mesh(config.sharding)

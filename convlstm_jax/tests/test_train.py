@@ -92,7 +92,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     straight = train(dataclasses.replace(config, workdir=str(tmp_path / "straight")))
     stopped = train(dataclasses.replace(config, steps=2, workdir=str(tmp_path / "resumed")))
     assert stopped.checkpoint_steps == (2,)
+    compiled = train_step._cache_size()
     resumed = train(dataclasses.replace(config, workdir=str(tmp_path / "resumed")))
+    assert train_step._cache_size() == compiled  # a restored state reuses the compiled step
     assert (straight.steps_run, stopped.steps_run, resumed.steps_run) == (4, 2, 2)
     # Bit for bit on CPU: the same batches, and the same compiled step from a restored state.
     _assert_trees_equal(resumed.state, straight.state)

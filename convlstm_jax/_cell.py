@@ -1,9 +1,15 @@
-"""One ConvLSTM step (Shi et al. 2015, Eq. 3), channels-last, as a Flax recurrent cell."""
+"""One ConvLSTM step (Shi et al. 2015, Eq. 3), channels-last: the math, and a Flax recurrent cell.
+
+The math of a step is written once, as functions of the weights (a `Weights` mapping of arrays):
+`fused_step`, `input_projection`, `state_step` and `gates`. The Linen `ConvLSTMCell` below and the
+NNX one in `convlstm_jax.nnx` hold the weights and call them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -38,6 +44,189 @@ def check_floating(name: str, x: Any) -> None:
         raise TypeError(f"{name} must have a floating-point dtype, got {dtype}.")
 
 
+Weights = Mapping[str, Any]
+"""A cell's weights, as arrays, in the tree of its params:
+
+- `input_to_state`: `{"kernel": (k'h, k'w, input_dim, 4·hidden), "bias": (4·hidden,)}` (a cell with
+  input; the bias when the cell has biases);
+- `state_to_state`: `{"kernel": (kh, kw, hidden, 4·hidden)}`, with a `"bias"` only in a cell
+  without input (which has no input-to-state convolution to hold it);
+- `peephole_conv_if`: `{"kernel": (kh, kw, hidden, 2·hidden), "bias"}` and `peephole_conv_o`:
+  `{"kernel": (kh, kw, hidden, hidden), "bias"}` for `peephole="conv"`;
+- `peephole_i`, `peephole_f`, `peephole_o`: (hidden,) each, for `peephole="hadamard"`.
+
+A bias is used where its entry is present. Gates are ordered (i, f, o, g) along the 4·hidden axis.
+"""
+
+
+def fan_in(spec: LayerSpec, name: str) -> int:
+    """The fan-in torch.nn.Conv2d draws the weights of convolution `name` (a `Weights` entry) with.
+
+    Where one convolution over [X, H] computes both paths (`spec.fused`), the reference has a single
+    convolution, whose fan-in both parts share.
+    """
+    kh, kw = spec.kernel_size
+    if spec.fused and name in ("input_to_state", "state_to_state"):
+        return (spec.input_dim + spec.hidden_dim) * kh * kw
+    if name == "input_to_state":
+        return spec.input_dim * math.prod(spec.input_kernel_size)
+    return spec.hidden_dim * kh * kw
+
+
+def compute_dtype(dtype: Dtype | None, x: jax.Array, param_dtype: Dtype) -> Dtype:
+    """`dtype`, or where it is None the promotion of `x`'s dtype and `param_dtype`."""
+    return dtype if dtype is not None else jnp.promote_types(x.dtype, param_dtype)
+
+
+def _convolve(x, conv_weights: Weights, dtype: Dtype, conv_gradient: str, precision: PrecisionLike) -> jax.Array:
+    y = conv(x, conv_weights["kernel"].astype(dtype), conv_gradient, precision)
+    bias = conv_weights.get("bias")
+    return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
+
+
+def fused_step(
+    weights: Weights,
+    carry: Carry,
+    inputs: jax.Array,
+    *,
+    peephole: str | None,
+    dtype: Dtype,
+    precision: PrecisionLike = None,
+    conv_gradient: str = "auto",
+) -> tuple[Carry, jax.Array]:
+    """One step whose input-to-state and state-to-state convolutions are one convolution over [X, H].
+
+    As the reference computes it, for equal kernels and an input-to-state convolution that keeps the
+    frame size: the kernel is the input-to-state kernel (the part that reads X) and the
+    state-to-state kernel (the part that reads H) side by side, with the input-to-state bias.
+
+    Returns:
+      `((h_next, c_next), h_next)`, in `dtype`.
+    """
+    h, c = carry
+    both = jnp.concatenate([inputs.astype(dtype), h.astype(dtype)], axis=-1)
+    kernel = jnp.concatenate([weights["input_to_state"]["kernel"], weights["state_to_state"]["kernel"]], axis=2)
+    z = _convolve(both, dict(weights["input_to_state"], kernel=kernel), dtype, conv_gradient, precision)
+    return gates(
+        weights, z, c.astype(dtype), peephole=peephole, dtype=dtype, precision=precision, conv_gradient=conv_gradient
+    )
+
+
+def input_projection(
+    weights: Weights, inputs: jax.Array, spec: LayerSpec, *, dtype: Dtype, precision: PrecisionLike = None
+) -> jax.Array:
+    """W_x * X + b for inputs of shape (..., H, W, C): any number of leading axes.
+
+    The input-to-state convolution alone, with `spec`'s padding, stride and dilation. Computed with
+    XLA's own convolution and gradients, which are fast outside a loop on every backend.
+    """
+    *lead, height, width, in_channels = inputs.shape
+    frames = inputs.reshape(-1, height, width, in_channels).astype(dtype)
+    z = lax.conv_general_dilated(
+        frames,
+        weights["input_to_state"]["kernel"].astype(dtype),
+        spec.stride,
+        [(p, p) for p in spec.input_padding],
+        rhs_dilation=spec.dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=precision,
+    )
+    bias = weights["input_to_state"].get("bias")
+    if bias is not None:
+        z = z + bias.astype(dtype).reshape(1, 1, 1, -1)
+    return z.reshape(*lead, *z.shape[1:])
+
+
+def state_step(
+    weights: Weights,
+    carry: Carry,
+    projected_inputs: jax.Array | None,
+    *,
+    peephole: str | None,
+    dtype: Dtype,
+    precision: PrecisionLike = None,
+    conv_gradient: str = "auto",
+) -> tuple[Carry, jax.Array]:
+    """One step from the input's projection W_x * X + b (`input_projection`), or None without input.
+
+    Returns:
+      `((h_next, c_next), h_next)`, in `dtype`.
+    """
+    h, c = carry
+    z = _convolve(h.astype(dtype), weights["state_to_state"], dtype, conv_gradient, precision)
+    if projected_inputs is not None:
+        z = projected_inputs.astype(dtype) + z
+    return gates(
+        weights, z, c.astype(dtype), peephole=peephole, dtype=dtype, precision=precision, conv_gradient=conv_gradient
+    )
+
+
+def gates(
+    weights: Weights,
+    z: jax.Array,
+    c: jax.Array,
+    *,
+    peephole: str | None,
+    dtype: Dtype,
+    precision: PrecisionLike = None,
+    conv_gradient: str = "auto",
+) -> tuple[Carry, jax.Array]:
+    """The gates and the new state from the pre-activations z = [z_i, z_f, z_o, z_g] and C.
+
+    Adds the peephole terms of `peephole` (see `ConvLSTMCell`), read from `weights`.
+
+    Returns:
+      `((h_next, c_next), h_next)`.
+    """
+
+    def peephole_conv(name: str, state: jax.Array) -> jax.Array:
+        return _convolve(state, weights[name], dtype, conv_gradient, precision)
+
+    def hadamard(name: str) -> jax.Array:
+        return weights[name].astype(dtype).reshape(1, 1, 1, -1)
+
+    z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
+    if peephole == "conv":
+        p_i, p_f = jnp.split(peephole_conv("peephole_conv_if", c), 2, -1)
+        z_i, z_f = z_i + p_i, z_f + p_f
+    elif peephole == "hadamard":
+        z_i, z_f = z_i + hadamard("peephole_i") * c, z_f + hadamard("peephole_f") * c
+    c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
+    if peephole == "conv":
+        z_o = z_o + peephole_conv("peephole_conv_o", c_next)
+    elif peephole == "hadamard":
+        z_o = z_o + hadamard("peephole_o") * c_next
+    h_next = nn.sigmoid(z_o) * jnp.tanh(c_next)
+    return (h_next, c_next), h_next
+
+
+def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) -> LayerSpec:
+    """Checks one step's carry and inputs; returns `spec` with the inputs' channels as input_dim.
+
+    `input_dim` is the cell's, None where it takes its channels from the input.
+    """
+    check_floating("inputs", inputs)
+    channels = "input_dim" if input_dim is None else input_dim
+    if inputs.ndim != 4 or (input_dim is not None and inputs.shape[-1] != input_dim):
+        # A cell without input (input_dim=0) takes a zero-channel X: (B, H, W, 0).
+        raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
+    if not isinstance(carry, (tuple, list)) or len(carry) != 2:
+        raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
+    spec = dataclasses.replace(spec, input_dim=inputs.shape[-1])
+    expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:3]), spec.hidden_dim)
+    for name, state in zip("hc", carry):
+        check_floating(f"carry {name}", state)
+        if tuple(state.shape) != expected:
+            raise ValueError(f"carry {name} must have shape {expected}, got {tuple(state.shape)}.")
+    return spec
+
+
+def zero_carry(spec: LayerSpec, input_shape: tuple[int, ...], dtype: Dtype) -> Carry:
+    """Zero `(h, c)` for a cell of `spec` and inputs of shape (B, H, W, C): each (B, H', W', hidden)."""
+    shape = (input_shape[0], *spec.state_size(tuple(input_shape[1:3])), spec.hidden_dim)
+    return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+
+
 class _ConvWeights(nn.Module):
     """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them.
 
@@ -50,12 +239,13 @@ class _ConvWeights(nn.Module):
     param_dtype: Dtype
 
     @nn.compact
-    def __call__(self, in_channels: int, fan_in: int, use_bias: bool) -> tuple[jax.Array, jax.Array | None]:
+    def __call__(self, in_channels: int, fan_in: int, use_bias: bool) -> Weights:
         init = torch_default_init(fan_in)
         shape = (*self.kernel_size, in_channels, self.features)
-        kernel = self.param("kernel", init, shape, self.param_dtype)
-        bias = self.param("bias", init, (self.features,), self.param_dtype) if use_bias else None
-        return kernel, bias
+        weights = {"kernel": self.param("kernel", init, shape, self.param_dtype)}
+        if use_bias:
+            weights["bias"] = self.param("bias", init, (self.features,), self.param_dtype)
+        return weights
 
 
 class ConvLSTMCell(nn.RNNCellBase):
@@ -82,7 +272,8 @@ class ConvLSTMCell(nn.RNNCellBase):
     When W_x and W_h have the same kernel size, one convolution over [X, H] computes both, as in the
     reference. Weights and biases are drawn as torch.nn.Conv2d draws those of the reference's single
     convolution over [X, H], so a fresh model starts from the same distribution in both frameworks.
-    The cell works with `flax.linen.RNN` as well as inside `ConvLSTM`.
+    The cell works with `flax.linen.RNN` as well as inside `ConvLSTM`; its math is `fused_step`,
+    `input_projection`, `state_step` and `gates`, applied to its params.
 
     Attributes:
       hidden_dim: channels of H and C.
@@ -175,20 +366,15 @@ class ConvLSTMCell(nn.RNNCellBase):
         Returns:
           `((h_next, c_next), h_next)`.
         """
-        spec = self._check_step(carry, inputs)
+        spec = check_step(carry, inputs, self.spec(), self.input_dim)
         if not spec.fused:
             return self.state_step(carry, self.input_projection(inputs) if inputs.shape[-1] else None)
-        # One convolution over [X, H], as the reference computes it. Its kernel is stored in two
-        # parts: the part that reads X (input_to_state) and the part that reads H (state_to_state).
-        dtype = self._dtype(inputs)
-        in_channels, hid, (kh, kw) = inputs.shape[-1], spec.hidden_dim, spec.kernel_size
-        fan_in = (in_channels + hid) * kh * kw
-        kernel_x, bias = self.input_to_state(in_channels, fan_in, self.bias)
-        kernel_h, _ = self.state_to_state(hid, fan_in, False)
-        h, c = carry
-        both = jnp.concatenate([inputs.astype(dtype), h.astype(dtype)], axis=-1)
-        z = self._convolve(both, jnp.concatenate([kernel_x, kernel_h], axis=2), bias, dtype)
-        return self._gates(z, c.astype(dtype), dtype)
+        weights = {
+            "input_to_state": self.input_to_state(spec.input_dim, fan_in(spec, "input_to_state"), self.bias),
+            "state_to_state": self.state_to_state(spec.hidden_dim, fan_in(spec, "state_to_state"), False),
+            **self._peephole_weights(),
+        }
+        return fused_step(weights, carry, inputs, dtype=self._dtype(inputs), **self._options())
 
     def input_projection(self, inputs: jax.Array) -> jax.Array:
         """W_x * X + b for inputs of shape (..., H, W, C): any number of leading axes.
@@ -197,92 +383,51 @@ class ConvLSTMCell(nn.RNNCellBase):
         applies it to every frame of a sequence at once, outside its time loop. Computed with
         XLA's own convolution and gradients, which are fast outside a loop on every backend.
         """
-        spec = self.spec()
-        dtype = self._dtype(inputs)
-        *lead, height, width, in_channels = inputs.shape
-        kernel, bias = self.input_to_state(in_channels, in_channels * math.prod(spec.input_kernel_size), self.bias)
-        frames = inputs.reshape(-1, height, width, in_channels).astype(dtype)
-        z = lax.conv_general_dilated(
-            frames,
-            kernel.astype(dtype),
-            spec.stride,
-            [(p, p) for p in spec.input_padding],
-            rhs_dilation=spec.dilation,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=self.precision,
-        )
-        if bias is not None:
-            z = z + bias.astype(dtype).reshape(1, 1, 1, -1)
-        return z.reshape(*lead, *z.shape[1:])
+        spec = dataclasses.replace(self.spec(), input_dim=inputs.shape[-1])
+        weights = {"input_to_state": self.input_to_state(spec.input_dim, fan_in(spec, "input_to_state"), self.bias)}
+        return input_projection(weights, inputs, spec, dtype=self._dtype(inputs), precision=self.precision)
 
     def state_step(self, carry: Carry, projected_inputs: jax.Array | None) -> tuple[Carry, jax.Array]:
         """One step from the input's projection `input_projection(X)` (None for a cell without input)."""
         spec = self.spec()
-        hid, (kh, kw) = spec.hidden_dim, spec.kernel_size
-        h, c = carry
-        dtype = self._dtype(h if projected_inputs is None else projected_inputs)
         with_bias = projected_inputs is None and self.bias  # without input, the bias moves here
-        kernel_h, bias = self.state_to_state(hid, hid * kh * kw, with_bias)
-        z = self._convolve(h.astype(dtype), kernel_h, bias, dtype)
-        if projected_inputs is not None:
-            z = projected_inputs.astype(dtype) + z
-        return self._gates(z, c.astype(dtype), dtype)
+        weights = {
+            "state_to_state": self.state_to_state(spec.hidden_dim, fan_in(spec, "state_to_state"), with_bias),
+            **self._peephole_weights(),
+        }
+        dtype = self._dtype(carry[0] if projected_inputs is None else projected_inputs)
+        return state_step(weights, carry, projected_inputs, dtype=dtype, **self._options())
+
+    def _peephole_weights(self) -> Weights:
+        if self.peephole == "conv":
+            spec = self.spec()
+            hid, size = spec.hidden_dim, fan_in(spec, "peephole_conv_if")
+            return {
+                "peephole_conv_if": self.peephole_conv_if(hid, size, self.bias),
+                "peephole_conv_o": self.peephole_conv_o(hid, size, self.bias),
+            }
+        if self.peephole == "hadamard":
+            return {"peephole_i": self.peephole_i, "peephole_f": self.peephole_f, "peephole_o": self.peephole_o}
+        return {}
+
+    def _options(self) -> dict[str, Any]:
+        return {"peephole": self.peephole, "precision": self.precision, "conv_gradient": self.conv_gradient}
 
     def _dtype(self, x: jax.Array) -> Dtype:
-        return self.dtype if self.dtype is not None else jnp.promote_types(x.dtype, self.param_dtype)
-
-    def _convolve(self, x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype: Dtype) -> jax.Array:
-        y = conv(x, kernel.astype(dtype), self.conv_gradient, self.precision)
-        return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
-
-    def _gates(self, z: jax.Array, c: jax.Array, dtype: Dtype) -> tuple[Carry, jax.Array]:
-        hid, (kh, kw) = self.hidden_dim, self.spec().kernel_size
-        z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
-        if self.peephole == "conv":
-            p_i, p_f = jnp.split(self._convolve(c, *self.peephole_conv_if(hid, hid * kh * kw, self.bias), dtype), 2, -1)
-            z_i, z_f = z_i + p_i, z_f + p_f
-        elif self.peephole == "hadamard":
-            z_i, z_f = (
-                z_i + self._hadamard(self.peephole_i, dtype) * c,
-                z_f + self._hadamard(self.peephole_f, dtype) * c,
-            )
-        c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
-        if self.peephole == "conv":
-            z_o = z_o + self._convolve(c_next, *self.peephole_conv_o(hid, hid * kh * kw, self.bias), dtype)
-        elif self.peephole == "hadamard":
-            z_o = z_o + self._hadamard(self.peephole_o, dtype) * c_next
-        h_next = nn.sigmoid(z_o) * jnp.tanh(c_next)
-        return (h_next, c_next), h_next
-
-    def _hadamard(self, weight: jax.Array, dtype: Dtype) -> jax.Array:
-        return weight.astype(dtype).reshape(1, 1, 1, self.hidden_dim)
-
-    def _check_step(self, carry: Any, inputs: Any) -> LayerSpec:
-        check_floating("inputs", inputs)
-        channels = "input_dim" if self.input_dim is None else self.input_dim
-        if inputs.ndim != 4 or (self.input_dim is not None and inputs.shape[-1] != self.input_dim):
-            # A cell without input (input_dim=0) takes a zero-channel X: (B, H, W, 0).
-            raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
-        if not isinstance(carry, (tuple, list)) or len(carry) != 2:
-            raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
-        spec = dataclasses.replace(self.spec(), input_dim=inputs.shape[-1])
-        expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:3]), self.hidden_dim)
-        for name, state in zip("hc", carry):
-            check_floating(f"carry {name}", state)
-            if tuple(state.shape) != expected:
-                raise ValueError(f"carry {name} must have shape {expected}, got {tuple(state.shape)}.")
-        return spec
+        return compute_dtype(self.dtype, x, self.param_dtype)
 
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
-        """Zero `(h, c)` for inputs of shape (B, H, W, C): each (B, H, W, hidden_dim).
+        """Zero `(h, c)` for inputs of shape (B, H, W, C): each (B, H', W', hidden_dim).
 
-        `rng` is unused (the initial state is zero); it is there for `flax.linen.RNN`.
+        (H', W') is the state's size, `spec().state_size((H, W))`. `rng` is unused (the initial
+        state is zero); it is there for `flax.linen.RNN`.
         """
         del rng
-        shape = (input_shape[0], *self.spec().state_size(tuple(input_shape[1:3])), self.hidden_dim)
-        dtype = self.dtype if self.dtype is not None else self.param_dtype
-        return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
+        spec = self.spec()
+        if self.input_dim is None:  # the channels of these inputs
+            spec = dataclasses.replace(spec, input_dim=input_shape[-1])
+        return zero_carry(spec, input_shape, self.dtype if self.dtype is not None else self.param_dtype)
 
     @property
     def num_feature_axes(self) -> int:

@@ -1,9 +1,13 @@
-"""A stack of ConvLSTM layers, each a time loop compiled once with `nn.scan`."""
+"""A stack of ConvLSTM layers, each a time loop compiled once with `nn.scan`.
+
+The stack's logic (checks, layouts, lengths, dropout masks, the layers around their time loops) is
+in functions of the module's hyperparameters, which the NNX stack (`convlstm_jax.nnx`) shares.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -44,9 +48,307 @@ def flip_sequences(x: jax.Array, lengths: jax.Array | None, time_axis: int) -> j
     return jnp.take_along_axis(x, index, axis=time_axis)
 
 
-def _check_finite(name: str, x: jax.Array) -> None:
+def check_finite(name: str, x: jax.Array) -> None:
+    """A `checkify` check that `x` holds no NaN or inf (`check_finite=True`)."""
     bad = jnp.sum(~jnp.isfinite(x))
     checkify.check(bad == 0, f"{name} holds {{bad}} NaN or inf value(s) (check_finite=True).", bad=bad)
+
+
+# A stack below is the Linen `ConvLSTM` or the NNX one (`convlstm_jax.nnx.ConvLSTM`): anything with
+# this module's hyperparameters as attributes. These functions are the stack's logic for both.
+
+
+def layer_specs(stack: Any) -> tuple[LayerSpec, ...]:
+    """One `LayerSpec` per layer of `stack`; input_dim 0 where it is inferred from the input."""
+    return resolve_layers(
+        stack.input_dim,
+        stack.hidden_dim,
+        stack.kernel_size,
+        stack.num_layers,
+        stack.input_kernel_size,
+        stack.padding,
+        stack.stride,
+        stack.dilation,
+    )
+
+
+def check_hyperparameters(stack: Any) -> tuple[LayerSpec, ...]:
+    """Checks `stack`'s hyperparameters; returns its `layer_specs`.
+
+    Raises:
+      TypeError, ValueError: a hyperparameter is invalid; the message names it.
+    """
+    specs = layer_specs(stack)
+    check_peephole(stack.peephole)
+    check_conv_gradient(stack.conv_gradient)
+    for name in ("dropout", "recurrent_dropout"):
+        rate = getattr(stack, name)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
+    if isinstance(stack.unroll, bool) or not isinstance(stack.unroll, int) or stack.unroll < 1:
+        raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {stack.unroll!r}.")
+    return specs
+
+
+def per_layer_tuples(stack: Any, specs: tuple[LayerSpec, ...]) -> dict[str, tuple]:
+    """`stack`'s per-layer lists, resolved to tuples with one entry per layer (hashable, and read as
+    per-layer again: a list [3, 1] of kernels stays "3x3, then 1x1", not one 3x1 kernel)."""
+    tuples = {}
+    if isinstance(stack.hidden_dim, list):
+        tuples["hidden_dim"] = tuple(s.hidden_dim for s in specs)
+    for name in ("kernel_size", "input_kernel_size", "stride", "dilation", "padding"):
+        if isinstance(getattr(stack, name), list):
+            tuples[name] = tuple(getattr(s, name) for s in specs)
+    return tuples
+
+
+def stack_state_sizes(stack: Any, frame: tuple[int, int], input_dim: int | None = None) -> list[tuple[int, int]]:
+    """The (H, W) of each layer's state for input frames of size `frame`; see `ConvLSTM.state_sizes`."""
+    specs = layer_specs(stack)
+    if stack.input_dim is None:
+        specs = (dataclasses.replace(specs[0], input_dim=1 if input_dim is None else input_dim), *specs[1:])
+    return state_sizes(specs, frame)
+
+
+def zero_states(stack: Any, input_shape: tuple[int, ...]) -> list[Carry]:
+    """Zero initial states for a sequence of shape `input_shape`; see `ConvLSTM.initialize_carry`."""
+    if len(input_shape) != 5:
+        raise ValueError(f"input_shape must be the 5-D shape of the input sequence, got {input_shape}.")
+    batch = input_shape[0 if stack.batch_first else 1]
+    frame = input_shape[2:4] if stack.channels_last else input_shape[3:5]
+    channels = input_shape[-1] if stack.channels_last else input_shape[2]
+    dtype = stack.dtype if stack.dtype is not None else stack.param_dtype
+    states = []
+    for spec, size in zip(layer_specs(stack), stack_state_sizes(stack, frame, channels)):
+        shape = state_shape(batch, size, spec.hidden_dim, stack.channels_last)
+        states.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
+    return states
+
+
+def layer_step(cell: Any, carry: Carry, xs: tuple[jax.Array, jax.Array], mask_h, lengths, hoisted: bool):
+    """One step of a layer's time loop: `xs` is (inputs, t), the step's input and its index.
+
+    `inputs` is X, or, for a layer whose input-to-state convolution runs outside the loop
+    (`hoisted`), its output W_x * X + b. `mask_h` (or None) drops out the hidden state read by the
+    state-to-state convolution; past its length (`lengths`, or None), a sequence keeps its state
+    and outputs zeros.
+    """
+    inputs, t = xs
+    h, c = carry
+    h = h if mask_h is None else h * mask_h
+    new_carry, y = cell.state_step((h, c), inputs) if hoisted else cell((h, c), inputs)
+    if lengths is not None:
+        valid = (t < lengths).reshape(-1, 1, 1, 1)
+        new_carry = jax.tree.map(lambda new, old: jnp.where(valid, new, old), new_carry, carry)
+        y = jnp.where(valid, y, jnp.zeros_like(y))
+    return new_carry, y
+
+
+def run_stack(
+    stack: Any,
+    x: jax.Array,
+    hidden_state: Sequence[Carry] | None,
+    *,
+    seq_lengths: jax.Array | None,
+    dropout_masks: Sequence[tuple[jax.Array | None, jax.Array | None]] | None,
+    deterministic: Callable[[], bool],
+    dropout_key: Callable[[], jax.Array],
+    cell: Callable[[int, LayerSpec, Dtype], Any],
+    scan: Callable[..., tuple[Carry, jax.Array]],
+):
+    """A stack's forward pass (`ConvLSTM.__call__`) around its layers' time loops.
+
+    Args:
+      stack: the module, for its hyperparameters.
+      x, hidden_state, seq_lengths, dropout_masks: as `ConvLSTM.__call__` takes them.
+      deterministic: tells whether dropout is off; asked only when masks are to be drawn.
+      dropout_key: a fresh key for each drawn mask.
+      cell: `cell(index, spec, dtype)` gives layer `index`'s cell, computing in `dtype`, with the
+        methods of `ConvLSTMCell` (`__call__`, `input_projection`, `state_step`).
+      scan: `scan(cell, carry, (inputs, times), mask_h, lengths, hoisted)` runs `layer_step` over
+        the time axis of `inputs` (and of `times`, axis 0); returns the last carry and the outputs.
+    """
+    specs = check_input(stack, x)
+    time_axis = 1 if stack.batch_first else 0
+    batch = x.shape[1 - time_axis]
+    frame = x.shape[2:4] if stack.channels_last else x.shape[3:5]
+    sizes = state_sizes(specs, frame)
+    if hidden_state is not None:
+        check_hidden_state(stack, hidden_state, specs, batch, sizes)
+    if stack.check_finite:
+        check_finite("x", x)
+        for layer, state in enumerate(hidden_state or []):
+            for name, s in zip("hc", state):
+                check_finite(f"hidden_state[{layer}] {name}", s)
+    if not stack.channels_last:
+        x = jnp.moveaxis(x, 2, -1)
+        if hidden_state is not None:
+            hidden_state = [(jnp.moveaxis(h, 1, -1), jnp.moveaxis(c, 1, -1)) for h, c in hidden_state]
+    dtype = stack.dtype if stack.dtype is not None else jnp.promote_types(x.dtype, stack.param_dtype)
+
+    steps = x.shape[time_axis]
+    lengths = check_lengths(seq_lengths, batch, steps)
+    if dropout_masks is not None:
+        masks = check_dropout_masks(stack, dropout_masks, specs, batch, frame, sizes, dtype)
+    elif (stack.dropout or stack.recurrent_dropout) and not deterministic():
+        masks = draw_dropout_masks(stack, specs, batch, frame, sizes, dtype, dropout_key)
+    else:
+        masks = [(None, None)] * len(specs)
+    if stack.reverse:
+        x = flip_sequences(x, lengths, time_axis)
+
+    times = jnp.arange(steps, dtype=jnp.int32)
+    layer_outputs, last_states = [], []
+    layer_input = x
+    for index, (spec, size) in enumerate(zip(specs, sizes)):
+        if hidden_state is None:
+            zeros = jnp.zeros((batch, *size, spec.hidden_dim), dtype)
+            carry = (zeros, zeros)
+        else:
+            h, c = hidden_state[index]
+            carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
+        layer_cell = cell(index, spec, dtype)
+        mask_x, mask_h = masks[index]
+        if mask_x is not None:  # the same mask at every step, in the input's dtype (which the cell casts)
+            layer_input = layer_input * jnp.expand_dims(mask_x, time_axis).astype(layer_input.dtype)
+        # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
+        # runs once over every frame, outside the loop (XLA's own gradients are slow only inside one).
+        hoisted = spec.input_dim > 0 and not spec.fused
+        if hoisted:
+            layer_input = layer_cell.input_projection(layer_input)
+        carry, layer_input = scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)
+        layer_outputs.append(layer_input)
+        last_states.append(carry)
+
+    if stack.reverse and stack.keep_order:
+        layer_outputs = [flip_sequences(y, lengths, time_axis) for y in layer_outputs]
+    if not stack.return_all_layers:
+        layer_outputs, last_states = layer_outputs[-1:], last_states[-1:]
+    if time_axis == 0:
+        layer_outputs = [jnp.swapaxes(y, 0, 1) for y in layer_outputs]
+    if not stack.channels_last:
+        layer_outputs = [jnp.moveaxis(y, -1, 2) for y in layer_outputs]
+        last_states = jax.tree.map(lambda s: jnp.moveaxis(s, -1, 1), last_states)
+    return layer_outputs, last_states
+
+
+def check_lengths(seq_lengths: Any, batch: int, steps: int) -> jax.Array | None:
+    """`seq_lengths` checked (an int array (B,) in [0, T]) and as int32, or None."""
+    if seq_lengths is None:
+        return None
+    lengths = jnp.asarray(seq_lengths) if isinstance(seq_lengths, (list, tuple)) else seq_lengths
+    if not hasattr(lengths, "dtype") or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"seq_lengths must be an int array of shape ({batch},), got {_describe(seq_lengths)}.")
+    if lengths.shape != (batch,):
+        raise ValueError(f"seq_lengths must have shape (B,) = ({batch},), got {tuple(lengths.shape)}.")
+    if not isinstance(lengths, jax.core.Tracer):  # Values are only known outside jit.
+        values = np.asarray(lengths)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > steps:
+            raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
+    return lengths.astype(jnp.int32)
+
+
+def draw_dropout_masks(stack: Any, specs, batch, frame, sizes, dtype, dropout_key: Callable[[], jax.Array]) -> list:
+    """One `(input_mask, state_mask)` per layer, each drawn once for the whole sequence."""
+
+    def draw(rate: float, frame: tuple[int, int], depth: int) -> jax.Array | None:
+        if not rate or not depth:
+            return None
+        keep = jax.random.bernoulli(dropout_key(), 1.0 - rate, (batch, *frame, depth))
+        return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
+
+    return [
+        (draw(stack.dropout, frame, spec.input_dim), draw(stack.recurrent_dropout, size, spec.hidden_dim))
+        for spec, frame, size in zip(specs, input_frames(frame, sizes), sizes)
+    ]
+
+
+def check_dropout_masks(stack: Any, masks, specs, batch, frame, sizes, dtype) -> list:
+    """Explicit `dropout_masks` checked, channels-last and in `dtype`."""
+    if not isinstance(masks, (list, tuple)) or len(masks) != len(specs):
+        raise ValueError(
+            f"dropout_masks must be a list of {len(specs)} (input_mask, state_mask) pairs, one per layer; "
+            f"got {_describe(masks)}."
+        )
+    checked = []
+    frames = input_frames(frame, sizes)
+    for layer, (pair, spec, frame, size) in enumerate(zip(masks, specs, frames, sizes)):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}.")
+        checked_pair = []
+        for name, mask, where, depth in zip(
+            ("input_mask", "state_mask"), pair, (frame, size), (spec.input_dim, spec.hidden_dim)
+        ):
+            if mask is None:
+                checked_pair.append(None)
+                continue
+            check_floating(f"dropout_masks[{layer}] {name}", mask)
+            expected = state_shape(batch, where, depth, stack.channels_last)
+            if tuple(mask.shape) != expected:
+                raise ValueError(f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}.")
+            checked_pair.append(jnp.asarray(mask if stack.channels_last else jnp.moveaxis(mask, 1, -1), dtype))
+        checked.append(tuple(checked_pair))
+    return checked
+
+
+def layout(stack: Any) -> str:
+    """The input's layout, such as "(B, T, H, W, C)"."""
+    frame = "H, W, C" if stack.channels_last else "C, H, W"
+    return f"(B, T, {frame})" if stack.batch_first else f"(T, B, {frame})"
+
+
+def check_input(stack: Any, x: Any) -> tuple[LayerSpec, ...]:
+    """Checks the input sequence; returns the layers' specs, the first with x's channels."""
+    check_floating("x", x)
+    if x.ndim != 5:
+        raise ValueError(f"x must be 5-D {layout(stack)}, got shape {tuple(x.shape)}.")
+    channels = x.shape[-1] if stack.channels_last else x.shape[2]
+    if 0 in x.shape[:2] + (x.shape[2:4] if stack.channels_last else x.shape[3:5]):
+        raise ValueError(f"x must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
+    if stack.input_dim is not None and channels != stack.input_dim:
+        raise ValueError(
+            f"x has {channels} channels ({layout(stack)} {tuple(x.shape)}); input_dim is {stack.input_dim}."
+        )
+    specs = layer_specs(stack)
+    return (dataclasses.replace(specs[0], input_dim=channels), *specs[1:])
+
+
+def state_sizes(specs: tuple[LayerSpec, ...], frame: tuple[int, int]) -> list[tuple[int, int]]:
+    """The (H, W) of each layer's state: each layer's input-to-state convolution sets its size."""
+    sizes = []
+    for spec in specs:
+        frame = spec.state_size(tuple(frame))
+        sizes.append(frame)
+    return sizes
+
+
+def input_frames(frame: tuple[int, int], sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (H, W) each layer reads: layer 0 the input's frames, layer l > 0 layer l - 1's states."""
+    return [tuple(frame), *sizes[:-1]]
+
+
+def state_shape(batch: int, frame: tuple[int, int], hidden_dim: int, channels_last: bool) -> tuple[int, ...]:
+    """The shape of one layer's h or c in the stack's layout."""
+    return (batch, *frame, hidden_dim) if channels_last else (batch, hidden_dim, *frame)
+
+
+def check_hidden_state(stack: Any, hidden_state: Any, specs, batch: int, sizes: list[tuple[int, int]]) -> None:
+    """Checks the initial states: a list of one `(h, c)` per layer, in the stack's layout."""
+    if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(specs):
+        got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
+        raise ValueError(f"hidden_state must be a list of {len(specs)} (h, c) pairs, one per layer; got {got}.")
+    layer_layout = "(B, H, W, hidden_dim)" if stack.channels_last else "(B, hidden_dim, H, W)"
+    for layer, (spec, state) in enumerate(zip(specs, hidden_state)):
+        if not isinstance(state, (list, tuple)) or len(state) != 2:
+            raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
+        expected = state_shape(batch, sizes[layer], spec.hidden_dim, stack.channels_last)
+        for name, s in zip("hc", state):
+            check_floating(f"hidden_state[{layer}] {name}", s)
+            if tuple(s.shape) != expected:
+                raise ValueError(
+                    f"hidden_state[{layer}] {name} must have shape {layer_layout} = {expected}, got {tuple(s.shape)}."
+                )
 
 
 class ConvLSTM(nn.Module):
@@ -140,37 +442,16 @@ class ConvLSTM(nn.Module):
     dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
 
     def __post_init__(self) -> None:
-        specs = self.layer_specs()
         # Flax turns list fields into tuples when it clones a module, and a tuple of two ints reads
-        # as one kernel: pin a per-layer list down as a tuple of (kh, kw) pairs before that happens.
-        if isinstance(self.kernel_size, list):
-            object.__setattr__(self, "kernel_size", tuple(s.kernel_size for s in specs))
-        for name in ("input_kernel_size", "stride", "dilation", "padding"):
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(s, name) for s in specs))
-        check_peephole(self.peephole)
-        check_conv_gradient(self.conv_gradient)
-        for name in ("dropout", "recurrent_dropout"):
-            rate = getattr(self, name)
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-                raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
-        if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
-            raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {self.unroll!r}.")
+        # as one kernel: pin a per-layer list down as a tuple of per-layer values before that happens.
+        for name, value in per_layer_tuples(self, check_hyperparameters(self)).items():
+            object.__setattr__(self, name, value)
         super().__post_init__()
 
     @nn.nowrap
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """One `LayerSpec` (input_dim, hidden_dim, kernel_size) per layer; input_dim 0 if inferred."""
-        return resolve_layers(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.num_layers,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-        )
+        return layer_specs(self)
 
     @nn.nowrap
     def state_sizes(self, frame: tuple[int, int], input_dim: int | None = None) -> list[tuple[int, int]]:
@@ -180,10 +461,7 @@ class ConvLSTM(nn.Module):
         of its state, which is the next layer's input. `input_dim` is the input's channels where
         this module infers them (default: an input with channels; 0 for a stack without input).
         """
-        specs = self.layer_specs()
-        if self.input_dim is None:
-            specs = (dataclasses.replace(specs[0], input_dim=1 if input_dim is None else input_dim), *specs[1:])
-        return self._sizes(specs, frame)
+        return stack_state_sizes(self, frame, input_dim)
 
     @nn.compact
     def __call__(
@@ -217,67 +495,14 @@ class ConvLSTM(nn.Module):
         Returns:
           `(layer_outputs, last_states)`; see the class docstring.
         """
-        specs = self._check_input(x)
-        time_axis = 1 if self.batch_first else 0
-        batch = x.shape[1 - time_axis]
-        frame = x.shape[2:4] if self.channels_last else x.shape[3:5]
-        sizes = self._sizes(specs, frame)
-        if hidden_state is not None:
-            self._check_hidden_state(hidden_state, specs, batch, sizes)
-        if self.check_finite:
-            _check_finite("x", x)
-            for layer, state in enumerate(hidden_state or []):
-                for name, s in zip("hc", state):
-                    _check_finite(f"hidden_state[{layer}] {name}", s)
-        if not self.channels_last:
-            x = jnp.moveaxis(x, 2, -1)
-            if hidden_state is not None:
-                hidden_state = [(jnp.moveaxis(h, 1, -1), jnp.moveaxis(c, 1, -1)) for h, c in hidden_state]
-        dtype = self.dtype if self.dtype is not None else jnp.promote_types(x.dtype, self.param_dtype)
 
-        steps = x.shape[time_axis]
-        lengths = self._check_lengths(seq_lengths, batch, steps)
-        masks = self._dropout_masks(specs, batch, frame, sizes, dtype, deterministic, dropout_masks)
-        if self.reverse:
-            x = flip_sequences(x, lengths, time_axis)
-
-        def step(cell, carry, xs, mask_h, lengths, hoisted):
-            inputs, t = xs
-            h, c = carry
-            h = h if mask_h is None else h * mask_h
-            # `inputs` is X, or, for a layer whose input-to-state convolution runs outside the loop,
-            # its output W_x * X + b.
-            new_carry, y = cell.state_step((h, c), inputs) if hoisted else cell((h, c), inputs)
-            if lengths is not None:  # Past its end, a sequence keeps its state and outputs zeros.
-                valid = (t < lengths).reshape(-1, 1, 1, 1)
-                new_carry = jax.tree.map(lambda new, old: jnp.where(valid, new, old), new_carry, carry)
-                y = jnp.where(valid, y, jnp.zeros_like(y))
-            return new_carry, y
-
-        scan = nn.scan(
-            nn.remat(step, static_argnums=(5,)) if self.remat else step,
-            variable_broadcast="params",
-            split_rngs={"params": False},
-            in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),
-            out_axes=time_axis,
-            unroll=self.unroll,
-        )
-        times = jnp.arange(steps, dtype=jnp.int32)
-        layer_outputs, last_states = [], []
-        layer_input = x
-        for index, (spec, size) in enumerate(zip(specs, sizes)):
-            if hidden_state is None:
-                zeros = jnp.zeros((batch, *size, spec.hidden_dim), dtype)
-                carry = (zeros, zeros)
-            else:
-                h, c = hidden_state[index]
-                carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
-            cell = ConvLSTMCell(
+        def cell(index: int, spec: LayerSpec, dtype: Dtype) -> ConvLSTMCell:
+            return ConvLSTMCell(
                 hidden_dim=spec.hidden_dim,
                 kernel_size=spec.kernel_size,
                 bias=self.bias,
                 peephole=self.peephole,
-                input_dim=layer_input.shape[-1],
+                input_dim=spec.input_dim,
                 dtype=dtype,
                 param_dtype=self.param_dtype,
                 precision=self.precision,
@@ -288,28 +513,30 @@ class ConvLSTM(nn.Module):
                 dilation=spec.dilation,
                 name=f"cell_{index}",
             )
-            mask_x, mask_h = masks[index]
-            if mask_x is not None:  # the same mask at every step
-                layer_input = layer_input * jnp.expand_dims(mask_x, time_axis)
-            # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
-            # runs once over every frame, outside the loop, where its gradients are fast everywhere.
-            hoisted = spec.input_dim > 0 and not spec.fused
-            if hoisted:
-                layer_input = cell.input_projection(layer_input)
-            carry, layer_input = scan(cell, carry, (layer_input, times), mask_h, lengths, hoisted)
-            layer_outputs.append(layer_input)
-            last_states.append(carry)
 
-        if self.reverse and self.keep_order:
-            layer_outputs = [flip_sequences(y, lengths, time_axis) for y in layer_outputs]
-        if not self.return_all_layers:
-            layer_outputs, last_states = layer_outputs[-1:], last_states[-1:]
-        if time_axis == 0:
-            layer_outputs = [jnp.swapaxes(y, 0, 1) for y in layer_outputs]
-        if not self.channels_last:
-            layer_outputs = [jnp.moveaxis(y, -1, 2) for y in layer_outputs]
-            last_states = jax.tree.map(lambda s: jnp.moveaxis(s, -1, 1), last_states)
-        return layer_outputs, last_states
+        def scan(cell, carry, xs, mask_h, lengths, hoisted):
+            time_axis = 1 if self.batch_first else 0
+            loop = nn.scan(
+                nn.remat(layer_step, static_argnums=(5,)) if self.remat else layer_step,
+                variable_broadcast="params",
+                split_rngs={"params": False},
+                in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),
+                out_axes=time_axis,
+                unroll=self.unroll,
+            )
+            return loop(cell, carry, xs, mask_h, lengths, hoisted)
+
+        return run_stack(
+            self,
+            x,
+            hidden_state,
+            seq_lengths=seq_lengths,
+            dropout_masks=dropout_masks,
+            deterministic=lambda: nn.merge_param("deterministic", self.deterministic, deterministic),
+            dropout_key=lambda: self.make_rng("dropout"),
+            cell=cell,
+            scan=scan,
+        )
 
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> list[Carry]:
@@ -319,127 +546,4 @@ class ConvLSTM(nn.Module):
         in that layout too. `rng` is unused (the initial state is zero).
         """
         del rng
-        if len(input_shape) != 5:
-            raise ValueError(f"input_shape must be the 5-D shape of the input sequence, got {input_shape}.")
-        batch = input_shape[0 if self.batch_first else 1]
-        frame = input_shape[2:4] if self.channels_last else input_shape[3:5]
-        channels = input_shape[-1] if self.channels_last else input_shape[2]
-        dtype = self.dtype if self.dtype is not None else self.param_dtype
-        states = []
-        for spec, size in zip(self.layer_specs(), self.state_sizes(frame, channels)):
-            shape = self._state_shape(batch, size, spec.hidden_dim)
-            states.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
-        return states
-
-    def _check_lengths(self, seq_lengths: Any, batch: int, steps: int) -> jax.Array | None:
-        if seq_lengths is None:
-            return None
-        lengths = jnp.asarray(seq_lengths) if isinstance(seq_lengths, (list, tuple)) else seq_lengths
-        if not hasattr(lengths, "dtype") or not jnp.issubdtype(lengths.dtype, jnp.integer):
-            raise TypeError(f"seq_lengths must be an int array of shape ({batch},), got {_describe(seq_lengths)}.")
-        if lengths.shape != (batch,):
-            raise ValueError(f"seq_lengths must have shape (B,) = ({batch},), got {tuple(lengths.shape)}.")
-        if not isinstance(lengths, jax.core.Tracer):  # Values are only known outside jit.
-            values = np.asarray(lengths)
-            low, high = int(values.min()), int(values.max())
-            if low < 0 or high > steps:
-                raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got values in [{low}, {high}].")
-        return lengths.astype(jnp.int32)
-
-    def _dropout_masks(self, specs, batch, frame, sizes, dtype, deterministic, dropout_masks) -> list:
-        if dropout_masks is not None:
-            return self._check_dropout_masks(dropout_masks, specs, batch, frame, sizes, dtype)
-        if not (self.dropout or self.recurrent_dropout):
-            return [(None, None)] * len(specs)
-        if nn.merge_param("deterministic", self.deterministic, deterministic):
-            return [(None, None)] * len(specs)
-
-        def draw(rate: float, frame: tuple[int, int], depth: int) -> jax.Array | None:
-            if not rate or not depth:
-                return None
-            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - rate, (batch, *frame, depth))
-            return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
-
-        return [
-            (draw(self.dropout, frame, spec.input_dim), draw(self.recurrent_dropout, size, spec.hidden_dim))
-            for spec, frame, size in zip(specs, self._input_frames(frame, sizes), sizes)
-        ]
-
-    def _check_dropout_masks(self, masks, specs, batch, frame, sizes, dtype) -> list:
-        if not isinstance(masks, (list, tuple)) or len(masks) != len(specs):
-            raise ValueError(
-                f"dropout_masks must be a list of {len(specs)} (input_mask, state_mask) pairs, one per layer; "
-                f"got {_describe(masks)}."
-            )
-        checked = []
-        frames = self._input_frames(frame, sizes)
-        for layer, (pair, spec, frame, size) in enumerate(zip(masks, specs, frames, sizes)):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError(
-                    f"dropout_masks[{layer}] must be a pair (input_mask, state_mask), got {_describe(pair)}."
-                )
-            checked_pair = []
-            for name, mask, where, depth in zip(
-                ("input_mask", "state_mask"), pair, (frame, size), (spec.input_dim, spec.hidden_dim)
-            ):
-                if mask is None:
-                    checked_pair.append(None)
-                    continue
-                check_floating(f"dropout_masks[{layer}] {name}", mask)
-                expected = self._state_shape(batch, where, depth)
-                if tuple(mask.shape) != expected:
-                    raise ValueError(
-                        f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}."
-                    )
-                checked_pair.append(jnp.asarray(mask if self.channels_last else jnp.moveaxis(mask, 1, -1), dtype))
-            checked.append(tuple(checked_pair))
-        return checked
-
-    def _layout(self) -> str:
-        frame = "H, W, C" if self.channels_last else "C, H, W"
-        return f"(B, T, {frame})" if self.batch_first else f"(T, B, {frame})"
-
-    def _check_input(self, x: Any) -> tuple[LayerSpec, ...]:
-        check_floating("x", x)
-        if x.ndim != 5:
-            raise ValueError(f"x must be 5-D {self._layout()}, got shape {tuple(x.shape)}.")
-        channels = x.shape[-1] if self.channels_last else x.shape[2]
-        if 0 in x.shape[:2] + (x.shape[2:4] if self.channels_last else x.shape[3:5]):
-            raise ValueError(f"x must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
-        if self.input_dim is not None and channels != self.input_dim:
-            raise ValueError(
-                f"x has {channels} channels ({self._layout()} {tuple(x.shape)}); input_dim is {self.input_dim}."
-            )
-        specs = self.layer_specs()
-        return (dataclasses.replace(specs[0], input_dim=channels), *specs[1:])
-
-    def _sizes(self, specs: tuple[LayerSpec, ...], frame: tuple[int, int]) -> list[tuple[int, int]]:
-        sizes = []
-        for spec in specs:
-            frame = spec.state_size(tuple(frame))
-            sizes.append(frame)
-        return sizes
-
-    @staticmethod
-    def _input_frames(frame: tuple[int, int], sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        # Layer 0 reads the input's frames; layer l > 0 reads layer l - 1's states.
-        return [tuple(frame), *sizes[:-1]]
-
-    def _state_shape(self, batch: int, frame: tuple[int, int], hidden_dim: int) -> tuple[int, ...]:
-        return (batch, *frame, hidden_dim) if self.channels_last else (batch, hidden_dim, *frame)
-
-    def _check_hidden_state(self, hidden_state: Any, specs, batch: int, sizes: list[tuple[int, int]]) -> None:
-        if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(specs):
-            got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
-            raise ValueError(f"hidden_state must be a list of {len(specs)} (h, c) pairs, one per layer; got {got}.")
-        layout = "(B, H, W, hidden_dim)" if self.channels_last else "(B, hidden_dim, H, W)"
-        for layer, (spec, state) in enumerate(zip(specs, hidden_state)):
-            if not isinstance(state, (list, tuple)) or len(state) != 2:
-                raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
-            expected = self._state_shape(batch, sizes[layer], spec.hidden_dim)
-            for name, s in zip("hc", state):
-                check_floating(f"hidden_state[{layer}] {name}", s)
-                if tuple(s.shape) != expected:
-                    raise ValueError(
-                        f"hidden_state[{layer}] {name} must have shape {layout} = {expected}, got {tuple(s.shape)}."
-                    )
+        return zero_states(self, input_shape)

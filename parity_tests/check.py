@@ -53,6 +53,8 @@ JAX_RUNS = (
     Run("jax", "float32", lambda c, a: run_jax(c, a, "float32")),
 )
 JAX_CHANNELS_LAST = Run("jax channels-last", "float32", lambda c, a: run_jax(c, a, "float32", channels_last=True))
+JAX_NNX = Run("jax nnx", "float32", lambda c, a: run_jax(c, a, "float32", front="nnx"))
+"""The NNX front (`convlstm_jax.nnx.ConvLSTM`); it has no bidirectional module."""
 JAX_STRATEGIES = (
     Run("jax xla-gradients", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="xla")),
     Run("jax tapwise", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="tapwise")),

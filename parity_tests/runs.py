@@ -162,26 +162,34 @@ def run_torch(config: Config, arrays: Arrays, dtype: str = "float32") -> Arrays:
 
 
 def run_jax(
-    config: Config, arrays: Arrays, dtype: str = "float32", *, channels_last: bool = False, **options: Any
+    config: Config,
+    arrays: Arrays,
+    dtype: str = "float32",
+    *,
+    channels_last: bool = False,
+    front: str = "linen",
+    **options: Any,
 ) -> Arrays:
     """Runs the JAX port on a case, in `dtype` at "highest" matmul precision, under `jax.jit`.
 
     With `channels_last`, the model runs in its default (..., H, W, C) layout and results are moved
     back to the torch layout for comparison. float64 needs `jax.enable_x64(True)` around the call.
-    `"bfloat16"` computes in bfloat16 with float32 parameters and inputs. `options` go to
-    `convlstm_jax.ConvLSTM` (`conv_gradient`, `remat`, `unroll`).
+    `"bfloat16"` computes in bfloat16 with float32 parameters and inputs. `front` is `"linen"`
+    (`convlstm_jax.ConvLSTM`, its `Bidirectional` for a bidirectional case) or `"nnx"`
+    (`convlstm_jax.nnx.ConvLSTM`, under `nnx.jit` and `nnx.grad`; no bidirectional cases).
+    `options` go to the model (`conv_gradient`, `remat`, `unroll`).
     """
     import jax
     import jax.numpy as jnp
 
     import convlstm_jax
 
+    if front not in ("linen", "nnx"):
+        raise ValueError(f'front must be "linen" or "nnx", got {front!r}.')
+    if front == "nnx" and config.get("bidirectional"):
+        raise ValueError("convlstm_jax.nnx has no Bidirectional module: bidirectional cases run with front='linen'.")
     compute_dtype, dtype = (dtype, "float32") if dtype == "bfloat16" else (None, dtype)
-    model = convlstm_jax.ConvLSTM(
-        **model_kwargs(config), channels_last=channels_last, param_dtype=dtype, dtype=compute_dtype, **options
-    )
-    if config.get("bidirectional"):
-        model = convlstm_jax.Bidirectional(model, config["bidirectional"])
+    kwargs = {**model_kwargs(config), "channels_last": channels_last, "param_dtype": dtype, "dtype": compute_dtype}
     to_model = (lambda a, axis: jnp.moveaxis(a, axis, -1)) if channels_last else (lambda a, axis: a)
     to_torch = (lambda a, axis: jnp.moveaxis(a, -1, axis)) if channels_last else (lambda a, axis: a)
 
@@ -204,17 +212,37 @@ def run_jax(
     if (masks := _dropout_masks(arrays, config)) is not None:
         call["dropout_masks"] = [tuple(None if m is None else to_model(cast(m), 1) for m in pair) for pair in masks]
 
-    def loss_fn(x, params, state):
-        outputs, states = model.apply({"params": params}, x, state, **call)
+    def loss_of(outputs, states):
         outputs = [to_torch(y, 2) for y in outputs]
         states = jax.tree.map(lambda s: to_torch(s, 1), states)
         results = _forward_results(config, outputs, states)
         loss = sum(jnp.sum(value.astype(dtype) * weights[name]) for name, value in results.items())
         return loss, results
 
-    grad_fn = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))
-    with jax.default_matmul_precision("highest"):
-        (grad_x, grad_params, grad_state), results = grad_fn(x, params, state)
+    if front == "nnx":
+        from flax import nnx
+
+        from convlstm_jax import nnx as convlstm_nnx
+
+        model = convlstm_nnx.ConvLSTM(**kwargs, **options, rngs=nnx.Rngs(0))
+        convlstm_nnx.from_linen(model, {"params": params})
+        grad_fn = nnx.jit(
+            nnx.grad(lambda model, x, state: loss_of(*model(x, state, **call)), argnums=(0, 1, 2), has_aux=True)
+        )
+        with jax.default_matmul_precision("highest"):
+            (grad_model, grad_x, grad_state), results = grad_fn(model, x, state)
+        grad_params = nnx.to_pure_dict(grad_model)
+    else:
+        model = convlstm_jax.ConvLSTM(**kwargs, **options)
+        if config.get("bidirectional"):
+            model = convlstm_jax.Bidirectional(model, config["bidirectional"])
+
+        def loss_fn(params, x, state):
+            return loss_of(*model.apply({"params": params}, x, state, **call))
+
+        grad_fn = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))
+        with jax.default_matmul_precision("highest"):
+            (grad_params, grad_x, grad_state), results = grad_fn(params, x, state)
     results = dict(results)
     results["grad/input"] = to_torch(grad_x, 2)
     for layer, (h, c) in enumerate(grad_state or []):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from parity_tests.cases import CASES
-from parity_tests.check import JAX_CHANNELS_LAST, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
+from parity_tests.check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
 from parity_tests.tolerance import POLICY
 from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
 
@@ -69,6 +69,20 @@ def test_vector_channels_last(name, record_outcomes):
 @pytest.mark.parametrize("name", _some_fast("two_layers_all", "valid_stride_dilation_dropout"))
 def test_vector_every_strategy(name, run, record_outcomes):
     _check(name, run, record_outcomes)
+
+
+def _nnx_cases(*fast):
+    def marks(name):
+        if MANIFEST["cases"][name]["config"].get("bidirectional"):  # stays with the Linen runs
+            return pytest.mark.skip(reason="convlstm_jax.nnx has no Bidirectional")
+        return [] if name in fast else pytest.mark.slow
+
+    return [pytest.param(n, marks=marks(n)) for n in NAMES]
+
+
+@pytest.mark.parametrize("name", _nnx_cases("two_layers_all", "valid_stride_dilation_dropout", "reverse_seq_lengths"))
+def test_vector_nnx(name, record_outcomes):
+    _check(name, JAX_NNX, record_outcomes)
 
 
 def test_the_manifest_matches_the_code():

@@ -1,0 +1,537 @@
+"""ConvLSTM as Flax NNX modules: the Linen modules' hyperparameters, math and param tree.
+
+`ConvLSTMCell` and `ConvLSTM` take the hyperparameters of their Linen twins (same names, same
+defaults) and compute with the same functions (`convlstm_jax._cell.fused_step`, `state_step`,
+`input_projection`, `gates`; the stack's logic in `convlstm_jax._convlstm`), so on the same weights
+they give the same results. NNX modules create their params at construction: `input_dim` is
+required, and `rngs` draws the weights (stream `"params"`) and the dropout masks (`"dropout"`).
+Each layer's time loop is one `nnx.scan`: the compiled program does not grow with the sequence.
+
+The param state mirrors the Linen params (`cell_0/input_to_state/kernel`, ...): `from_linen` and
+`to_linen` move weights between the two, `from_torch` and `to_torch` to and from a
+`convlstm_torch.ConvLSTM` state_dict, all bit for bit.
+
+This module is imported on its own (`from convlstm_jax import nnx as cnnx`); `convlstm_jax`
+itself exports the Linen modules.
+
+Example:
+  >>> from flax import nnx
+  >>> from convlstm_jax.nnx import ConvLSTM
+  >>> model = ConvLSTM(1, [8, 4], 3, 2, batch_first=True, rngs=nnx.Rngs(0))
+  >>> x = jnp.zeros((2, 5, 16, 16, 1))
+  >>> outputs, states = nnx.jit(lambda model, x: model(x))(model, x)
+  >>> outputs[0].shape, states[0][0].shape
+  ((2, 5, 16, 16, 4), (2, 16, 16, 4))
+  >>> sorted(to_linen(model)["params"]["cell_0"])
+  ['input_to_state', 'peephole_conv_if', 'peephole_conv_o', 'state_to_state']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from flax.typing import Dtype, PrecisionLike
+
+from convlstm_common import LayerSpec, check_peephole, resolve_cell
+
+from . import _cell
+from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
+from ._conv import check_conv_gradient
+from ._convert import flax_to_torch, torch_to_flax
+from ._convlstm import (
+    check_hyperparameters,
+    layer_specs,
+    layer_step,
+    per_layer_tuples,
+    run_stack,
+    stack_state_sizes,
+    zero_states,
+)
+
+__all__ = ["ConvLSTM", "ConvLSTMCell", "from_linen", "from_torch", "to_linen", "to_torch"]
+
+
+class _ConvWeights(nnx.Module):
+    """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them."""
+
+    def __init__(
+        self,
+        kernel_size: tuple[int, int],
+        in_channels: int,
+        features: int,
+        *,
+        fan_in: int,
+        use_bias: bool,
+        param_dtype: Dtype,
+        rngs: nnx.Rngs,
+    ):
+        init = torch_default_init(fan_in)
+        self.kernel = nnx.Param(init(rngs.params(), (*kernel_size, in_channels, features), param_dtype))
+        if use_bias:
+            self.bias = nnx.Param(init(rngs.params(), (features,), param_dtype))
+
+
+class ConvLSTMCell(nnx.RNNCellBase):
+    """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
+
+    The NNX twin of `convlstm_jax.ConvLSTMCell`, whose docstring writes out the math: the same
+    hyperparameters (with `input_dim` first and required), the same params, the same functions of
+    them. It works with `flax.nnx.RNN` as well as inside `ConvLSTM`.
+
+    Args:
+      input_dim: channels of X; 0 for a cell without input (it runs on a zero-channel X).
+      hidden_dim: channels of H and C.
+      kernel_size: the state-to-state kernel (and the peephole convolutions'), (kh, kw) or an int;
+        odd sizes only. Also the input-to-state one unless `input_kernel_size` is given.
+      bias: whether the convolutions have biases.
+      peephole: `"conv"` (default), `"hadamard"` or `None`.
+      dtype: the dtype of the computation (default: inferred from input and params).
+      param_dtype: the dtype of the parameters.
+      precision: the precision of the convolutions (`jax.lax.Precision`).
+      conv_gradient: `"auto"` (default), `"xla"` or `"tapwise"`; see `convlstm_jax.ConvLSTMCell`.
+      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.
+      padding: the input-to-state convolution's, `"same"` (default) or `"valid"`.
+      stride: the input-to-state convolution's stride, an int or a pair (default 1).
+      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
+      rngs: draws the weights, from its `"params"` stream.
+
+    Example:
+      >>> cell = ConvLSTMCell(3, 8, 3, rngs=nnx.Rngs(0))
+      >>> x = jnp.zeros((2, 16, 16, 3))
+      >>> (h, c), out = cell(cell.initialize_carry(x.shape), x)
+      >>> h.shape
+      (2, 16, 16, 8)
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        kernel_size: int | tuple[int, int] = (3, 3),
+        *,
+        bias: bool = True,
+        peephole: str | None = "conv",
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        precision: PrecisionLike = None,
+        conv_gradient: str = "auto",
+        input_kernel_size: int | tuple[int, int] | None = None,
+        padding: str = "same",
+        stride: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, int] = 1,
+        rngs: nnx.Rngs,
+    ):
+        _require_input_dim(input_dim)
+        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation)
+        check_peephole(peephole)
+        check_conv_gradient(conv_gradient)
+        self.input_dim = spec.input_dim
+        self.hidden_dim = spec.hidden_dim
+        self.kernel_size = spec.kernel_size
+        self.input_kernel_size = spec.input_kernel_size
+        self.padding = spec.padding
+        self.stride = spec.stride
+        self.dilation = spec.dilation
+        self.bias = bias
+        self.peephole = peephole
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+        self.conv_gradient = conv_gradient
+
+        hid, kernel = spec.hidden_dim, spec.kernel_size
+
+        def conv_weights(name: str, size: tuple[int, int], in_channels: int, features: int, use_bias: bool):
+            return _ConvWeights(
+                size,
+                in_channels,
+                features,
+                fan_in=fan_in(spec, name),
+                use_bias=use_bias,
+                param_dtype=param_dtype,
+                rngs=rngs,
+            )
+
+        if spec.input_dim:
+            self.input_to_state = conv_weights("input_to_state", spec.input_kernel_size, spec.input_dim, 4 * hid, bias)
+        # Without input, the bias moves to the state-to-state convolution.
+        self.state_to_state = conv_weights("state_to_state", kernel, hid, 4 * hid, bias and not spec.input_dim)
+        if peephole == "conv":
+            self.peephole_conv_if = conv_weights("peephole_conv_if", kernel, hid, 2 * hid, bias)
+            self.peephole_conv_o = conv_weights("peephole_conv_o", kernel, hid, hid, bias)
+        elif peephole == "hadamard":
+            self.peephole_i = nnx.Param(jnp.zeros((hid,), param_dtype))
+            self.peephole_f = nnx.Param(jnp.zeros((hid,), param_dtype))
+            self.peephole_o = nnx.Param(jnp.zeros((hid,), param_dtype))
+
+    def spec(self) -> LayerSpec:
+        """The cell's resolved hyperparameters."""
+        return LayerSpec(
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
+        )
+
+    def weights(self) -> _cell.Weights:
+        """The cell's params as a nested dict of arrays (`convlstm_jax._cell.Weights`)."""
+        return nnx.to_pure_dict(nnx.state(self, nnx.Param))
+
+    def __call__(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]:
+        """Runs one step.
+
+        Args:
+          carry: `(h, c)`, each of shape (B, H', W', hidden_dim), (H', W') the state's size
+            (`spec().state_size((H, W))`: (H, W) unless padding, stride or dilation change it).
+          inputs: X, of shape (B, H, W, input_dim).
+
+        Returns:
+          `((h_next, c_next), h_next)`.
+        """
+        spec = check_step(carry, inputs, self.spec(), self.input_dim)
+        if not spec.fused:
+            return self.state_step(carry, self.input_projection(inputs) if inputs.shape[-1] else None)
+        dtype = compute_dtype(self.dtype, inputs, self.param_dtype)
+        return _cell.fused_step(self.weights(), carry, inputs, dtype=dtype, **self._options())
+
+    def input_projection(self, inputs: jax.Array) -> jax.Array:
+        """W_x * X + b for inputs of shape (..., H, W, input_dim): any number of leading axes."""
+        dtype = compute_dtype(self.dtype, inputs, self.param_dtype)
+        return _cell.input_projection(self.weights(), inputs, self.spec(), dtype=dtype, precision=self.precision)
+
+    def state_step(self, carry: Carry, projected_inputs: jax.Array | None) -> tuple[Carry, jax.Array]:
+        """One step from the input's projection `input_projection(X)` (None for a cell without input)."""
+        dtype = compute_dtype(self.dtype, carry[0] if projected_inputs is None else projected_inputs, self.param_dtype)
+        return _cell.state_step(self.weights(), carry, projected_inputs, dtype=dtype, **self._options())
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs: Any = None) -> Carry:
+        """Zero `(h, c)` for inputs of shape (B, H, W, C): each (B, H', W', hidden_dim).
+
+        `rngs` is unused (the initial state is zero); it is there for `flax.nnx.RNN`.
+        """
+        del rngs
+        return zero_carry(self.spec(), input_shape, self.dtype if self.dtype is not None else self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 3
+
+    def _options(self) -> dict[str, Any]:
+        return {"peephole": self.peephole, "precision": self.precision, "conv_gradient": self.conv_gradient}
+
+
+class ConvLSTM(nnx.Module):
+    """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
+
+    The NNX twin of `convlstm_jax.ConvLSTM`: the same hyperparameters, with the same names and
+    defaults (see its docstring for each), the same call and the same results. `input_dim` is
+    required (0 for a stack without input), the options after `num_layers` are keyword-only, and
+    `rngs` comes last.
+
+    Dropout (`dropout`, `recurrent_dropout`) is on in training and off in evaluation, as in
+    `flax.nnx.Dropout`: `model.train()` and `model.eval()` set the `deterministic` attribute (or
+    `nnx.view(model, deterministic=...)` makes a view with it set); a `deterministic` argument to
+    the call takes precedence. Masks, one per sequence, come from the `"dropout"` stream of the
+    `rngs` given at construction, or of those given to the call.
+
+    Args:
+      input_dim: channels of the input; 0 for a stack without input.
+      hidden_dim: hidden channels, one int for every layer or a list with one per layer.
+      kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
+      num_layers: number of stacked layers.
+      batch_first, bias, return_all_layers, peephole, channels_last, dtype, param_dtype, precision,
+        conv_gradient, check_finite, input_kernel_size, reverse, keep_order, dropout,
+        recurrent_dropout, padding, stride, dilation: as in `convlstm_jax.ConvLSTM`.
+      remat: recompute each step's activations in the backward pass (`flax.nnx.remat`).
+      unroll: time steps per iteration of each layer's `nnx.scan`.
+      deterministic: None (default: to be set by `train()`/`eval()` or at the call when dropout
+        is on), True (no dropout) or False.
+      rngs: draws the weights (`"params"` stream) and, when dropout is on, the masks (`"dropout"`,
+        or the default stream where there is none).
+
+    The params are those of the Linen twin (`cell_0/input_to_state/kernel`, ...); `from_linen`,
+    `to_linen`, `from_torch` and `to_torch` move them.
+
+    Returns from `__call__`:
+      `(layer_outputs, last_states)`, as `convlstm_jax.ConvLSTM` returns them: `layer_outputs[l]`
+      is (B, T, H, W, hidden_dim[l]) whatever `batch_first` says, `last_states[l]` is `(h, c)`.
+
+    Example:
+      >>> model = ConvLSTM(2, 8, 3, 1, dropout=0.2, rngs=nnx.Rngs(0))
+      >>> x = jnp.ones((5, 3, 16, 16, 2))  # (T, B, H, W, C)
+      >>> model.train()
+      >>> outputs, _ = model(x)
+      >>> model.eval()
+      >>> outputs, [(h, c)] = model(x)
+      >>> outputs[0].shape, h.shape
+      ((3, 5, 16, 16, 8), (3, 16, 16, 8))
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int | Sequence[int],
+        kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]],
+        num_layers: int,
+        *,
+        batch_first: bool = False,
+        bias: bool = True,
+        return_all_layers: bool = False,
+        peephole: str | None = "conv",
+        channels_last: bool = True,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        precision: PrecisionLike = None,
+        conv_gradient: str = "auto",
+        remat: bool = False,
+        unroll: int = 1,
+        check_finite: bool = False,
+        input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None,
+        reverse: bool = False,
+        keep_order: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        deterministic: bool | None = None,
+        padding: str | Sequence[str] = "same",
+        stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
+        dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
+        rngs: nnx.Rngs,
+    ):
+        _require_input_dim(input_dim)
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.kernel_size = kernel_size
+        self.num_layers = num_layers
+        self.batch_first = batch_first
+        self.bias = bias
+        self.return_all_layers = return_all_layers
+        self.peephole = peephole
+        self.channels_last = channels_last
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+        self.conv_gradient = conv_gradient
+        self.remat = remat
+        self.unroll = unroll
+        self.check_finite = check_finite
+        self.input_kernel_size = input_kernel_size
+        self.reverse = reverse
+        self.keep_order = keep_order
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.deterministic = deterministic
+        self.padding = padding
+        self.stride = stride
+        self.dilation = dilation
+        specs = check_hyperparameters(self)
+        for name, value in per_layer_tuples(self, specs).items():
+            setattr(self, name, value)
+
+        for index, spec in enumerate(specs):
+            cell = ConvLSTMCell(
+                spec.input_dim,
+                spec.hidden_dim,
+                spec.kernel_size,
+                bias=bias,
+                peephole=peephole,
+                dtype=dtype,
+                param_dtype=param_dtype,
+                precision=precision,
+                conv_gradient=conv_gradient,
+                input_kernel_size=spec.input_kernel_size,
+                padding=spec.padding,
+                stride=spec.stride,
+                dilation=spec.dilation,
+                rngs=rngs,
+            )
+            setattr(self, f"cell_{index}", cell)
+        self.rngs = rngs["dropout"].fork() if dropout or recurrent_dropout else nnx.data(None)
+
+    def layer_specs(self) -> tuple[LayerSpec, ...]:
+        """One `LayerSpec` (input_dim, hidden_dim, kernel_size, ...) per layer."""
+        return layer_specs(self)
+
+    def state_sizes(self, frame: tuple[int, int]) -> list[tuple[int, int]]:
+        """The (H, W) of each layer's state for input frames of size `frame`."""
+        return stack_state_sizes(self, frame)
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs: Any = None) -> list[Carry]:
+        """Zero initial states for a sequence of shape `input_shape`: one `(h, c)` per layer.
+
+        `input_shape` and the states are in this module's layout. `rngs` is unused (the initial
+        state is zero).
+        """
+        del rngs
+        return zero_states(self, input_shape)
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by `nnx.view`.
+
+        Args:
+          deterministic: if True, disables dropout.
+        """
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+    def __call__(
+        self,
+        x: jax.Array,
+        hidden_state: Sequence[Carry] | None = None,
+        *,
+        seq_lengths: jax.Array | None = None,
+        deterministic: bool | None = None,
+        dropout_masks: Sequence[tuple[jax.Array | None, jax.Array | None]] | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+    ):
+        """Runs the stack over the sequence.
+
+        Args:
+          x, hidden_state, seq_lengths, dropout_masks: as `convlstm_jax.ConvLSTM.__call__` takes them.
+          deterministic: disables dropout when True; takes precedence over the attribute.
+          rngs: draws the dropout masks instead of the `rngs` given at construction.
+
+        Returns:
+          `(layer_outputs, last_states)`; see the class docstring.
+        """
+
+        def is_deterministic() -> bool:
+            for value in (deterministic, self.deterministic):
+                if value is not None:
+                    return value
+            raise ValueError(
+                f'dropout is on ({self.dropout}, recurrent {self.recurrent_dropout}): "deterministic" must be passed '
+                "to the constructor or at call time, or set with model.train() or model.eval()."
+            )
+
+        stream = self.rngs if rngs is None else rngs
+        if isinstance(stream, nnx.Rngs):
+            stream = stream["dropout"]
+
+        def scan(cell, carry, xs, mask_h, lengths, hoisted):
+            time_axis = 1 if self.batch_first else 0
+
+            def step(cell, carry, xs):
+                return layer_step(cell, carry, xs, mask_h, lengths, hoisted)
+
+            loop = nnx.scan(
+                nnx.remat(step) if self.remat else step,
+                in_axes=(None, nnx.Carry, (time_axis, 0)),
+                out_axes=(nnx.Carry, time_axis),
+                unroll=self.unroll,
+            )
+            return loop(cell, carry, xs)
+
+        return run_stack(
+            self,
+            x,
+            hidden_state,
+            seq_lengths=seq_lengths,
+            dropout_masks=dropout_masks,
+            deterministic=is_deterministic,
+            dropout_key=lambda: stream(),
+            # Each cell infers the stack's compute dtype from its inputs (or has the stack's `dtype`).
+            cell=lambda index, spec, dtype: getattr(self, f"cell_{index}"),
+            scan=scan,
+        )
+
+
+def _require_input_dim(input_dim: Any) -> None:
+    if input_dim is None:
+        raise TypeError(
+            "input_dim must be given (an int; 0 for no input): an NNX module creates its params at construction."
+        )
+
+
+def _params(model: nnx.Module) -> dict[str, Any]:
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def to_linen(model: nnx.Module) -> dict[str, Any]:
+    """The weights of `model` (an NNX `ConvLSTM` or `ConvLSTMCell`) as Linen variables.
+
+    Returns:
+      `{"params": ...}`, for the Linen twin's `apply` (`convlstm_jax.ConvLSTM` with the same
+      hyperparameters) or `convlstm_jax.flax_to_torch`. The arrays are the model's own.
+    """
+    return {"params": _params(model)}
+
+
+def from_linen(model: nnx.Module, variables: Mapping[str, Any]) -> nnx.Module:
+    """Puts the weights of Linen variables into `model` (an NNX `ConvLSTM` or `ConvLSTMCell`).
+
+    Args:
+      model: the module to update, in place.
+      variables: `{"params": ...}` of the Linen twin (as its `init` or `convlstm_jax.torch_to_flax`
+        return them), or the params mapping itself. Values are taken as they are (arrays of any
+        dtype; NumPy arrays become JAX arrays).
+
+    Returns:
+      `model`.
+
+    Raises:
+      ValueError: the params' names or shapes are not the model's; the message lists every
+        difference.
+    """
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
+    params = variables["params"] if "params" in variables else variables
+    state = nnx.state(model, nnx.Param)
+    expected = _shapes(nnx.to_pure_dict(state))
+    given = _shapes(params)
+    problems = [f"missing {path} (shape {expected[path]})" for path in sorted(expected.keys() - given.keys())]
+    problems += [f"unexpected {path} (shape {given[path]})" for path in sorted(given.keys() - expected.keys())]
+    problems += [
+        f"{path} has shape {given[path]}, expected {expected[path]}"
+        for path in sorted(expected.keys() & given.keys())
+        if given[path] != expected[path]
+    ]
+    if problems:
+        raise ValueError(
+            f"These params do not fit this {type(model).__name__} ({len(problems)} problem(s)):\n  - "
+            + "\n  - ".join(problems)
+        )
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, _plain(params)))
+    nnx.update(model, state)
+    return model
+
+
+def from_torch(model: ConvLSTM, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None) -> ConvLSTM:
+    """Puts the weights of a `convlstm_torch.ConvLSTM` state_dict into `model`, an NNX `ConvLSTM`.
+
+    `convlstm_jax.torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype)`, then `from_linen`:
+    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments.
+
+    Returns:
+      `model`, updated in place.
+    """
+    return from_linen(model, torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype))
+
+
+def to_torch(model: ConvLSTM) -> dict[str, np.ndarray]:
+    """The weights of `model`, an NNX `ConvLSTM`, as a `convlstm_torch.ConvLSTM` state_dict of NumPy
+    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`)."""
+    return flax_to_torch(to_linen(model), model)
+
+
+def _plain(tree: Any) -> Any:
+    """A nested mapping as nested dicts (a Linen FrozenDict included)."""
+    if isinstance(tree, Mapping):
+        return {key: _plain(value) for key, value in tree.items()}
+    return tree
+
+
+def _shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:
+    if isinstance(tree, Mapping):
+        shapes = {}
+        for key, value in tree.items():
+            shapes.update(_shapes(value, f"{path}/{key}" if path else str(key)))
+        return shapes
+    return {path: tuple(np.shape(tree))}

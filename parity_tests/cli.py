@@ -2,6 +2,7 @@
 
     convlstm-parity                          # every shipped case, torch and JAX
     convlstm-parity --case one_step --strategies  # one case, every way the port can compute
+    convlstm-parity --nnx                        # the Flax NNX front too
     convlstm-parity --checkpoint model.pt    # your weights: torch float64 vs torch and JAX float32
 
 Prints a table per case (max abs error of outputs, h, c and gradients, and the worst error as a
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .check import JAX_CHANNELS_LAST, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, Outcome, check, format_table
+from .check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, Outcome, check, format_table
 from .vectors import VECTORS_DIR, VectorError, load_case, load_manifest
 
 
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run JAX with each conv_gradient strategy, remat, unroll=2 and bfloat16 compute",
     )
+    parser.add_argument(
+        "--nnx", action="store_true", help="also run the Flax NNX front (convlstm_jax.nnx; not on bidirectional cases)"
+    )
     parser.add_argument("--checkpoint", type=Path, help="a reference checkpoint (.pt, .pth, .bin, .safetensors)")
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
     parser.add_argument("--shape", type=_parse_shape, default=(2, 4, 16, 16), help="with --checkpoint: B,T,H,W")
@@ -52,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _runs(framework: str, channels_last: bool, strategies: bool) -> list:
+def _runs(framework: str, channels_last: bool, strategies: bool, nnx: bool = False) -> list:
     runs = []
     if framework in ("both", "torch"):
         runs += TORCH_RUNS
@@ -62,6 +66,8 @@ def _runs(framework: str, channels_last: bool, strategies: bool) -> list:
             runs.append(JAX_CHANNELS_LAST)
         if strategies:
             runs += JAX_STRATEGIES
+        if nnx:
+            runs.append(JAX_NNX)
     return runs
 
 
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("torch is not installed: checking the JAX port alone.\n")
         framework = "jax"
-    runs = _runs(framework, args.channels_last, args.strategies)
+    runs = _runs(framework, args.channels_last, args.strategies, args.nnx)
 
     try:
         if args.checkpoint:
@@ -132,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start, outcomes = time.perf_counter(), []
     for name, config, arrays in cases:
-        case_outcomes: list[Outcome] = check(config, arrays, runs)
+        case_runs = [run for run in runs if not (run is JAX_NNX and config.get("bidirectional"))]
+        case_outcomes: list[Outcome] = check(config, arrays, case_runs)
         outcomes += case_outcomes
         print(format_table(name, config, case_outcomes), end="\n\n", flush=True)
     failed = [o for o in outcomes if not o.passed]

@@ -69,3 +69,10 @@ def test_bad_arguments_exit_two():
     with pytest.raises(SystemExit) as info:
         cli.main(["--checkpoint", "x.pt", "--shape", "1,2,3"])
     assert info.value.code == 2
+
+
+def test_the_nnx_front_runs_beside_linen_but_not_on_bidirectional_cases(capsys):
+    assert cli.main(["--case", "one_step", "--case", "bidirectional_sum", "--framework", "jax", "--nnx"]) == 0
+    one_step, bidirectional = capsys.readouterr().out.split("\n\n")[:2]
+    assert "jax nnx            float32" in one_step and "pass" in one_step
+    assert "jax nnx" not in bidirectional

@@ -1,9 +1,9 @@
 """`convlstm-parity`: holds both frameworks to the shared vectors, or to each other on a checkpoint.
 
-    convlstm-parity                          # every shipped case, torch and JAX
+    convlstm-parity                               # every shipped case, torch and JAX
     convlstm-parity --case one_step --strategies  # one case, every way the port can compute
-    convlstm-parity --nnx                        # the Flax NNX front too
-    convlstm-parity --checkpoint model.pt    # your weights: torch float64 vs torch and JAX float32
+    convlstm-parity --nnx                         # the Flax NNX front too
+    convlstm-parity --checkpoint model.pt         # your weights: torch float64 vs torch and JAX float32
 
 Prints a table per case (max abs error of outputs, h, c and gradients, and the worst error as a
 fraction of the tolerance) and exits 1 if any run fails, 2 on bad arguments or vectors.

@@ -8,8 +8,10 @@ from ._hparams import PEEPHOLES as PEEPHOLES
 from ._hparams import LayerSpec as LayerSpec
 from ._hparams import NetworkSpec as NetworkSpec
 from ._hparams import check_peephole as check_peephole
+from ._hparams import check_rate as check_rate
 from ._hparams import parse_network as parse_network
 from ._hparams import resolve_cell as resolve_cell
+from ._hparams import resolve_encoder_forecaster as resolve_encoder_forecaster
 from ._hparams import resolve_kernel as resolve_kernel
 from ._hparams import resolve_layers as resolve_layers
 
@@ -18,8 +20,10 @@ __all__ = [
     "LayerSpec",
     "NetworkSpec",
     "check_peephole",
+    "check_rate",
     "parse_network",
     "resolve_cell",
+    "resolve_encoder_forecaster",
     "resolve_kernel",
     "resolve_layers",
 ]

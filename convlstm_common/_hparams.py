@@ -224,6 +224,42 @@ def resolve_cell(
     )
 
 
+def check_rate(name: str, rate: Any) -> float:
+    """Returns a dropout `rate` in [0, 1), else raises ValueError naming `name`."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
+    return float(rate)
+
+
+def resolve_encoder_forecaster(
+    hidden_dim: Any,
+    kernel_size: Any,
+    input_kernel_size: Any,
+    in_channels: Any,
+    patch_size: Any,
+    output_frames: Any,
+) -> NetworkSpec:
+    """Checks an encoder-forecaster's hyperparameters and returns its layers as a `NetworkSpec`.
+
+    Raises:
+      TypeError: `hidden_dim` is not a non-empty sequence.
+      ValueError: `kernel_size` does not give one kernel per layer, a kernel is even, or a size
+        (`in_channels`, `patch_size`, `output_frames`, a hidden dim) is not a positive int.
+    """
+    if not isinstance(hidden_dim, (tuple, list)) or not hidden_dim:
+        raise TypeError(f"hidden_dim must be a non-empty sequence of ints (one per layer), got {hidden_dim!r}.")
+    if not isinstance(kernel_size, (tuple, list)) or len(kernel_size) != len(hidden_dim):
+        raise ValueError(f"kernel_size must give one kernel per layer ({len(hidden_dim)}), got {kernel_size!r}.")
+    for name, value in (("in_channels", in_channels), ("patch_size", patch_size), ("output_frames", output_frames)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return NetworkSpec(
+        resolve_kernel(input_kernel_size, "input_kernel_size"),
+        tuple(resolve_kernel(k) for k in kernel_size),
+        tuple(_check_size("hidden_dim", h) for h in hidden_dim),
+    )
+
+
 def check_peephole(peephole: Any) -> str | None:
     """Returns `peephole` if it names a variant in `PEEPHOLES`, else raises ValueError."""
     if peephole not in PEEPHOLES:

@@ -17,7 +17,7 @@ import numpy as np
 from flax.typing import Dtype, PrecisionLike
 from jax.experimental import checkify
 
-from convlstm_common import LayerSpec, check_peephole, resolve_layers
+from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import check_conv_gradient
@@ -81,10 +81,8 @@ def check_hyperparameters(stack: Any) -> tuple[LayerSpec, ...]:
     specs = layer_specs(stack)
     check_peephole(stack.peephole)
     check_conv_gradient(stack.conv_gradient)
-    for name in ("dropout", "recurrent_dropout"):
-        rate = getattr(stack, name)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
+    check_rate("dropout", stack.dropout)
+    check_rate("recurrent_dropout", stack.recurrent_dropout)
     if isinstance(stack.unroll, bool) or not isinstance(stack.unroll, int) or stack.unroll < 1:
         raise ValueError(f"unroll must be a positive int (time steps per scan iteration), got {stack.unroll!r}.")
     return specs

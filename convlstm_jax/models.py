@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.typing import Dtype, PrecisionLike
 
-from convlstm_common import check_peephole, parse_network, resolve_kernel, resolve_layers
+from convlstm_common import NetworkSpec, check_peephole, parse_network, resolve_encoder_forecaster
 
 from ._cell import check_floating, torch_default_init
 from ._conv import check_conv_gradient
@@ -97,22 +97,18 @@ class EncoderForecaster(nn.Module):
     unroll: int = 1
 
     def __post_init__(self) -> None:
-        hidden = self.hidden_dim
-        if not isinstance(hidden, (tuple, list)) or not hidden:
-            raise TypeError(f"hidden_dim must be a non-empty sequence of ints (one per layer), got {hidden!r}.")
-        object.__setattr__(self, "hidden_dim", tuple(hidden))
-        kernels = self.kernel_size
-        if not isinstance(kernels, (tuple, list)) or len(kernels) != len(hidden):
-            raise ValueError(f"kernel_size must give one kernel per layer ({len(hidden)}), got {kernels!r}.")
-        object.__setattr__(self, "kernel_size", tuple(resolve_kernel(k) for k in kernels))
-        object.__setattr__(self, "input_kernel_size", resolve_kernel(self.input_kernel_size, "input_kernel_size"))
-        for name in ("in_channels", "patch_size", "output_frames"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        net = resolve_encoder_forecaster(
+            self.hidden_dim,
+            self.kernel_size,
+            self.input_kernel_size,
+            self.in_channels,
+            self.patch_size,
+            self.output_frames,
+        )
+        for name in ("hidden_dim", "kernel_size", "input_kernel_size"):
+            object.__setattr__(self, name, getattr(net, name))
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
-        resolve_layers(self.patch_depth, list(hidden), list(self.kernel_size), len(hidden), self.input_kernel_size)
         super().__post_init__()
 
     @classmethod
@@ -150,8 +146,7 @@ class EncoderForecaster(nn.Module):
     @property
     def spec(self) -> str:
         """The model in the paper's notation."""
-        layers = "".join(f"-{k[0]}x{k[1]}-{h}" for k, h in zip(self.kernel_size, self.hidden_dim))
-        return f"ConvLSTM({self.input_kernel_size[0]}x{self.input_kernel_size[1]}){layers}"
+        return str(NetworkSpec(self.input_kernel_size, self.kernel_size, self.hidden_dim))
 
     @property
     def patch_depth(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, resolve_layers
+from convlstm_common import check_peephole, check_rate, resolve_layers
 
 from ._cell import ConvLSTMCell, _check_float
 
@@ -118,10 +118,10 @@ class ConvLSTM(nn.Module):
         self.peephole = check_peephole(peephole)
         self.check_finite = check_finite
         self.reverse, self.keep_order = reverse, keep_order
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-                raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}.")
-        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
+        self.dropout, self.recurrent_dropout = (
+            check_rate("dropout", dropout),
+            check_rate("recurrent_dropout", recurrent_dropout),
+        )
         self.cell_list = nn.ModuleList(
             ConvLSTMCell(
                 s.input_dim,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convlstm_common import check_peephole, parse_network, resolve_kernel
+from convlstm_common import check_peephole, parse_network, resolve_encoder_forecaster
 
 from ._cell import _check_float
 from ._convlstm import ConvLSTM
@@ -55,16 +55,12 @@ class EncoderForecaster(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        if not isinstance(hidden_dim, (tuple, list)) or not hidden_dim:
-            raise TypeError(f"hidden_dim must be a non-empty sequence of ints (one per layer), got {hidden_dim!r}.")
-        if not isinstance(kernel_size, (tuple, list)) or len(kernel_size) != len(hidden_dim):
-            raise ValueError(f"kernel_size must give one kernel per layer ({len(hidden_dim)}), got {kernel_size!r}.")
-        for name, value in (("in_channels", in_channels), ("patch_size", patch_size), ("output_frames", output_frames)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        self.hidden_dim = list(hidden_dim)
-        self.kernel_size = [resolve_kernel(k) for k in kernel_size]
-        self.input_kernel_size = resolve_kernel(input_kernel_size, "input_kernel_size")
+        net = resolve_encoder_forecaster(
+            hidden_dim, kernel_size, input_kernel_size, in_channels, patch_size, output_frames
+        )
+        self.network = net
+        self.hidden_dim, self.kernel_size = list(net.hidden_dim), list(net.kernel_size)
+        self.input_kernel_size = net.input_kernel_size
         self.in_channels, self.patch_size, self.output_frames = in_channels, patch_size, output_frames
         self.peephole = check_peephole(peephole)
         depth = in_channels * patch_size**2
@@ -105,8 +101,7 @@ class EncoderForecaster(nn.Module):
     @property
     def spec(self) -> str:
         """The model in the paper's notation."""
-        layers = "".join(f"-{k[0]}x{k[1]}-{h}" for k, h in zip(self.kernel_size, self.hidden_dim))
-        return f"ConvLSTM({self.input_kernel_size[0]}x{self.input_kernel_size[1]}){layers}"
+        return str(self.network)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Predicts the next `output_frames` frames.

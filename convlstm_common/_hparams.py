@@ -13,46 +13,78 @@ PEEPHOLES = ("conv", "hadamard", None)
 (Hadamard) weights, or none (ndrplz)."""
 
 
+SPATIAL_DIMS = (1, 2, 3)
+"""The spatial ranks a ConvLSTM runs on: sequences of signals (1), of images (2), of volumes (3)."""
+
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def spatial_axes(spatial_dims: int) -> str:
+    """The names of a frame's spatial axes, for messages and docstrings: "L", "H, W" or "D, H, W"."""
+    return ", ".join(_AXES[spatial_dims])
+
+
+def check_spatial_dims(spatial_dims: Any) -> int:
+    """Returns `spatial_dims` if it is 1, 2 or 3, else raises TypeError or ValueError."""
+    if not _is_int(spatial_dims):
+        raise TypeError(f"spatial_dims must be 1, 2 or 3 (an int), got {spatial_dims!r}.")
+    if spatial_dims not in SPATIAL_DIMS:
+        raise ValueError(f"spatial_dims must be 1 (signals), 2 (images) or 3 (volumes), got {spatial_dims}.")
+    return int(spatial_dims)
+
+
+def _size(frame: Sequence[int]) -> str:
+    return "x".join(str(n) for n in frame)
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-    """One layer of a stack: its input channels, hidden channels and (kh, kw) kernels.
+    """One layer of a stack: its input channels, hidden channels and kernels.
 
-    `kernel_size` is the state-to-state kernel; `input_kernel_size` the input-to-state kernel
-    (the same unless given). `input_dim` 0 is a layer without input (the forecaster's first layer
-    in Shi et al. 2015): it has no input-to-state convolution.
+    A kernel, stride or dilation has one entry per spatial axis: (kh, kw) for images, (k,) for
+    signals, (kd, kh, kw) for volumes; `spatial_dims` is their number. `kernel_size` is the
+    state-to-state kernel; `input_kernel_size` the input-to-state kernel (the same unless given).
+    `input_dim` 0 is a layer without input (the forecaster's first layer in Shi et al. 2015): it has
+    no input-to-state convolution. `stride` and `dilation` default to 1 on every axis.
     """
 
     input_dim: int
     hidden_dim: int
-    kernel_size: tuple[int, int]
-    input_kernel_size: tuple[int, int] | None = None
+    kernel_size: tuple[int, ...]
+    input_kernel_size: tuple[int, ...] | None = None
     padding: str = "same"
-    stride: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
+    stride: tuple[int, ...] | None = None
+    dilation: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.input_kernel_size is None:
-            object.__setattr__(self, "input_kernel_size", self.kernel_size)
+        ones = (1,) * len(self.kernel_size)
+        for name, default in (("input_kernel_size", self.kernel_size), ("stride", ones), ("dilation", ones)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
+    @property
+    def spatial_dims(self) -> int:
+        """The number of spatial axes: 1, 2 or 3."""
+        return len(self.kernel_size)
 
     @property
     def fused(self) -> bool:
         """Whether one convolution over [X, H] computes both paths: an input, equal kernels, and an
         input-to-state convolution that keeps the frame size ("same", stride 1, dilation 1)."""
-        plain = self.padding == "same" and self.stride == (1, 1) and self.dilation == (1, 1)
+        plain = self.padding == "same" and set(self.stride) == {1} and set(self.dilation) == {1}
         return self.input_dim > 0 and self.input_kernel_size == self.kernel_size and plain
 
     @property
-    def input_padding(self) -> tuple[int, int]:
-        """The zero padding of the input-to-state convolution, per side: dilation·(k // 2) or 0."""
+    def input_padding(self) -> tuple[int, ...]:
+        """The zero padding of the input-to-state convolution, per axis and side: dilation·(k // 2) or 0."""
         if self.padding == "valid":
-            return (0, 0)
+            return (0,) * self.spatial_dims
         return tuple(d * (k // 2) for d, k in zip(self.dilation, self.input_kernel_size))
 
-    def state_size(self, frame: tuple[int, int]) -> tuple[int, int]:
-        """The (H, W) of this layer's state for input frames of size `frame`.
+    def state_size(self, frame: tuple[int, ...]) -> tuple[int, ...]:
+        """The spatial size of this layer's state for input frames of size `frame`.
 
-        "same" keeps ceil(H / stride); "valid" leaves floor((H - dilation·(k - 1) - 1) / stride) + 1.
-
+        Per axis, "same" keeps ceil(n / stride); "valid" leaves floor((n - dilation·(k - 1) - 1) / stride) + 1.
         A layer without input keeps the frame's size.
 
         Raises:
@@ -65,11 +97,10 @@ class LayerSpec:
             for n, p, d, k, s in zip(frame, self.input_padding, self.dilation, self.input_kernel_size, self.stride)
         )
         if min(size) < 1:
-            kh, kw = self.input_kernel_size
             raise ValueError(
-                f"Frames of {frame[0]}x{frame[1]} are too small for the input-to-state convolution "
-                f"({kh}x{kw} kernel, padding={self.padding!r}, dilation={self.dilation}): its output would be "
-                f"{size[0]}x{size[1]}."
+                f"Frames of {_size(frame)} are too small for the input-to-state convolution "
+                f"({_size(self.input_kernel_size)} kernel, padding={self.padding!r}, dilation={self.dilation}): its "
+                f"output would be {_size(size)}."
             )
         return size
 
@@ -87,27 +118,37 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def resolve_kernel(kernel_size: Any, name: str = "kernel_size") -> tuple[int, int]:
-    """Returns `kernel_size` as a (kh, kw) tuple of positive odd ints.
+_KERNEL_FORMS = {1: "(k,)", 2: "(kh, kw)", 3: "(kd, kh, kw)"}
 
-    An int k means (k, k). Even sizes are rejected: with zero padding k // 2 they shift the output
-    by one pixel, which is never what a recurrent state wants.
+
+def _tuple_form(spatial_dims: int) -> str:
+    return {1: "a 1-tuple", 2: "a pair", 3: "a triple"}[spatial_dims]
+
+
+def resolve_kernel(kernel_size: Any, name: str = "kernel_size", spatial_dims: int = 2) -> tuple[int, ...]:
+    """Returns `kernel_size` as a tuple of `spatial_dims` positive odd ints ((kh, kw) for images).
+
+    An int k means k on every axis. Even sizes are rejected: with zero padding k // 2 they shift
+    the output by one pixel, which is never what a recurrent state wants.
 
     Raises:
-      TypeError: `kernel_size` is not an int or a pair of ints.
+      TypeError: `kernel_size` is not an int or a tuple of `spatial_dims` ints.
       ValueError: a size is zero, negative or even.
     """
     if _is_int(kernel_size):
-        kernel_size = (kernel_size, kernel_size)
-    if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str) or len(kernel_size) != 2:
-        raise TypeError(f"{name} must be an int or a pair (kh, kw) of ints, got {kernel_size!r}.")
-    kh, kw = (_check_size(name, k) for k in kernel_size)
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(
-            f"{name} must be odd in both dimensions (zero padding k // 2 keeps the frame size only "
-            f"for odd kernels), got {(kh, kw)}."
+        kernel_size = (kernel_size,) * spatial_dims
+    if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str) or len(kernel_size) != spatial_dims:
+        raise TypeError(
+            f"{name} must be an int or {_tuple_form(spatial_dims)} {_KERNEL_FORMS[spatial_dims]} of ints "
+            f"(spatial_dims={spatial_dims}), got {kernel_size!r}."
         )
-    return kh, kw
+    kernel = tuple(_check_size(name, k) for k in kernel_size)
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(
+            f"{name} must be odd on every axis (zero padding k // 2 keeps the frame size only "
+            f"for odd kernels), got {kernel}."
+        )
+    return kernel
 
 
 def _per_layer(name: str, value: Any, num_layers: int, is_one: Any, one: str) -> list[Any]:
@@ -117,25 +158,32 @@ def _per_layer(name: str, value: Any, num_layers: int, is_one: Any, one: str) ->
         raise TypeError(f"{name} must be {one}, or a list of {num_layers} (one per layer), got {value!r}.")
     if len(value) != num_layers:
         raise ValueError(
-            f"{name} must have one entry per layer: num_layers is {num_layers}, got {len(value)} "
-            f"entries ({list(value)!r})."
+            f"{name} must be {one}, or have one entry per layer: num_layers is {num_layers}, got "
+            f"{len(value)} entries ({value!r})."
         )
     return list(value)
 
 
-def _is_one_kernel(value: Any) -> bool:
-    # A tuple of two ints is one kernel (the seed's convention); a list is one entry per layer.
-    return _is_int(value) or (isinstance(value, tuple) and len(value) == 2 and all(map(_is_int, value)))
+def _one_kernel(spatial_dims: int) -> Any:
+    # A tuple of `spatial_dims` ints is one kernel (the seed's convention for pairs); a list is one
+    # entry per layer.
+    def is_one(value: Any) -> bool:
+        return _is_int(value) or (isinstance(value, tuple) and len(value) == spatial_dims and all(map(_is_int, value)))
+
+    return is_one
 
 
 PADDINGS = ("same", "valid")
 
 
-def _resolve_step(value: Any, name: str) -> tuple[int, int]:
+def _resolve_step(value: Any, name: str, spatial_dims: int) -> tuple[int, ...]:
     if _is_int(value):
-        value = (value, value)
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
+        value = (value,) * spatial_dims
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != spatial_dims:
+        raise TypeError(
+            f"{name} must be an int or {_tuple_form(spatial_dims)} of ints (spatial_dims={spatial_dims}), "
+            f"got {value!r}."
+        )
     return tuple(_check_size(name, v) for v in value)
 
 
@@ -148,6 +196,7 @@ def resolve_layers(
     padding: Any = "same",
     stride: Any = 1,
     dilation: Any = 1,
+    spatial_dims: Any = 2,
 ) -> tuple[LayerSpec, ...]:
     """Resolves the stack's arguments into one `LayerSpec` per layer.
 
@@ -156,41 +205,44 @@ def resolve_layers(
         input-to-state convolution); None where they are inferred later (the layers' input dims
         then start with 0, to be filled in from the input).
       hidden_dim: an int, or a list of ints with one per layer.
-      kernel_size: the state-to-state kernel: an int, a (kh, kw) tuple, or a list with one of
-        those per layer.
+      kernel_size: the state-to-state kernel: an int, a tuple with one size per spatial axis
+        ((kh, kw) for images), or a list with one of those per layer.
       num_layers: the number of stacked layers.
       input_kernel_size: the input-to-state kernel, in the same forms; None for `kernel_size`.
       padding: the input-to-state convolution's: "same" (zero padding dilation·(k // 2)) or
         "valid" (none), or a list with one per layer.
-      stride: the input-to-state convolution's stride: an int, a pair, or a list of those.
+      stride: the input-to-state convolution's stride: an int, a tuple, or a list of those.
       dilation: the input-to-state convolution's dilation, in the same forms.
+      spatial_dims: the frames' spatial axes: 1 (signals), 2 (images, default) or 3 (volumes).
 
     Raises:
       TypeError: an argument has the wrong type.
       ValueError: a size is zero or negative, a kernel is even, or a list's length is not
         `num_layers`.
     """
+    rank = check_spatial_dims(spatial_dims)
     num_layers = _check_size("num_layers", num_layers)
     if input_dim is not None:
         input_dim = _check_size("input_dim", input_dim, minimum=0)
     hidden = [_check_size("hidden_dim", h) for h in _per_layer("hidden_dim", hidden_dim, num_layers, _is_int, "an int")]
-    one = "an int or a (kh, kw) tuple"
-    kernels = [resolve_kernel(k) for k in _per_layer("kernel_size", kernel_size, num_layers, _is_one_kernel, one)]
+    is_one, one = _one_kernel(rank), f"an int or {_tuple_form(rank)} {_KERNEL_FORMS[rank]}"
+
+    def per_layer(name: str, value: Any) -> list[Any]:
+        return _per_layer(name, value, num_layers, is_one, one)
+
+    kernels = [resolve_kernel(k, "kernel_size", rank) for k in per_layer("kernel_size", kernel_size)]
     if input_kernel_size is None:
         input_kernels = kernels
     else:
         input_kernels = [
-            resolve_kernel(k, "input_kernel_size")
-            for k in _per_layer("input_kernel_size", input_kernel_size, num_layers, _is_one_kernel, one)
+            resolve_kernel(k, "input_kernel_size", rank) for k in per_layer("input_kernel_size", input_kernel_size)
         ]
     paddings = _per_layer("padding", padding, num_layers, lambda v: isinstance(v, str), '"same" or "valid"')
     for value in paddings:
         if value not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {value!r}.")
-    strides = [_resolve_step(v, "stride") for v in _per_layer("stride", stride, num_layers, _is_one_kernel, one)]
-    dilations = [
-        _resolve_step(v, "dilation") for v in _per_layer("dilation", dilation, num_layers, _is_one_kernel, one)
-    ]
+    strides = [_resolve_step(v, "stride", rank) for v in per_layer("stride", stride)]
+    dilations = [_resolve_step(v, "dilation", rank) for v in per_layer("dilation", dilation)]
     inputs = [input_dim or 0, *hidden[:-1]]
     layers = zip(inputs, hidden, kernels, input_kernels, paddings, strides, dilations)
     return tuple(LayerSpec(*layer) for layer in layers)
@@ -204,23 +256,25 @@ def resolve_cell(
     padding: Any = "same",
     stride: Any = 1,
     dilation: Any = 1,
+    spatial_dims: Any = 2,
 ) -> LayerSpec:
     """Resolves one cell's arguments (single values, not per-layer lists) into a `LayerSpec`.
 
     `input_dim` may be 0 (a cell without input) or None where it is inferred later (it is then 0
     in the result). `input_kernel_size` None means `kernel_size`.
     """
+    rank = check_spatial_dims(spatial_dims)
     if not isinstance(padding, str) or padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
-    kernel = resolve_kernel(kernel_size)
+    kernel = resolve_kernel(kernel_size, "kernel_size", rank)
     return LayerSpec(
         0 if input_dim is None else _check_size("input_dim", input_dim, minimum=0),
         _check_size("hidden_dim", hidden_dim),
         kernel,
-        kernel if input_kernel_size is None else resolve_kernel(input_kernel_size, "input_kernel_size"),
+        kernel if input_kernel_size is None else resolve_kernel(input_kernel_size, "input_kernel_size", rank),
         padding,
-        _resolve_step(stride, "stride"),
-        _resolve_step(dilation, "dilation"),
+        _resolve_step(stride, "stride", rank),
+        _resolve_step(dilation, "dilation", rank),
     )
 
 

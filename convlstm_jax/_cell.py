@@ -1,5 +1,8 @@
 """One ConvLSTM step (Shi et al. 2015, Eq. 3), channels-last: the math, and a Flax recurrent cell.
 
+Frames have 1, 2 or 3 spatial axes (signals, images, volumes): the math is written once for all
+three, the rank read from the kernels.
+
 The math of a step is written once, as functions of the weights (a `Weights` mapping of arrays):
 `fused_step`, `input_projection`, `state_step` and `gates`. The Linen `ConvLSTMCell` below and the
 NNX one in `convlstm_jax.nnx` hold the weights and call them.
@@ -18,9 +21,9 @@ import jax.numpy as jnp
 from flax.typing import Dtype, PrecisionLike
 from jax import lax
 
-from convlstm_common import LayerSpec, check_peephole, resolve_cell
+from convlstm_common import LayerSpec, check_peephole, resolve_cell, spatial_axes
 
-from ._conv import check_conv_gradient, conv
+from ._conv import channels_last_dimensions, check_conv_gradient, conv
 
 Carry = tuple[jax.Array, jax.Array]
 
@@ -45,7 +48,8 @@ def check_floating(name: str, x: Any) -> None:
 
 
 Weights = Mapping[str, Any]
-"""A cell's weights, as arrays, in the tree of its params:
+"""A cell's weights, as arrays, in the tree of its params (kernels shown for images: a kernel has
+one size per spatial axis, then its input and output channels):
 
 - `input_to_state`: `{"kernel": (k'h, k'w, input_dim, 4·hidden), "bias": (4·hidden,)}` (a cell with
   input; the bias when the cell has biases);
@@ -60,17 +64,17 @@ A bias is used where its entry is present. Gates are ordered (i, f, o, g) along 
 
 
 def fan_in(spec: LayerSpec, name: str) -> int:
-    """The fan-in torch.nn.Conv2d draws the weights of convolution `name` (a `Weights` entry) with.
+    """The fan-in torch.nn.ConvNd draws the weights of convolution `name` (a `Weights` entry) with.
 
     Where one convolution over [X, H] computes both paths (`spec.fused`), the reference has a single
     convolution, whose fan-in both parts share.
     """
-    kh, kw = spec.kernel_size
+    taps = math.prod(spec.kernel_size)
     if spec.fused and name in ("input_to_state", "state_to_state"):
-        return (spec.input_dim + spec.hidden_dim) * kh * kw
+        return (spec.input_dim + spec.hidden_dim) * taps
     if name == "input_to_state":
         return spec.input_dim * math.prod(spec.input_kernel_size)
-    return spec.hidden_dim * kh * kw
+    return spec.hidden_dim * taps
 
 
 def compute_dtype(dtype: Dtype | None, x: jax.Array, param_dtype: Dtype) -> Dtype:
@@ -78,10 +82,15 @@ def compute_dtype(dtype: Dtype | None, x: jax.Array, param_dtype: Dtype) -> Dtyp
     return dtype if dtype is not None else jnp.promote_types(x.dtype, param_dtype)
 
 
+def per_channel(values: jax.Array, like: jax.Array, dtype: Dtype) -> jax.Array:
+    """Per-channel `values` (C,) in `dtype`, shaped to broadcast against channels-last `like`."""
+    return values.astype(dtype).reshape((1,) * (like.ndim - 1) + (-1,))
+
+
 def _convolve(x, conv_weights: Weights, dtype: Dtype, conv_gradient: str, precision: PrecisionLike) -> jax.Array:
     y = conv(x, conv_weights["kernel"].astype(dtype), conv_gradient, precision)
     bias = conv_weights.get("bias")
-    return y if bias is None else y + bias.astype(dtype).reshape(1, 1, 1, -1)
+    return y if bias is None else y + per_channel(bias, y, dtype)
 
 
 def fused_step(
@@ -105,7 +114,7 @@ def fused_step(
     """
     h, c = carry
     both = jnp.concatenate([inputs.astype(dtype), h.astype(dtype)], axis=-1)
-    kernel = jnp.concatenate([weights["input_to_state"]["kernel"], weights["state_to_state"]["kernel"]], axis=2)
+    kernel = jnp.concatenate([weights["input_to_state"]["kernel"], weights["state_to_state"]["kernel"]], axis=-2)
     z = _convolve(both, dict(weights["input_to_state"], kernel=kernel), dtype, conv_gradient, precision)
     return gates(
         weights, z, c.astype(dtype), peephole=peephole, dtype=dtype, precision=precision, conv_gradient=conv_gradient
@@ -115,25 +124,26 @@ def fused_step(
 def input_projection(
     weights: Weights, inputs: jax.Array, spec: LayerSpec, *, dtype: Dtype, precision: PrecisionLike = None
 ) -> jax.Array:
-    """W_x * X + b for inputs of shape (..., H, W, C): any number of leading axes.
+    """W_x * X + b for inputs of shape (..., *frame, C): any number of leading axes.
 
     The input-to-state convolution alone, with `spec`'s padding, stride and dilation. Computed with
     XLA's own convolution and gradients, which are fast outside a loop on every backend.
     """
-    *lead, height, width, in_channels = inputs.shape
-    frames = inputs.reshape(-1, height, width, in_channels).astype(dtype)
+    rank = spec.spatial_dims
+    lead = inputs.shape[: -rank - 1]
+    frames = inputs.reshape(-1, *inputs.shape[-rank - 1 :]).astype(dtype)
     z = lax.conv_general_dilated(
         frames,
         weights["input_to_state"]["kernel"].astype(dtype),
         spec.stride,
         [(p, p) for p in spec.input_padding],
         rhs_dilation=spec.dilation,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        dimension_numbers=channels_last_dimensions(rank),
         precision=precision,
     )
     bias = weights["input_to_state"].get("bias")
     if bias is not None:
-        z = z + bias.astype(dtype).reshape(1, 1, 1, -1)
+        z = z + per_channel(bias, z, dtype)
     return z.reshape(*lead, *z.shape[1:])
 
 
@@ -183,7 +193,7 @@ def gates(
         return _convolve(state, weights[name], dtype, conv_gradient, precision)
 
     def hadamard(name: str) -> jax.Array:
-        return weights[name].astype(dtype).reshape(1, 1, 1, -1)
+        return per_channel(weights[name], c, dtype)
 
     z_i, z_f, z_o, z_g = jnp.split(z, 4, axis=-1)
     if peephole == "conv":
@@ -207,13 +217,16 @@ def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) 
     """
     check_floating("inputs", inputs)
     channels = "input_dim" if input_dim is None else input_dim
-    if inputs.ndim != 4 or (input_dim is not None and inputs.shape[-1] != input_dim):
+    if inputs.ndim != spec.spatial_dims + 2 or (input_dim is not None and inputs.shape[-1] != input_dim):
         # A cell without input (input_dim=0) takes a zero-channel X: (B, H, W, 0).
-        raise ValueError(f"inputs must have shape (B, H, W, {channels}), got {tuple(inputs.shape)}.")
+        raise ValueError(
+            f"inputs must have shape (B, {spatial_axes(spec.spatial_dims)}, {channels}) "
+            f"(spatial_dims={spec.spatial_dims}), got {tuple(inputs.shape)}."
+        )
     if not isinstance(carry, (tuple, list)) or len(carry) != 2:
         raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
     spec = dataclasses.replace(spec, input_dim=inputs.shape[-1])
-    expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:3]), spec.hidden_dim)
+    expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:-1]), spec.hidden_dim)
     for name, state in zip("hc", carry):
         check_floating(f"carry {name}", state)
         if tuple(state.shape) != expected:
@@ -222,19 +235,20 @@ def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) 
 
 
 def zero_carry(spec: LayerSpec, input_shape: tuple[int, ...], dtype: Dtype) -> Carry:
-    """Zero `(h, c)` for a cell of `spec` and inputs of shape (B, H, W, C): each (B, H', W', hidden)."""
-    shape = (input_shape[0], *spec.state_size(tuple(input_shape[1:3])), spec.hidden_dim)
+    """Zero `(h, c)` for a cell of `spec` and inputs of shape (B, *frame, C): each (B, *state, hidden)."""
+    shape = (input_shape[0], *spec.state_size(tuple(input_shape[1:-1])), spec.hidden_dim)
     return jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)
 
 
 class _ConvWeights(nn.Module):
-    """A convolution's kernel (HWIO) and optional bias, drawn as torch.nn.Conv2d draws them.
+    """A convolution's kernel (spatial axes, then in and out channels) and optional bias, drawn as
+    torch.nn.ConvNd draws them.
 
     The input channels, the fan-in of the draw and whether there is a bias are given at the call,
     so that a cell can declare its convolutions before it has seen its input.
     """
 
-    kernel_size: tuple[int, int]
+    kernel_size: tuple[int, ...]
     features: int
     param_dtype: Dtype
 
@@ -251,7 +265,8 @@ class _ConvWeights(nn.Module):
 class ConvLSTMCell(nn.RNNCellBase):
     """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
 
-    With `*` a 2-D cross-correlation with "same" zero padding, `∘` the elementwise product, X the
+    Frames may also be signals (B, L, C) or volumes (B, D, H, W, C): `spatial_dims`. With `*` a
+    cross-correlation with "same" zero padding, `∘` the elementwise product, X the
     input and (H, C) the previous state:
 
         [z_i, z_f, z_o, z_g] = W_x * X + b + W_h * H      (input_to_state, state_to_state)
@@ -277,9 +292,9 @@ class ConvLSTMCell(nn.RNNCellBase):
 
     Attributes:
       hidden_dim: channels of H and C.
-      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only. The state-to-state
-        kernel (and the peephole convolutions'); also the input-to-state one unless
-        `input_kernel_size` is given.
+      kernel_size: (kh, kw) (one size per spatial axis), or an int for every axis (default 3);
+        odd sizes only. The state-to-state kernel (and the peephole convolutions'); also the
+        input-to-state one unless `input_kernel_size` is given.
       bias: whether the convolutions have biases.
       peephole: `"conv"`, `"hadamard"` or `None`.
       input_dim: channels of X, or None to take them from the input.
@@ -297,6 +312,8 @@ class ConvLSTMCell(nn.RNNCellBase):
         the state has the size of the input-to-state convolution's output.
       stride: the input-to-state convolution's stride, an int or a pair (default 1).
       dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
+      spatial_dims: the frames' spatial axes: 1 (signals, (B, L, C)), 2 (images, default) or 3
+        (volumes, (B, D, H, W, C)). Kernels, strides and dilations have one entry per axis.
 
     Example:
       >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
@@ -309,7 +326,7 @@ class ConvLSTMCell(nn.RNNCellBase):
     """
 
     hidden_dim: int
-    kernel_size: int | tuple[int, int] = (3, 3)
+    kernel_size: int | tuple[int, ...] = 3
     bias: bool = True
     peephole: str | None = "conv"
     input_dim: int | None = None
@@ -317,10 +334,11 @@ class ConvLSTMCell(nn.RNNCellBase):
     param_dtype: Dtype = jnp.float32
     precision: PrecisionLike = None
     conv_gradient: str = "auto"
-    input_kernel_size: int | tuple[int, int] | None = None
+    input_kernel_size: int | tuple[int, ...] | None = None
     padding: str = "same"
-    stride: int | tuple[int, int] = 1
-    dilation: int | tuple[int, int] = 1
+    stride: int | tuple[int, ...] = 1
+    dilation: int | tuple[int, ...] = 1
+    spatial_dims: int = 2
 
     def __post_init__(self) -> None:
         self.spec()
@@ -339,6 +357,7 @@ class ConvLSTMCell(nn.RNNCellBase):
             self.padding,
             self.stride,
             self.dilation,
+            self.spatial_dims,
         )
 
     def setup(self) -> None:
@@ -361,7 +380,8 @@ class ConvLSTMCell(nn.RNNCellBase):
         Args:
           carry: `(h, c)`, each of shape (B, H', W', hidden_dim), (H', W') the state's size
             (`spec().state_size((H, W))`: (H, W) unless padding, stride or dilation change it).
-          inputs: X, of shape (B, H, W, input_dim).
+          inputs: X, of shape (B, H, W, input_dim) ((B, L, ...) or (B, D, H, W, ...) by
+            `spatial_dims`).
 
         Returns:
           `((h_next, c_next), h_next)`.
@@ -377,7 +397,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         return fused_step(weights, carry, inputs, dtype=self._dtype(inputs), **self._options())
 
     def input_projection(self, inputs: jax.Array) -> jax.Array:
-        """W_x * X + b for inputs of shape (..., H, W, C): any number of leading axes.
+        """W_x * X + b for inputs of shape (..., *frame, C): any number of leading axes.
 
         The input-to-state convolution alone (with its padding, stride and dilation): a stack
         applies it to every frame of a sequence at once, outside its time loop. Computed with
@@ -420,8 +440,9 @@ class ConvLSTMCell(nn.RNNCellBase):
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
         """Zero `(h, c)` for inputs of shape (B, H, W, C): each (B, H', W', hidden_dim).
 
-        (H', W') is the state's size, `spec().state_size((H, W))`. `rng` is unused (the initial
-        state is zero); it is there for `flax.linen.RNN`.
+        (H', W') is the state's size, `spec().state_size((H, W))`; for signals and volumes the
+        frame and state have their own axes. `rng` is unused (the initial state is zero); it is
+        there for `flax.linen.RNN`.
         """
         del rng
         spec = self.spec()
@@ -431,4 +452,4 @@ class ConvLSTMCell(nn.RNNCellBase):
 
     @property
     def num_feature_axes(self) -> int:
-        return 3
+        return self.spatial_dims + 1

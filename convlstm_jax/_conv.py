@@ -1,4 +1,4 @@
-"""2-D "same" convolutions whose gradients XLA:CPU computes fast inside a scan.
+"""1-, 2- and 3-D "same" convolutions whose gradients XLA:CPU computes fast inside a scan.
 
 XLA:CPU runs the gradients of a convolution inside a rolled loop (`lax.scan`) far slower than the
 same convolutions outside one: a ConvLSTM train step is ~30x slower than PyTorch's. `conv_same`
@@ -8,7 +8,7 @@ gives the convolution its own VJP made of operations that stay fast in a loop:
   space and transposed in channels (materialised once, behind `lax.optimization_barrier`, so XLA
   does not fold the flip back into a gradient convolution);
 - the weight gradient is one contraction per kernel tap: the zero-padded input shifted by the tap
-  against the output gradient, over frames, rows and columns: (C_in, C_out) per tap.
+  against the output gradient, over frames and spatial axes: (C_in, C_out) per tap.
 
 The forward pass is XLA's own convolution. The strategy is chosen per backend by
 `resolve_conv_gradient` ("tapwise" on CPU, XLA's own gradients elsewhere, where cuDNN and the TPU
@@ -18,6 +18,7 @@ compiler do not share the pathology).
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import jax
@@ -25,7 +26,13 @@ import jax.numpy as jnp
 from jax import lax
 
 CONV_GRADIENTS = ("auto", "xla", "tapwise")
-_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def channels_last_dimensions(spatial_dims: int) -> tuple[str, str, str]:
+    """`lax.conv_general_dilated`'s dimension numbers for channels-last frames of any rank:
+    ("NWC", "WIO", "NWC"), ("NHWC", "HWIO", "NHWC") or ("NDHWC", "DHWIO", "NDHWC")."""
+    spatial = "DHW"[3 - spatial_dims :]
+    return f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"
 
 
 def check_conv_gradient(conv_gradient: Any) -> str:
@@ -43,19 +50,23 @@ def resolve_conv_gradient(conv_gradient: str) -> str:
 
 
 def conv(x: jax.Array, kernel: jax.Array, conv_gradient: str, precision: Any = None) -> jax.Array:
-    """The library's one convolution: "same", stride 1, NHWC by HWIO, differentiated per strategy."""
+    """The library's one convolution: "same", stride 1, channels-last frames (N, ..., C) by a
+    (..., C_in, C_out) kernel of any spatial rank, differentiated per strategy."""
     if resolve_conv_gradient(conv_gradient) == "tapwise":
         return conv_same(x, kernel, precision)
     return _conv(x, kernel, precision)
 
 
 def _conv(x: jax.Array, kernel: jax.Array, precision: Any) -> jax.Array:
-    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_NHWC, precision=precision)
+    rank = kernel.ndim - 2
+    dimensions = channels_last_dimensions(rank)
+    return lax.conv_general_dilated(x, kernel, (1,) * rank, "SAME", dimension_numbers=dimensions, precision=precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_same(x: jax.Array, kernel: jax.Array, precision: Any = None) -> jax.Array:
-    """A stride-1 cross-correlation with zero padding k // 2 of NHWC `x` by an odd HWIO `kernel`."""
+    """A stride-1 cross-correlation with zero padding k // 2 of channels-last `x` (N, ..., C_in) by
+    an odd kernel (..., C_in, C_out): (W, I, O), (H, W, I, O) or (D, H, W, I, O)."""
     return _conv(x, kernel, precision)
 
 
@@ -65,26 +76,28 @@ def _conv_same_fwd(x, kernel, precision):
 
 def _conv_same_bwd(precision, residuals, grad):
     x, kernel = residuals
-    kh, kw, c_in, c_out = kernel.shape
+    size = kernel.shape[:-2]
+    spatial = tuple(range(len(size)))
     # dL/dx: the output gradient correlated with the kernel flipped in space, in <-> out swapped.
-    flipped = lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+    flipped = lax.optimization_barrier(jnp.swapaxes(jnp.flip(kernel, spatial), -1, -2))
     grad_x = _conv(grad, flipped, precision)
-    # dL/dkernel[i, j] = Σ_{n, r, c} x_padded[n, r + i, c + j, :]ᵀ grad[n, r, c, :]: one contraction per
-    # tap, over (n, r, c) directly: no reshape, so a frame split across devices stays split.
-    _, h, w, _ = x.shape
-    padded = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    # dL/dkernel[tap] = Σ_{n, position} x_padded[n, position + tap, :]ᵀ grad[n, position, :]: one
+    # contraction per tap, over (n, positions) directly: no reshape, so a frame split across devices
+    # stays split.
+    frame = x.shape[1:-1]
+    padded = jnp.pad(x, ((0, 0), *((k // 2, k // 2) for k in size), (0, 0)))
+    axes = tuple(range(len(size) + 1))
     taps = [
         lax.dot_general(
-            padded[:, i : i + h, j : j + w, :],
+            padded[(slice(None), *(slice(i, i + n) for i, n in zip(tap, frame)))],
             grad,
-            (((0, 1, 2), (0, 1, 2)), ((), ())),
+            ((axes, axes), ((), ())),
             precision=precision,
             preferred_element_type=jnp.float32 if kernel.dtype == jnp.bfloat16 else None,
         )
-        for i in range(kh)
-        for j in range(kw)
+        for tap in itertools.product(*(range(k) for k in size))
     ]
-    grad_kernel = jnp.stack(taps).reshape(kh, kw, c_in, c_out).astype(kernel.dtype)
+    grad_kernel = jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
     return grad_x, grad_kernel
 
 

@@ -13,6 +13,10 @@ The one module that knows both layouts:
 | `conv_cnext.weight`, `.bias`         | (hid, hid, kh, kw)   | `peephole_conv_o/kernel`, `bias` | (kh, kw, hid, hid)  |
 | `w_ci`, `w_cf`, `w_co`               | (hid, 1, 1)          | `peephole_i`, `_f`, `_o`         | (hid,)              |
 
+Kernels are shown for images; for signals (`spatial_dims=1`) and volumes (3) they have one size per
+spatial axis, (k,) or (kd, kh, kw), in the same places (torch `Conv1d`/`Conv3d` keys are the same),
+and the peephole weights are (hid, 1) or (hid, 1, 1, 1).
+
 `conv` is the seed's single convolution over [X, H]; a layer whose input-to-state kernel (k'h, k'w)
 differs from its state-to-state kernel has `conv_x` and `conv_h` instead, and a layer without input
 has `conv_h` alone, with the bias. The gate order (i, f, o, g) is the same on both sides. Conversion
@@ -75,16 +79,40 @@ def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bi
             if has_bias:
                 shapes[f"{prefix}{name}.bias"] = (out_channels,)
         if peephole == "hadamard":
-            shapes.update({f"{prefix}{name}": (hid, 1, 1) for name in _HADAMARD})
+            shapes.update({f"{prefix}{name}": (hid, *(1,) * spec.spatial_dims) for name in _HADAMARD})
     return shapes
 
 
-def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
+def _kernel_to_flax(weight: np.ndarray) -> np.ndarray:
+    """A torch kernel (O, I, *spatial) as a Flax one (*spatial, I, O)."""
+    rank = weight.ndim - 2
+    return np.transpose(weight, (*range(2, rank + 2), 1, 0))
+
+
+def _kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """A Flax kernel (*spatial, I, O) as a torch one (O, I, *spatial)."""
+    rank = kernel.ndim - 2
+    return np.transpose(kernel, (rank + 1, rank, *range(rank)))
+
+
+def _spatial_dims(state_dict: Mapping[str, np.ndarray]) -> int:
+    """The spatial rank of a state_dict's convolutions (2 where none says)."""
+    for key in sorted(state_dict, key=_natural):
+        if key.endswith("weight") and key.rsplit(".", 2)[-2] in _CONV and 3 <= np.ndim(state_dict[key]) <= 5:
+            return np.ndim(state_dict[key]) - 2
+    return 2
+
+
+def infer_architecture(
+    state_dict: Mapping[str, np.ndarray], spatial_dims: int | None = None
+) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
     """Reads the stack's layers, peephole variant and bias from a state_dict's keys and shapes.
 
-    A layer whose `conv.weight` is missing or malformed gets a best guess, so that the comparison
+    The spatial rank is `spatial_dims`, or where None that of the first convolution's weight. A
+    layer whose `conv.weight` is missing or malformed gets a best guess, so that the comparison
     with the expected keys reports every problem at once.
     """
+    rank = _spatial_dims(state_dict) if spatial_dims is None else spatial_dims
     layers: dict[int, set[str]] = {}
     for key in state_dict:
         match = _LAYER_KEY.match(key)
@@ -100,7 +128,7 @@ def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Laye
 
     def shape_of(index: int, name: str) -> tuple[int, ...]:
         shape = tuple(getattr(state_dict.get(f"cell_list.{index}.{name}.weight"), "shape", ()))
-        return shape if len(shape) == 4 and shape[0] % 4 == 0 else ()
+        return shape if len(shape) == rank + 2 and shape[0] % 4 == 0 else ()
 
     for index in range(max(layers) + 1 if layers else 0):
         fused, state, inputs = shape_of(index, "conv"), shape_of(index, "conv_h"), shape_of(index, "conv_x")
@@ -114,7 +142,7 @@ def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Laye
                 # Its padding, stride and dilation are not in the weights; "valid" stands for them.
                 spec = dataclasses.replace(spec, padding="valid")
         else:
-            spec = LayerSpec(previous_hidden or 1, previous_hidden or 1, (1, 1))
+            spec = LayerSpec(previous_hidden or 1, previous_hidden or 1, (1,) * rank)
         specs.append(spec)
         previous_hidden = spec.hidden_dim
     # Layer l reads layer l-1's hidden state: build the expectation from that, not from the file.
@@ -124,7 +152,7 @@ def infer_architecture(state_dict: Mapping[str, np.ndarray]) -> tuple[tuple[Laye
 
 
 def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
-    specs, peephole, bias = infer_architecture(state_dict)
+    specs, peephole, bias = infer_architecture(state_dict, getattr(model, "spatial_dims", None))
     if model is None:
         return specs, peephole, bias
     model_specs = model.layer_specs()
@@ -148,9 +176,9 @@ def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bia
         elif not _is_float(array.dtype):
             problems.append(f"key {key!r} has dtype {array.dtype}, expected a floating-point dtype")
     if problems:
-        description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {s.kernel_size[0]}x{s.kernel_size[1]}" for s in specs)
+        description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {'x'.join(map(str, s.kernel_size))}" for s in specs)
         hint = _prefix_hint(state_dict)
-        found_peephole = infer_architecture(state_dict)[1]
+        found_peephole = infer_architecture(state_dict, specs[0].spatial_dims)[1]
         if found_peephole != peephole:
             hint += f"\nThese are the keys of peephole={found_peephole!r}."
         raise ValueError(
@@ -256,10 +284,10 @@ def torch_to_flax(
         for torch_name, flax_name in _CONV.items():
             if f"{torch_name}.weight" not in layer:
                 continue
-            kernel = np.transpose(layer[f"{torch_name}.weight"], (2, 3, 1, 0))  # OIHW -> HWIO
+            kernel = _kernel_to_flax(layer[f"{torch_name}.weight"])  # OIHW -> HWIO
             if torch_name == "conv":
-                cell["state_to_state"] = {"kernel": kernel[:, :, spec.input_dim :]}
-                kernel = kernel[:, :, : spec.input_dim]
+                cell["state_to_state"] = {"kernel": kernel[..., spec.input_dim :, :]}
+                kernel = kernel[..., : spec.input_dim, :]
             cell[flax_name] = {"kernel": kernel}
             if f"{torch_name}.bias" in layer:
                 cell[flax_name]["bias"] = layer[f"{torch_name}.bias"]
@@ -296,7 +324,7 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
     flax_to_torch_hadamard = {flax_name: torch_name for torch_name, flax_name in _HADAMARD.items()}
 
     def put(name: str, value: Mapping[str, Any], kernel: np.ndarray) -> None:
-        state_dict[f"{name}.weight"] = np.transpose(kernel, (3, 2, 0, 1))  # HWIO -> OIHW
+        state_dict[f"{name}.weight"] = _kernel_to_torch(kernel)  # HWIO -> OIHW
         if "bias" in value:
             state_dict[f"{name}.bias"] = _to_numpy(value["bias"])
 
@@ -305,7 +333,8 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
     def plain(layer: int) -> bool:  # an input-to-state convolution that keeps the frame size
         if layer >= len(specs):
             return True
-        return specs[layer].padding == "same" and specs[layer].stride == (1, 1) and specs[layer].dilation == (1, 1)
+        spec = specs[layer]
+        return spec.padding == "same" and set(spec.stride) == {1} and set(spec.dilation) == {1}
 
     for cell_name in sorted(params, key=_natural):
         match = re.fullmatch(r"cell_(\d+)", cell_name)
@@ -314,14 +343,16 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
             continue
         prefix, cell = f"cell_list.{match.group(1)}.", params[cell_name]
         state = cell.get("state_to_state")
+        rank = 2  # the spatial rank, read from the state-to-state kernel where there is one
         if not isinstance(state, Mapping) or "kernel" not in state:
             problems.append(f"{cell_name}: no 'state_to_state' kernel")
         else:
             kernel_h, inputs = _to_numpy(state["kernel"]), cell.get("input_to_state")
+            rank = kernel_h.ndim - 2
             if isinstance(inputs, Mapping) and "kernel" in inputs:
                 kernel_x = _to_numpy(inputs["kernel"])
-                if kernel_x.shape[:2] == kernel_h.shape[:2] and plain(int(match.group(1))):  # the seed's one conv
-                    put(prefix + "conv", inputs, np.concatenate([kernel_x, kernel_h], axis=2))
+                if kernel_x.shape[:-2] == kernel_h.shape[:-2] and plain(int(match.group(1))):  # the seed's one conv
+                    put(prefix + "conv", inputs, np.concatenate([kernel_x, kernel_h], axis=-2))
                 else:
                     put(prefix + "conv_x", inputs, kernel_x)
                     put(prefix + "conv_h", state, kernel_h)
@@ -330,7 +361,7 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
         for name, value in cell.items():
             if name in flax_to_torch_hadamard:
                 value = _to_numpy(value)
-                state_dict[prefix + flax_to_torch_hadamard[name]] = value.reshape(value.shape[0], 1, 1)
+                state_dict[prefix + flax_to_torch_hadamard[name]] = value.reshape(value.shape[0], *(1,) * rank)
             elif name in flax_to_torch_conv and isinstance(value, Mapping) and "kernel" in value:
                 put(prefix + flax_to_torch_conv[name], value, _to_numpy(value["kernel"]))
             elif name not in ("input_to_state", "state_to_state"):

@@ -17,7 +17,7 @@ import numpy as np
 from flax.typing import Dtype, PrecisionLike
 from jax.experimental import checkify
 
-from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers
+from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers, spatial_axes
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import check_conv_gradient
@@ -69,6 +69,7 @@ def layer_specs(stack: Any) -> tuple[LayerSpec, ...]:
         stack.padding,
         stack.stride,
         stack.dilation,
+        stack.spatial_dims,
     )
 
 
@@ -100,8 +101,8 @@ def per_layer_tuples(stack: Any, specs: tuple[LayerSpec, ...]) -> dict[str, tupl
     return tuples
 
 
-def stack_state_sizes(stack: Any, frame: tuple[int, int], input_dim: int | None = None) -> list[tuple[int, int]]:
-    """The (H, W) of each layer's state for input frames of size `frame`; see `ConvLSTM.state_sizes`."""
+def stack_state_sizes(stack: Any, frame: tuple[int, ...], input_dim: int | None = None) -> list[tuple[int, ...]]:
+    """The spatial size of each layer's state for input frames of size `frame`; see `ConvLSTM.state_sizes`."""
     specs = layer_specs(stack)
     if stack.input_dim is None:
         specs = (dataclasses.replace(specs[0], input_dim=1 if input_dim is None else input_dim), *specs[1:])
@@ -110,10 +111,13 @@ def stack_state_sizes(stack: Any, frame: tuple[int, int], input_dim: int | None 
 
 def zero_states(stack: Any, input_shape: tuple[int, ...]) -> list[Carry]:
     """Zero initial states for a sequence of shape `input_shape`; see `ConvLSTM.initialize_carry`."""
-    if len(input_shape) != 5:
-        raise ValueError(f"input_shape must be the 5-D shape of the input sequence, got {input_shape}.")
+    rank = stack.spatial_dims
+    if len(input_shape) != rank + 3:
+        raise ValueError(
+            f"input_shape must be the {rank + 3}-D shape of the input sequence {layout(stack)}, got {input_shape}."
+        )
     batch = input_shape[0 if stack.batch_first else 1]
-    frame = input_shape[2:4] if stack.channels_last else input_shape[3:5]
+    frame = input_shape[2:-1] if stack.channels_last else input_shape[3:]
     channels = input_shape[-1] if stack.channels_last else input_shape[2]
     dtype = stack.dtype if stack.dtype is not None else stack.param_dtype
     states = []
@@ -136,7 +140,7 @@ def layer_step(cell: Any, carry: Carry, xs: tuple[jax.Array, jax.Array], mask_h,
     h = h if mask_h is None else h * mask_h
     new_carry, y = cell.state_step((h, c), inputs) if hoisted else cell((h, c), inputs)
     if lengths is not None:
-        valid = (t < lengths).reshape(-1, 1, 1, 1)
+        valid = (t < lengths).reshape((-1,) + (1,) * (h.ndim - 1))
         new_carry = jax.tree.map(lambda new, old: jnp.where(valid, new, old), new_carry, carry)
         y = jnp.where(valid, y, jnp.zeros_like(y))
     return new_carry, y
@@ -169,7 +173,7 @@ def run_stack(
     specs = check_input(stack, x)
     time_axis = 1 if stack.batch_first else 0
     batch = x.shape[1 - time_axis]
-    frame = x.shape[2:4] if stack.channels_last else x.shape[3:5]
+    frame = x.shape[2:-1] if stack.channels_last else x.shape[3:]
     sizes = state_sizes(specs, frame)
     if hidden_state is not None:
         check_hidden_state(stack, hidden_state, specs, batch, sizes)
@@ -292,17 +296,21 @@ def check_dropout_masks(stack: Any, masks, specs, batch, frame, sizes, dtype) ->
 
 def layout(stack: Any) -> str:
     """The input's layout, such as "(B, T, H, W, C)"."""
-    frame = "H, W, C" if stack.channels_last else "C, H, W"
+    axes = spatial_axes(stack.spatial_dims)
+    frame = f"{axes}, C" if stack.channels_last else f"C, {axes}"
     return f"(B, T, {frame})" if stack.batch_first else f"(T, B, {frame})"
 
 
 def check_input(stack: Any, x: Any) -> tuple[LayerSpec, ...]:
     """Checks the input sequence; returns the layers' specs, the first with x's channels."""
     check_floating("x", x)
-    if x.ndim != 5:
-        raise ValueError(f"x must be 5-D {layout(stack)}, got shape {tuple(x.shape)}.")
+    if x.ndim != stack.spatial_dims + 3:
+        raise ValueError(
+            f"x must be {stack.spatial_dims + 3}-D {layout(stack)} (spatial_dims={stack.spatial_dims}), "
+            f"got shape {tuple(x.shape)}."
+        )
     channels = x.shape[-1] if stack.channels_last else x.shape[2]
-    if 0 in x.shape[:2] + (x.shape[2:4] if stack.channels_last else x.shape[3:5]):
+    if 0 in x.shape[:2] + (x.shape[2:-1] if stack.channels_last else x.shape[3:]):
         raise ValueError(f"x must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
     if stack.input_dim is not None and channels != stack.input_dim:
         raise ValueError(
@@ -312,8 +320,8 @@ def check_input(stack: Any, x: Any) -> tuple[LayerSpec, ...]:
     return (dataclasses.replace(specs[0], input_dim=channels), *specs[1:])
 
 
-def state_sizes(specs: tuple[LayerSpec, ...], frame: tuple[int, int]) -> list[tuple[int, int]]:
-    """The (H, W) of each layer's state: each layer's input-to-state convolution sets its size."""
+def state_sizes(specs: tuple[LayerSpec, ...], frame: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The spatial size of each layer's state: each layer's input-to-state convolution sets its size."""
     sizes = []
     for spec in specs:
         frame = spec.state_size(tuple(frame))
@@ -321,12 +329,12 @@ def state_sizes(specs: tuple[LayerSpec, ...], frame: tuple[int, int]) -> list[tu
     return sizes
 
 
-def input_frames(frame: tuple[int, int], sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The (H, W) each layer reads: layer 0 the input's frames, layer l > 0 layer l - 1's states."""
+def input_frames(frame: tuple[int, ...], sizes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The spatial size each layer reads: layer 0 the input's frames, layer l > 0 layer l - 1's states."""
     return [tuple(frame), *sizes[:-1]]
 
 
-def state_shape(batch: int, frame: tuple[int, int], hidden_dim: int, channels_last: bool) -> tuple[int, ...]:
+def state_shape(batch: int, frame: tuple[int, ...], hidden_dim: int, channels_last: bool) -> tuple[int, ...]:
     """The shape of one layer's h or c in the stack's layout."""
     return (batch, *frame, hidden_dim) if channels_last else (batch, hidden_dim, *frame)
 
@@ -336,7 +344,8 @@ def check_hidden_state(stack: Any, hidden_state: Any, specs, batch: int, sizes: 
     if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(specs):
         got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
         raise ValueError(f"hidden_state must be a list of {len(specs)} (h, c) pairs, one per layer; got {got}.")
-    layer_layout = "(B, H, W, hidden_dim)" if stack.channels_last else "(B, hidden_dim, H, W)"
+    axes = spatial_axes(stack.spatial_dims)
+    layer_layout = f"(B, {axes}, hidden_dim)" if stack.channels_last else f"(B, hidden_dim, {axes})"
     for layer, (spec, state) in enumerate(zip(specs, hidden_state)):
         if not isinstance(state, (list, tuple)) or len(state) != 2:
             raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
@@ -396,6 +405,9 @@ class ConvLSTM(nn.Module):
         (`state_sizes`).
       stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
       dilation: the input-to-state convolutions' dilation, in the same forms.
+      spatial_dims: the frames' spatial axes: 1 (sequences of signals, x of (B, T, L, C)), 2
+        (images, default) or 3 (volumes, (B, T, D, H, W, C)). Kernels, strides and dilations then
+        have one entry per axis, and every shape below has these axes where it says (H, W).
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -438,6 +450,7 @@ class ConvLSTM(nn.Module):
     padding: str | Sequence[str] = "same"
     stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
     dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
+    spatial_dims: int = 2
 
     def __post_init__(self) -> None:
         # Flax turns list fields into tuples when it clones a module, and a tuple of two ints reads
@@ -509,6 +522,7 @@ class ConvLSTM(nn.Module):
                 padding=spec.padding,
                 stride=spec.stride,
                 dilation=spec.dilation,
+                spatial_dims=self.spatial_dims,
                 name=f"cell_{index}",
             )
 

@@ -98,6 +98,8 @@ class ConvLSTMCell(nnx.RNNCellBase):
       padding: the input-to-state convolution's, `"same"` (default) or `"valid"`.
       stride: the input-to-state convolution's stride, an int or a pair (default 1).
       dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
+      spatial_dims: the frames' spatial axes: 1 (signals, (B, L, C)), 2 (images, default) or 3
+        (volumes, (B, D, H, W, C)).
       rngs: draws the weights, from its `"params"` stream.
 
     Example:
@@ -112,7 +114,7 @@ class ConvLSTMCell(nnx.RNNCellBase):
         self,
         input_dim: int,
         hidden_dim: int,
-        kernel_size: int | tuple[int, int] = (3, 3),
+        kernel_size: int | tuple[int, ...] = 3,
         *,
         bias: bool = True,
         peephole: str | None = "conv",
@@ -124,10 +126,13 @@ class ConvLSTMCell(nnx.RNNCellBase):
         padding: str = "same",
         stride: int | tuple[int, int] = 1,
         dilation: int | tuple[int, int] = 1,
+        spatial_dims: int = 2,
         rngs: nnx.Rngs,
     ):
         _require_input_dim(input_dim)
-        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation)
+        spec = resolve_cell(
+            input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation, spatial_dims
+        )
         check_peephole(peephole)
         check_conv_gradient(conv_gradient)
         self.input_dim = spec.input_dim
@@ -137,6 +142,7 @@ class ConvLSTMCell(nnx.RNNCellBase):
         self.padding = spec.padding
         self.stride = spec.stride
         self.dilation = spec.dilation
+        self.spatial_dims = spec.spatial_dims
         self.bias = bias
         self.peephole = peephole
         self.dtype = dtype
@@ -222,7 +228,7 @@ class ConvLSTMCell(nnx.RNNCellBase):
 
     @property
     def num_feature_axes(self) -> int:
-        return 3
+        return self.spatial_dims + 1
 
     def _options(self) -> dict[str, Any]:
         return {"peephole": self.peephole, "precision": self.precision, "conv_gradient": self.conv_gradient}
@@ -249,7 +255,7 @@ class ConvLSTM(nnx.Module):
       num_layers: number of stacked layers.
       batch_first, bias, return_all_layers, peephole, channels_last, dtype, param_dtype, precision,
         conv_gradient, check_finite, input_kernel_size, reverse, keep_order, dropout,
-        recurrent_dropout, padding, stride, dilation: as in `convlstm_jax.ConvLSTM`.
+        recurrent_dropout, padding, stride, dilation, spatial_dims: as in `convlstm_jax.ConvLSTM`.
       remat: recompute each step's activations in the backward pass (`flax.nnx.remat`).
       unroll: time steps per iteration of each layer's `nnx.scan`.
       deterministic: None (default: to be set by `train()`/`eval()` or at the call when dropout
@@ -303,6 +309,7 @@ class ConvLSTM(nnx.Module):
         padding: str | Sequence[str] = "same",
         stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
         dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
+        spatial_dims: int = 2,
         rngs: nnx.Rngs,
     ):
         _require_input_dim(input_dim)
@@ -331,6 +338,7 @@ class ConvLSTM(nnx.Module):
         self.padding = padding
         self.stride = stride
         self.dilation = dilation
+        self.spatial_dims = spatial_dims
         specs = check_hyperparameters(self)
         for name, value in per_layer_tuples(self, specs).items():
             setattr(self, name, value)
@@ -350,6 +358,7 @@ class ConvLSTM(nnx.Module):
                 padding=spec.padding,
                 stride=spec.stride,
                 dilation=spec.dilation,
+                spatial_dims=spec.spatial_dims,
                 rngs=rngs,
             )
             setattr(self, f"cell_{index}", cell)
@@ -359,8 +368,8 @@ class ConvLSTM(nnx.Module):
         """One `LayerSpec` (input_dim, hidden_dim, kernel_size, ...) per layer."""
         return layer_specs(self)
 
-    def state_sizes(self, frame: tuple[int, int]) -> list[tuple[int, int]]:
-        """The (H, W) of each layer's state for input frames of size `frame`."""
+    def state_sizes(self, frame: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The spatial size of each layer's state for input frames of size `frame`."""
         return stack_state_sizes(self, frame)
 
     def initialize_carry(self, input_shape: tuple[int, ...], rngs: Any = None) -> list[Carry]:

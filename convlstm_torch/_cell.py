@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, resolve_cell
+from convlstm_common import check_peephole, resolve_cell, spatial_axes
+
+CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+"""The torch convolution of each spatial rank."""
 
 
 def _check_float(name: str, tensor: torch.Tensor) -> None:
@@ -18,7 +21,8 @@ def _check_float(name: str, tensor: torch.Tensor) -> None:
 class ConvLSTMCell(nn.Module):
     """One ConvLSTM step on (B, C, H, W) tensors.
 
-    With `*` a 2-D cross-correlation with zero padding k // 2, `∘` the elementwise product, X the
+    Frames may also be signals (B, C, L) or volumes (B, C, D, H, W): `spatial_dims`. With `*` a
+    cross-correlation with zero padding k // 2, `∘` the elementwise product, X the
     input and (H, C) the previous state:
 
         [z_i, z_f, z_o, z_g] = conv * [X, H] + b          (one convolution, four blocks)
@@ -40,7 +44,7 @@ class ConvLSTMCell(nn.Module):
     Args:
       input_dim: channels of the input X; 0 for a cell without input.
       hidden_dim: channels of H and C.
-      kernel_size: (kh, kw), or an int for a square kernel; odd sizes only. The state-to-state
+      kernel_size: (kh, kw) (one size per spatial axis), or an int for every axis; odd sizes only. The state-to-state
         kernel (and the peephole convolutions'); also the input-to-state one unless
         `input_kernel_size` is given.
       bias: whether the convolutions have biases.
@@ -51,6 +55,9 @@ class ConvLSTMCell(nn.Module):
         state has the size of the input-to-state convolution's output.
       stride: the input-to-state convolution's stride, an int or a pair (default 1).
       dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
+      spatial_dims: the frames' spatial axes: 1 (signals, `nn.Conv1d`), 2 (images, default,
+        `nn.Conv2d`) or 3 (volumes, `nn.Conv3d`). Kernels, strides and dilations have one entry per
+        axis.
 
     Example:
       >>> cell = ConvLSTMCell(3, 8, (3, 3), True)
@@ -72,31 +79,36 @@ class ConvLSTMCell(nn.Module):
         padding="same",
         stride=1,
         dilation=1,
+        spatial_dims: int = 2,
     ):
         super().__init__()
         if input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
-        spec = resolve_cell(input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation)
+        spec = resolve_cell(
+            input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation, spatial_dims
+        )
         self.spec = spec
+        self.spatial_dims = spec.spatial_dims
+        convolution = CONVOLUTIONS[spec.spatial_dims]
         self.input_dim = spec.input_dim
         self.hidden_dim = spec.hidden_dim
         self.kernel_size = spec.kernel_size
         self.input_kernel_size = spec.input_kernel_size
         self.input_padding, self.stride, self.dilation = spec.padding, spec.stride, spec.dilation
-        self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        self.padding = tuple(k // 2 for k in self.kernel_size)
         self.bias = bias
         self.peephole = check_peephole(peephole)
 
-        def conv(in_channels: int, out_channels: int, kernel=self.kernel_size, use_bias=bias) -> nn.Conv2d:
-            padding = (kernel[0] // 2, kernel[1] // 2)
-            return nn.Conv2d(in_channels, out_channels, kernel, padding=padding, bias=use_bias)
+        def conv(in_channels: int, out_channels: int, kernel=self.kernel_size, use_bias=bias) -> nn.Module:
+            padding = tuple(k // 2 for k in kernel)
+            return convolution(in_channels, out_channels, kernel, padding=padding, bias=use_bias)
 
         self.fused = spec.fused
         if self.fused:  # The seed's single convolution over [X, H].
             self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
         else:  # Two: X (if any) with the input kernel, H with the state kernel; one bias.
             if self.input_dim:
-                self.conv_x = nn.Conv2d(
+                self.conv_x = convolution(
                     self.input_dim,
                     4 * self.hidden_dim,
                     self.input_kernel_size,
@@ -110,7 +122,7 @@ class ConvLSTMCell(nn.Module):
             self.conv_c = conv(self.hidden_dim, 2 * self.hidden_dim)
             self.conv_cnext = conv(self.hidden_dim, self.hidden_dim)
         elif self.peephole == "hadamard":
-            shape = (self.hidden_dim, 1, 1)
+            shape = (self.hidden_dim, *(1,) * spec.spatial_dims)
             self.w_ci = nn.Parameter(torch.zeros(shape))
             self.w_cf = nn.Parameter(torch.zeros(shape))
             self.w_co = nn.Parameter(torch.zeros(shape))
@@ -150,12 +162,13 @@ class ConvLSTMCell(nn.Module):
         h_next = torch.sigmoid(z_o) * torch.tanh(c_next)
         return h_next, c_next
 
-    def state_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        """The (H, W) of the state for inputs of size `image_size`: the same unless the padding,
-        stride or dilation of the input-to-state convolution change it."""
+    def state_size(self, image_size: tuple[int, ...]) -> tuple[int, ...]:
+        """The (H, W) of the state for inputs of size `image_size` (or the state's spatial size in
+        any rank): the same unless the padding, stride or dilation of the input-to-state convolution
+        change it."""
         return self.spec.state_size(tuple(image_size))
 
-    def init_hidden(self, batch_size: int, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def init_hidden(self, batch_size: int, image_size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero (h, c) of shape (batch_size, hidden_dim, *state_size(image_size)) on the weights'
         device and dtype."""
         weight = next(self.parameters())
@@ -167,8 +180,11 @@ class ConvLSTMCell(nn.Module):
 
     def _check_step(self, x: torch.Tensor, state) -> None:
         _check_float("input_tensor", x)
-        if x.dim() != 4 or x.shape[1] != self.input_dim:
-            raise ValueError(f"input_tensor must have shape (B, {self.input_dim}, H, W), got {tuple(x.shape)}.")
+        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"input_tensor must have shape (B, {self.input_dim}, {spatial_axes(self.spatial_dims)}) "
+                f"(spatial_dims={self.spatial_dims}), got {tuple(x.shape)}."
+            )
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")
         expected = (x.shape[0], self.hidden_dim, *self.state_size(x.shape[2:]))
@@ -181,6 +197,8 @@ class ConvLSTMCell(nn.Module):
         extra = "" if self.input_kernel_size == self.kernel_size else f", input_kernel_size={self.input_kernel_size}"
         if not self.fused and self.input_dim:
             extra += f", padding={self.input_padding!r}, stride={self.stride}, dilation={self.dilation}"
+        if self.spatial_dims != 2:
+            extra += f", spatial_dims={self.spatial_dims}"
         return (
             f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
             f"bias={self.bias}, peephole={self.peephole!r}{extra}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, check_rate, resolve_layers
+from convlstm_common import check_peephole, check_rate, resolve_layers, spatial_axes
 
 from ._cell import ConvLSTMCell, _check_float
 
@@ -62,6 +62,9 @@ class ConvLSTM(nn.Module):
         always "same".
       stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
       dilation: the input-to-state convolutions' dilation, in the same forms.
+      spatial_dims: the frames' spatial axes: 1 (sequences of signals, input (B, T, C, L)), 2
+        (images, default) or 3 (volumes, (B, T, C, D, H, W)). Kernels, strides and dilations then
+        have one entry per axis, and every shape below has these axes where it says (H, W).
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -100,13 +103,15 @@ class ConvLSTM(nn.Module):
         padding="same",
         stride=1,
         dilation=1,
+        spatial_dims: int = 2,
     ):
         super().__init__()
         if input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
         specs = resolve_layers(
-            input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size, padding, stride, dilation
+            input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size, padding, stride, dilation, spatial_dims
         )
+        self.spatial_dims = specs[0].spatial_dims
         self.input_dim = specs[0].input_dim
         self.hidden_dim = [s.hidden_dim for s in specs]
         self.kernel_size = [s.kernel_size for s in specs]
@@ -133,6 +138,7 @@ class ConvLSTM(nn.Module):
                 padding=s.padding,
                 stride=s.stride,
                 dilation=s.dilation,
+                spatial_dims=s.spatial_dims,
             )
             for s in specs
         )
@@ -157,10 +163,10 @@ class ConvLSTM(nn.Module):
         """
         self._check_input(input_tensor)
         if not self.batch_first:
-            input_tensor = input_tensor.permute(1, 0, 2, 3, 4)
-        b, seq_len, _, height, width = input_tensor.shape
-        sizes = self.state_sizes((height, width))
-        frames = [(height, width), *sizes[:-1]]  # what each layer reads
+            input_tensor = input_tensor.transpose(0, 1)
+        b, seq_len, _, *frame = input_tensor.shape
+        sizes = self.state_sizes(tuple(frame))
+        frames = [tuple(frame), *sizes[:-1]]  # what each layer reads
         if hidden_state is None:
             hidden_state = [cell.init_hidden(b, frame) for cell, frame in zip(self.cell_list, frames)]
         else:
@@ -188,7 +194,7 @@ class ConvLSTM(nn.Module):
                     x_t if mask_x is None else x_t * mask_x, h if mask_h is None else h * mask_h, c
                 )
                 if lengths is not None:  # Past its end, a sequence keeps its state and outputs zeros.
-                    valid = (t < lengths).view(-1, 1, 1, 1)
+                    valid = (t < lengths).view(-1, *(1,) * (h.dim() - 1))
                     h, c = torch.where(valid, h_next, h), torch.where(valid, c_next, c)
                     outputs.append(torch.where(valid, h_next, torch.zeros_like(h_next)))
                 else:
@@ -205,8 +211,9 @@ class ConvLSTM(nn.Module):
             last_state_list = last_state_list[-1:]
         return layer_output_list, last_state_list
 
-    def state_sizes(self, image_size: tuple[int, int]) -> list[tuple[int, int]]:
-        """The (H, W) of each layer's state for input frames of size `image_size`."""
+    def state_sizes(self, image_size: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The (H, W) of each layer's state for input frames of size `image_size` (the spatial
+        size, in any rank)."""
         sizes = []
         for cell in self.cell_list:
             image_size = cell.state_size(image_size)
@@ -267,9 +274,13 @@ class ConvLSTM(nn.Module):
 
     def _check_input(self, x) -> None:
         _check_float("input_tensor", x)
-        layout = "(B, T, C, H, W)" if self.batch_first else "(T, B, C, H, W)"
-        if x.dim() != 5:
-            raise ValueError(f"input_tensor must be 5-D {layout}, got shape {tuple(x.shape)}.")
+        axes = spatial_axes(self.spatial_dims)
+        layout = f"(B, T, C, {axes})" if self.batch_first else f"(T, B, C, {axes})"
+        if x.dim() != self.spatial_dims + 3:
+            raise ValueError(
+                f"input_tensor must be {self.spatial_dims + 3}-D {layout} (spatial_dims={self.spatial_dims}), "
+                f"got shape {tuple(x.shape)}."
+            )
         if x.shape[2] != self.input_dim:
             raise ValueError(
                 f"input_tensor has {x.shape[2]} channels (dim 2 of {layout} {tuple(x.shape)}); "
@@ -292,6 +303,7 @@ class ConvLSTM(nn.Module):
                 _check_float(f"hidden_state[{layer}] {name}", tensor)
                 if tuple(tensor.shape) != expected:
                     raise ValueError(
-                        f"hidden_state[{layer}] {name} must have shape (B, hidden_dim, H, W) = {expected}, "
+                        f"hidden_state[{layer}] {name} must have shape "
+                        f"(B, hidden_dim, {spatial_axes(self.spatial_dims)}) = {expected}, "
                         f"got {tuple(tensor.shape)}."
                     )

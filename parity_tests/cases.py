@@ -20,6 +20,7 @@ def _case(
     width: int = 5,
     initial_state: bool = False,
     input_kernel_size: tuple[tuple[int, int], ...] | None = None,
+    frame: tuple[int, ...] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     config = {
@@ -39,10 +40,13 @@ def _case(
     }
     if input_kernel_size is not None:
         config["input_kernel_size"] = [list(k) for k in input_kernel_size]
+    if frame is not None:  # signals (L,) or volumes (D, H, W): one size per axis, in place of height and width
+        del config["height"], config["width"]
+        config["frame"] = list(frame)
     # Options beyond the seed's, present only when set: reverse (bool), keep_order (bool),
     # seq_lengths (one int per sequence), dropout_masks (bool: dropout on, masks given),
     # bidirectional ("concat" or "sum"), and the input-to-state convolutions' padding ("same",
-    # "valid"), stride and dilation (an int, a pair, or a list with one per layer).
+    # "valid"), stride and dilation (an int, a tuple, or a list with one per layer).
     return config | options
 
 
@@ -108,6 +112,43 @@ CASES: dict[str, dict[str, Any]] = {
         dropout_masks=True,
         batch_first=True,
         peephole=None,
+    ),
+    # Sequences of signals (1-D frames) and of volumes (3-D), the same cell in another rank.
+    "signals": _case(
+        2, (4, 3), ((3,), (5,)), frame=(11,), batch_first=True, return_all_layers=True, initial_state=True
+    ),
+    "signals_options": _case(
+        1,
+        (3, 2),
+        ((3,), (1,)),
+        input_kernel_size=((5,), (3,)),
+        frame=(13,),
+        padding=["valid", "same"],
+        stride=[2, 1],
+        dilation=[2, 1],
+        peephole="hadamard",
+        bias=False,
+        batch=3,
+        steps=4,
+        reverse=True,
+        seq_lengths=[4, 2, 0],
+        dropout_masks=True,
+    ),
+    "volumes": _case(2, (4, 3), ((3, 3, 3), (1, 3, 3)), frame=(3, 4, 5), return_all_layers=True, initial_state=True),
+    "volumes_options": _case(
+        1,
+        (3,),
+        ((3, 1, 3),),
+        input_kernel_size=((3, 3, 5),),
+        frame=(4, 5, 7),
+        stride=[[1, 2, 2]],
+        peephole="hadamard",
+        batch_first=True,
+        seq_lengths=[3, 1],
+        dropout_masks=True,
+    ),
+    "volumes_bidirectional": _case(
+        2, (3,), ((3, 3, 3),), frame=(3, 4, 4), peephole=None, bidirectional="concat", batch_first=True
     ),
 }
 """Case name -> configuration: the model's hyperparameters, the input's size, and whether an

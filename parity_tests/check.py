@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .runs import Arrays, Config, run_jax, run_torch
+from .runs import Arrays, Config, frame_size, run_jax, run_torch
 from .tolerance import Tolerance, tolerance_for
 
 GROUPS = ("output", "h", "c", "grad")
@@ -111,9 +111,13 @@ def check(config: Config, arrays: Arrays, runs: Iterable[Run]) -> list[Outcome]:
 
 def describe(config: Config) -> str:
     """A one-line summary of a case's configuration."""
-    layers = ", ".join(f"{h}@{k[0]}x{k[1]}" for h, k in zip(config["hidden_dim"], config["kernel_size"]))
+
+    def size(values) -> str:
+        return "x".join(map(str, values))
+
+    layers = ", ".join(f"{h}@{size(k)}" for h, k in zip(config["hidden_dim"], config["kernel_size"]))
     if "input_kernel_size" in config:
-        layers += "; input kernels " + ", ".join(f"{k[0]}x{k[1]}" for k in config["input_kernel_size"])
+        layers += "; input kernels " + ", ".join(size(k) for k in config["input_kernel_size"])
     flags = [
         f"in={config['input_dim']}",
         f"layers=[{layers}]",
@@ -121,7 +125,7 @@ def describe(config: Config) -> str:
         "bias" if config["bias"] else "no bias",
         "batch_first" if config["batch_first"] else "time_first",
         "all layers" if config["return_all_layers"] else "last layer",
-        f"B={config['batch']} T={config['steps']} {config['height']}x{config['width']}",
+        f"B={config['batch']} T={config['steps']} {size(frame_size(config))}",
         "initial state" if config["initial_state"] else "zero state",
     ]
     if config.get("reverse"):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .cases import CASES
-from .runs import Config, input_shape, output_channels, result_names, returned_layers, run_torch
+from .runs import Config, frame_size, input_shape, output_channels, result_names, returned_layers, run_torch
 from .tolerance import POLICY
 from .vectors import FORMAT_VERSION, VECTORS_DIR, write_case, write_manifest
 
@@ -46,8 +46,8 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
     arrays["input"] = draw(*input_shape(config))
     b, t = config["batch"], config["steps"]
     stack = model.forward_layer if config.get("bidirectional") else model
-    sizes = stack.state_sizes((config["height"], config["width"]))  # each layer's state (H, W)
-    frames = [(config["height"], config["width"]), *sizes[:-1]]  # what each layer reads
+    sizes = stack.state_sizes(frame_size(config))  # each layer's state (H, W)
+    frames = [frame_size(config), *sizes[:-1]]  # what each layer reads
     if config["initial_state"]:
         for layer, (hid, size) in enumerate(zip(config["hidden_dim"], sizes)):
             arrays[f"h0/{layer}"] = draw(b, hid, *size, scale=0.5)

@@ -1,6 +1,7 @@
 """Running one parity case in either framework, into one flat dict of NumPy results.
 
-A case is a `config` (JSON-serialisable: the model's hyperparameters and the input's size) and
+A case is a `config` (JSON-serialisable: the model's hyperparameters and the input's size: `height`
+and `width` for images, `frame` (a list of 1 or 3 sizes) for signals and volumes) and
 `arrays`, the case's inputs in the torch layout:
 
 - `input`, and `h0/<l>`, `c0/<l>` per layer when the case has an initial state;
@@ -43,19 +44,26 @@ def model_kwargs(config: Config) -> dict[str, Any]:
         "padding": config.get("padding", "same"),
         "stride": _per_layer_pairs(config.get("stride", 1)),
         "dilation": _per_layer_pairs(config.get("dilation", 1)),
+        "spatial_dims": len(frame_size(config)),
     }
 
 
 def _per_layer_pairs(value: Any) -> Any:
-    # JSON turns (kh, kw) tuples into lists; a list of lists is one pair per layer.
+    # JSON turns (kh, kw) tuples into lists; a list of lists is one tuple per layer.
     return [tuple(v) if isinstance(v, list) else v for v in value] if isinstance(value, list) else value
 
 
+def frame_size(config: Config) -> tuple[int, ...]:
+    """The input frames' spatial size: `config["frame"]` (signals: (L,), volumes: (D, H, W)), or
+    for images (`height`, `width`)."""
+    return tuple(config["frame"]) if "frame" in config else (config["height"], config["width"])
+
+
 def input_shape(config: Config) -> tuple[int, ...]:
-    """The input's shape in the torch layout: (B, T, C, H, W) or (T, B, C, H, W)."""
+    """The input's shape in the torch layout: (B, T, C, *frame) or (T, B, C, *frame)."""
     b, t = config["batch"], config["steps"]
     leading = (b, t) if config["batch_first"] else (t, b)
-    return (*leading, config["input_dim"], config["height"], config["width"])
+    return (*leading, config["input_dim"], *frame_size(config))
 
 
 def returned_layers(config: Config) -> list[int]:

@@ -11,15 +11,23 @@ from parity_tests.generate import make_inputs
 from parity_tests.runs import run_torch
 
 ODD = st.sampled_from([1, 3, 5, 7])
+FRAME = {1: st.integers(1, 16), 2: st.integers(1, 12), 3: st.integers(1, 5)}
+"""The frame's size per axis, by spatial rank: volumes stay small."""
 
 
 @st.composite
 def configs(draw):
     num_layers = draw(st.integers(1, 3))
+    rank = draw(st.sampled_from([1, 2, 2, 3]))  # images twice as often as signals or volumes
+    odd = ODD if rank < 3 else st.sampled_from([1, 3])
+
+    def per_layer(values):  # one tuple (a list, as JSON has it) per layer and axis
+        return st.lists(st.lists(values, min_size=rank, max_size=rank), min_size=num_layers, max_size=num_layers)
+
     config = {
         "input_dim": draw(st.integers(0, 3)),
         "hidden_dim": draw(st.lists(st.integers(1, 8), min_size=num_layers, max_size=num_layers)),
-        "kernel_size": draw(st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)),
+        "kernel_size": draw(per_layer(odd)),
         "num_layers": num_layers,
         "batch_first": draw(st.booleans()),
         "bias": draw(st.booleans()),
@@ -27,15 +35,12 @@ def configs(draw):
         "peephole": draw(st.sampled_from(["conv", "hadamard", None])),
         "batch": draw(st.integers(1, 2)),
         "steps": draw(st.integers(1, 6)),
-        "height": draw(st.integers(1, 12)),
-        "width": draw(st.integers(1, 12)),
+        "frame": draw(st.lists(FRAME[rank], min_size=rank, max_size=rank)),
         "initial_state": draw(st.booleans()),
     }
     # The options beyond the seed's, each present or not.
     if draw(st.booleans()):
-        config["input_kernel_size"] = draw(
-            st.lists(st.lists(ODD, min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)
-        )
+        config["input_kernel_size"] = draw(per_layer(odd))
     if draw(st.booleans()):
         config["reverse"] = True
         config["keep_order"] = draw(st.booleans())
@@ -45,16 +50,15 @@ def configs(draw):
         )
     if draw(st.booleans()):  # the input-to-state convolution's padding, stride and dilation
         config["padding"] = draw(st.sampled_from(["same", "valid"]))
-        pairs = st.lists(st.lists(st.integers(1, 2), min_size=2, max_size=2), min_size=num_layers, max_size=num_layers)
-        config["stride"], config["dilation"] = draw(pairs), draw(pairs)  # one (sh, sw) per layer
+        config["stride"], config["dilation"] = draw(per_layer(st.integers(1, 2))), draw(per_layer(st.integers(1, 2)))
         if config["padding"] == "valid":  # frames large enough for every layer's valid convolution
             kernels = config.get("input_kernel_size", config["kernel_size"])
             layers = list(zip(kernels, config["stride"], config["dilation"]))
-            for axis, name in enumerate(("height", "width")):
+            for axis in range(rank):
                 needed = 1
                 for kernel, stride, dilation in reversed(layers):
                     needed = (needed - 1) * stride[axis] + dilation[axis] * (kernel[axis] - 1) + 1
-                config[name] = max(config[name], needed)
+                config["frame"][axis] = max(config["frame"][axis], needed)
     extra = draw(st.sampled_from([None, "dropout_masks", "bidirectional"]))
     if extra == "dropout_masks":
         config["dropout_masks"] = True

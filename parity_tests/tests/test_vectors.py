@@ -9,6 +9,7 @@ import pytest
 
 from parity_tests.cases import CASES
 from parity_tests.check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
+from parity_tests.runs import frame_size
 from parity_tests.tolerance import POLICY
 from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
 
@@ -66,7 +67,7 @@ def test_vector_channels_last(name, record_outcomes):
 
 
 @pytest.mark.parametrize("run", JAX_STRATEGIES, ids=lambda r: r.label.removeprefix("jax ").replace(" ", "-"))
-@pytest.mark.parametrize("name", _some_fast("two_layers_all", "valid_stride_dilation_dropout"))
+@pytest.mark.parametrize("name", _some_fast("two_layers_all", "valid_stride_dilation_dropout", "signals_options"))
 def test_vector_every_strategy(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 
@@ -100,11 +101,12 @@ def test_the_cases_cover_every_option():
     }
     assert {c["num_layers"] for c in configs} >= {1, 2, 3}
     assert any(len(set(c["hidden_dim"])) > 1 and len({tuple(k) for k in c["kernel_size"]}) > 1 for c in configs)
-    assert {(1, 1), (5, 5)} <= kernels and any(kh != kw for kh, kw in kernels)
+    assert {(1, 1), (5, 5)} <= kernels and any(len(set(k)) > 1 for k in kernels)
     for flag in ("batch_first", "return_all_layers", "initial_state"):
         assert {c[flag] for c in configs} == {True, False}, flag
     assert any(c["steps"] == 1 for c in configs) and any(c["batch"] == 1 for c in configs)
-    assert any(c["height"] != c["width"] for c in configs)
+    assert any(len(set(frame_size(c))) > 1 for c in configs)
+    assert {len(frame_size(c)) for c in configs} == {1, 2, 3}  # signals, images, volumes
     assert any(c["input_dim"] > 1 for c in configs) and any(c["input_dim"] == 1 for c in configs)
     assert {c["input_dim"] == 0 for c in configs} == {True, False}  # stacks without input
     other = [c for c in configs if c.get("input_kernel_size", c["kernel_size"]) != c["kernel_size"]]

@@ -158,8 +158,8 @@ def _per_layer(name: str, value: Any, num_layers: int, is_one: Any, one: str) ->
         raise TypeError(f"{name} must be {one}, or a list of {num_layers} (one per layer), got {value!r}.")
     if len(value) != num_layers:
         raise ValueError(
-            f"{name} must be {one}, or have one entry per layer: num_layers is {num_layers}, got "
-            f"{len(value)} entries ({value!r})."
+            f"{name} must have one entry per layer: num_layers is {num_layers}, got {len(value)} entries "
+            f"({value!r}); or be {one}, for every layer."
         )
     return list(value)
 

@@ -220,8 +220,8 @@ def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) 
     if inputs.ndim != spec.spatial_dims + 2 or (input_dim is not None and inputs.shape[-1] != input_dim):
         # A cell without input (input_dim=0) takes a zero-channel X: (B, H, W, 0).
         raise ValueError(
-            f"inputs must have shape (B, {spatial_axes(spec.spatial_dims)}, {channels}) "
-            f"(spatial_dims={spec.spatial_dims}), got {tuple(inputs.shape)}."
+            f"inputs must have shape (B, {spatial_axes(spec.spatial_dims)}, {channels}), got "
+            f"{tuple(inputs.shape)} (spatial_dims={spec.spatial_dims})."
         )
     if not isinstance(carry, (tuple, list)) or len(carry) != 2:
         raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")

@@ -306,8 +306,8 @@ def check_input(stack: Any, x: Any) -> tuple[LayerSpec, ...]:
     check_floating("x", x)
     if x.ndim != stack.spatial_dims + 3:
         raise ValueError(
-            f"x must be {stack.spatial_dims + 3}-D {layout(stack)} (spatial_dims={stack.spatial_dims}), "
-            f"got shape {tuple(x.shape)}."
+            f"x must be {stack.spatial_dims + 3}-D {layout(stack)}, got shape {tuple(x.shape)} "
+            f"(spatial_dims={stack.spatial_dims})."
         )
     channels = x.shape[-1] if stack.channels_last else x.shape[2]
     if 0 in x.shape[:2] + (x.shape[2:-1] if stack.channels_last else x.shape[3:]):

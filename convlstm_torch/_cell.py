@@ -182,8 +182,8 @@ class ConvLSTMCell(nn.Module):
         _check_float("input_tensor", x)
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.input_dim:
             raise ValueError(
-                f"input_tensor must have shape (B, {self.input_dim}, {spatial_axes(self.spatial_dims)}) "
-                f"(spatial_dims={self.spatial_dims}), got {tuple(x.shape)}."
+                f"input_tensor must have shape (B, {self.input_dim}, {spatial_axes(self.spatial_dims)}), got "
+                f"{tuple(x.shape)} (spatial_dims={self.spatial_dims})."
             )
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")

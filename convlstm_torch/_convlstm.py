@@ -278,8 +278,8 @@ class ConvLSTM(nn.Module):
         layout = f"(B, T, C, {axes})" if self.batch_first else f"(T, B, C, {axes})"
         if x.dim() != self.spatial_dims + 3:
             raise ValueError(
-                f"input_tensor must be {self.spatial_dims + 3}-D {layout} (spatial_dims={self.spatial_dims}), "
-                f"got shape {tuple(x.shape)}."
+                f"input_tensor must be {self.spatial_dims + 3}-D {layout}, got shape {tuple(x.shape)} "
+                f"(spatial_dims={self.spatial_dims})."
             )
         if x.shape[2] != self.input_dim:
             raise ValueError(

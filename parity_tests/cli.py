@@ -17,17 +17,21 @@ import sys
 import time
 from pathlib import Path
 
+from convlstm_common import spatial_axes
+
 from .check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, Outcome, check, format_table
 from .vectors import VECTORS_DIR, VectorError, load_case, load_manifest
 
 
-def _parse_shape(text: str) -> tuple[int, int, int, int]:
+def _parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(part) for part in text.split(","))
     except ValueError:
         shape = ()
-    if len(shape) != 4 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected four positive ints B,T,H,W, got {text!r}")
+    if not 3 <= len(shape) <= 5 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive ints B,T then the frame's size: L, H,W or D,H,W; got {text!r}"
+        )
     return shape
 
 
@@ -51,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", type=Path, help="a reference checkpoint (.pt, .pth, .bin, .safetensors)")
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
-    parser.add_argument("--shape", type=_parse_shape, default=(2, 4, 16, 16), help="with --checkpoint: B,T,H,W")
+    parser.add_argument(
+        "--shape",
+        type=_parse_shape,
+        default=(2, 4, 16, 16),
+        help="with --checkpoint: B,T,H,W (B,T,L or B,T,D,H,W for 1-D or 3-D convolutions)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="with --checkpoint: seed of the random input")
     return parser
 
@@ -83,7 +92,11 @@ def _checkpoint_case(args) -> tuple[dict, dict]:
     state_dict = {k[len(args.prefix) :]: v for k, v in state_dict.items() if k.startswith(args.prefix)}
     torch_to_flax(state_dict)  # raises with every problem listed
     specs, peephole, bias = infer_architecture(state_dict)
-    batch, steps, height, width = args.shape
+    batch, steps, *frame = args.shape
+    rank = specs[0].spatial_dims
+    if len(frame) != rank:
+        axes = spatial_axes(rank).replace(" ", "")
+        raise ValueError(f"the checkpoint's convolutions are {rank}-D: --shape takes B,T,{axes}, got {args.shape}.")
     config = {
         "input_dim": specs[0].input_dim,
         "hidden_dim": [s.hidden_dim for s in specs],
@@ -95,10 +108,9 @@ def _checkpoint_case(args) -> tuple[dict, dict]:
         "peephole": peephole,
         "batch": batch,
         "steps": steps,
-        "height": height,
-        "width": width,
         "initial_state": True,
     }
+    config |= {"height": frame[0], "width": frame[1]} if rank == 2 else {"frame": frame}
     arrays = make_inputs(config, args.seed)
     params = {
         f"param/{k}": (v.detach().float().numpy() if hasattr(v, "detach") else v.astype("float32"))

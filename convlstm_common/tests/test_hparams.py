@@ -41,10 +41,10 @@ def test_inferred_input_dim_is_zero_until_known():
         ((1, 4, 3, 2, [3]), ValueError, "input_kernel_size must have one entry per layer"),
         ((1, 4, 3, 1, 2), ValueError, "input_kernel_size must be odd"),
         ((1, 4, (3, -1), 1), ValueError, "kernel_size must be a positive int, got -1"),
-        ((1, 4, 4, 1), ValueError, r"kernel_size must be odd in both dimensions .* got \(4, 4\)"),
+        ((1, 4, 4, 1), ValueError, r"kernel_size must be odd on every axis .* got \(4, 4\)"),
         ((1, 4, (3, 2), 1), ValueError, "must be odd"),
         ((1, 4.0, 3, 1), TypeError, r"hidden_dim must be an int, or a list of 1 \(one per layer\), got 4.0"),
-        ((1, 4, "3", 1), TypeError, r"kernel_size must be an int or a \(kh, kw\) tuple, or a list"),
+        ((1, 4, "3", 1), TypeError, r"kernel_size must be an int or a pair \(kh, kw\), or a list"),
         ((1, 4, 3, True), TypeError, "num_layers must be a positive int"),
         ((1, 4, [(3, 3, 3)], 1), TypeError, r"kernel_size must be an int or a pair \(kh, kw\)"),
     ],
@@ -132,3 +132,45 @@ def test_too_small_frames_and_bad_convolution_options_are_explained():
         resolve_layers(2, 4, 3, 1, stride=0)
     with pytest.raises(TypeError, match=r"dilation must be an int or a pair of ints"):
         resolve_cell(2, 4, 3, dilation=(1, 2, 3))
+
+
+def test_signals_and_volumes_have_one_size_per_axis():
+    first, second = resolve_layers(2, [4, 3], [5, (3,)], 2, stride=[2, 1], spatial_dims=1)
+    assert (first.kernel_size, first.stride, first.dilation, first.spatial_dims) == ((5,), (2,), (1,), 1)
+    assert second.kernel_size == (3,) and second.fused and not first.fused
+    assert first.state_size((11,)) == (6,) and second.input_padding == (1,)
+    (volume,) = resolve_layers(2, 4, (3, 1, 5), 1, input_kernel_size=3, dilation=(1, 2, 1), spatial_dims=3)
+    assert (volume.kernel_size, volume.input_kernel_size, volume.spatial_dims) == ((3, 1, 5), (3, 3, 3), 3)
+    assert volume.input_padding == (1, 2, 1) and volume.state_size((4, 5, 6)) == (4, 5, 6)
+    assert resolve_cell(None, 4, 3, spatial_dims=3) == LayerSpec(0, 4, (3, 3, 3))
+    assert resolve_kernel(3, spatial_dims=1) == (3,) and resolve_kernel((1, 3, 5), spatial_dims=3) == (1, 3, 5)
+
+
+def test_a_tuple_of_the_rank_is_one_kernel():
+    # A triple is one kernel for volumes, and one kernel per layer for images with three layers.
+    assert {s.kernel_size for s in resolve_layers(1, 4, (3, 1, 5), 3, spatial_dims=3)} == {(3, 1, 5)}
+    assert [s.kernel_size for s in resolve_layers(1, 4, (3, 1, 5), 3)] == [(3, 3), (1, 1), (5, 5)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"spatial_dims": 4}, ValueError, r"spatial_dims must be 1 \(signals\), 2 \(images\) or 3 \(volumes\), got 4"),
+        ({"spatial_dims": 2.0}, TypeError, "spatial_dims must be 1, 2 or 3"),
+        ({"spatial_dims": 3, "kernel_size": (3, 3)}, ValueError, r"one entry per layer.* or be an int or a triple"),
+        ({"spatial_dims": 1, "kernel_size": [(3, 3)]}, TypeError, r"a 1-tuple \(k,\) of ints \(spatial_dims=1\)"),
+        ({"spatial_dims": 3, "stride": (1, 2)}, ValueError, "stride must have one entry per layer"),
+        ({"spatial_dims": 3, "stride": [(1, 2)]}, TypeError, r"stride must be an int or a triple of ints"),
+        ({"spatial_dims": 1, "kernel_size": 4}, ValueError, r"odd on every axis.* got \(4,\)"),
+    ],
+)
+def test_bad_ranks_are_named(kwargs, error, match):
+    arguments = {"input_dim": 1, "hidden_dim": 4, "kernel_size": 3, "num_layers": 1} | kwargs
+    with pytest.raises(error, match=match):
+        resolve_layers(**arguments)
+
+
+def test_too_small_volumes_are_explained():
+    (valid,) = resolve_layers(2, 4, 3, 1, padding="valid", spatial_dims=3)
+    with pytest.raises(ValueError, match=r"Frames of 4x2x5 are too small .* \(3x3x3 kernel.* would be 2x0x3"):
+        valid.state_size((4, 2, 5))

@@ -67,7 +67,7 @@ def test_without_torch_the_jax_port_is_checked_alone(monkeypatch, capsys):
 
 def test_bad_arguments_exit_two():
     with pytest.raises(SystemExit) as info:
-        cli.main(["--checkpoint", "x.pt", "--shape", "1,2,3"])
+        cli.main(["--checkpoint", "x.pt", "--shape", "1,2"])
     assert info.value.code == 2
 
 
@@ -76,3 +76,14 @@ def test_the_nnx_front_runs_beside_linen_but_not_on_bidirectional_cases(capsys):
     one_step, bidirectional = capsys.readouterr().out.split("\n\n")[:2]
     assert "jax nnx            float32" in one_step and "pass" in one_step
     assert "jax nnx" not in bidirectional
+
+
+def test_a_checkpoint_of_volumes_takes_a_volumes_shape(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = convlstm_torch.ConvLSTM(1, 3, (3, 1, 3), 1, peephole=None, spatial_dims=3)
+    path = tmp_path / "volumes.pt"
+    torch.save(model.state_dict(), path)
+    assert cli.main(["--checkpoint", str(path), "--shape", "1,2,3,4,5"]) == 0
+    assert "layers=[3@3x1x3]" in capsys.readouterr().out
+    assert cli.main(["--checkpoint", str(path), "--shape", "1,2,4,5"]) == 2
+    assert "the checkpoint's convolutions are 3-D: --shape takes B,T,D,H,W" in capsys.readouterr().err

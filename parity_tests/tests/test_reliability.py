@@ -51,20 +51,25 @@ CORRUPTIONS = {
     "state_count": ("hidden_state", "hidden_state"),
     "state_shape": ("hidden_state", "hidden_state"),
     "unknown_peephole": ("peephole", "peephole"),
+    "unknown_rank": ("spatial_dims", "spatial_dims"),
 }
+FRAMES = {1: (5,), 2: (5, 4), 3: (3, 5, 4)}
+"""The frames of the corrupted configurations, by spatial rank."""
 
 
 def _corrupt(config, kind):
-    # The fixed 5x4 frames and states below need an input-to-state convolution that keeps the
-    # frame size; the errors of padding, stride and dilation are tested with those options.
+    # The fixed frames and states below need an input-to-state convolution that keeps the frame
+    # size; the errors of padding, stride and dilation are tested with those options.
     kwargs = model_kwargs(config) | {"padding": "same", "stride": 1, "dilation": 1}
-    x = np.ones((2, 3, config["input_dim"], 5, 4), np.float32)
+    rank = kwargs["spatial_dims"]
+    frame = FRAMES[rank]
+    x = np.ones((2, 3, config["input_dim"], *frame), np.float32)
     n, b = config["num_layers"], 3 if config["batch_first"] else 2
-    state = [(np.zeros((b, h, 5, 4), np.float32),) * 2 for h in config["hidden_dim"]]
+    state = [(np.zeros((b, h, *frame), np.float32),) * 2 for h in config["hidden_dim"]]
     if kind == "rank":
         x = x[0]
     elif kind == "channels":
-        x = np.ones((2, 3, config["input_dim"] + 1, 5, 4), np.float32)
+        x = np.ones((2, 3, config["input_dim"] + 1, *frame), np.float32)
     elif kind == "int_dtype":
         x = x.astype(np.int32)
     elif kind == "complex_dtype":
@@ -74,17 +79,19 @@ def _corrupt(config, kind):
     elif kind == "negative_layers":
         kwargs["num_layers"] = -n
     elif kind == "even_kernel":
-        kwargs["kernel_size"] = [(2, 3)] * n
+        kwargs["kernel_size"] = [(2,) + (3,) * (rank - 1)] * n
     elif kind == "zero_kernel":
-        kwargs["kernel_size"] = [(0, 1)] * n
+        kwargs["kernel_size"] = [(0,) + (1,) * (rank - 1)] * n
     elif kind == "short_hidden_list":
         kwargs["num_layers"] = n + 1
     elif kind == "state_count":
         state = state[:-1] if n > 1 else state * 2
     elif kind == "state_shape":
-        state[-1] = (np.zeros((b, config["hidden_dim"][-1] + 1, 5, 4), np.float32),) * 2
+        state[-1] = (np.zeros((b, config["hidden_dim"][-1] + 1, *frame), np.float32),) * 2
     elif kind == "unknown_peephole":
         kwargs["peephole"] = "paper"
+    elif kind == "unknown_rank":
+        kwargs["spatial_dims"] = 4
     return kwargs, x, state if kind.startswith("state") or config["initial_state"] else None
 
 

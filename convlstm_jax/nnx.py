@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from flax.typing import Dtype, PrecisionLike
 from convlstm_common import LayerSpec, check_peephole, resolve_cell
 
 from . import _cell
+from ._bidirectional import MERGES
 from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
 from ._conv import check_conv_gradient
 from ._convert import flax_to_torch, torch_to_flax
@@ -53,7 +55,7 @@ from ._convlstm import (
     zero_states,
 )
 
-__all__ = ["ConvLSTM", "ConvLSTMCell", "from_linen", "from_torch", "to_linen", "to_torch"]
+__all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell", "from_linen", "from_torch", "to_linen", "to_torch"]
 
 
 class _ConvWeights(nnx.Module):
@@ -452,6 +454,79 @@ class ConvLSTM(nnx.Module):
         )
 
 
+class Bidirectional(nnx.Module):
+    """Runs `layer` forwards and a copy of it (with its own weights) backwards; merges the outputs.
+
+    The NNX twin of `convlstm_jax.Bidirectional`: the backward copy is a `ConvLSTM` with `layer`'s
+    hyperparameters and `reverse=True, keep_order=True`, its weights drawn from `rngs`, so step t
+    of the merged output sees the whole sequence. With `seq_lengths`, each sequence is reversed
+    within its own length.
+
+    Args:
+      layer: the `ConvLSTM` to run forwards (its `reverse` is overridden to False).
+      merge: `"concat"` (default: hidden channels side by side, forward first) or `"sum"`.
+      rngs: draws the backward copy's weights (and its dropout masks, when dropout is on).
+
+    Returns from `__call__`:
+      `(outputs, (forward_states, backward_states))`, as the Linen twin returns them.
+
+    The param state is `forward_layer/...` and `backward_layer/...`, as in the Linen twin;
+    `from_torch` and `to_torch` use the torch twin's keys `forward_layer.*`, `backward_layer.*`.
+
+    Example:
+      >>> model = Bidirectional(ConvLSTM(3, 8, 3, 1, batch_first=True, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
+      >>> outputs, (forward, backward) = model(jnp.zeros((2, 5, 16, 16, 3)))
+      >>> outputs[0].shape
+      (2, 5, 16, 16, 16)
+    """
+
+    def __init__(self, layer: ConvLSTM, merge: str = "concat", *, rngs: nnx.Rngs):
+        if not isinstance(layer, ConvLSTM):
+            raise TypeError(f"layer must be a convlstm_jax.nnx.ConvLSTM, got {type(layer).__name__}.")
+        if merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {merge!r}.")
+        names = [name for name in inspect.signature(ConvLSTM.__init__).parameters if name not in ("self", "rngs")]
+        hyperparameters = {name: getattr(layer, name) for name in names}
+        layer.reverse = False
+        self.forward_layer = layer
+        self.backward_layer = ConvLSTM(**(hyperparameters | {"reverse": True, "keep_order": True}), rngs=rngs)
+        self.merge = merge
+
+    def __call__(
+        self,
+        x: jax.Array,
+        hidden_state: tuple[Sequence[Carry] | None, Sequence[Carry] | None] | None = None,
+        *,
+        seq_lengths: jax.Array | None = None,
+        deterministic: bool | None = None,
+    ):
+        """Runs both directions.
+
+        Args:
+          x: the input, in `layer`'s layout.
+          hidden_state: None, or `(forward_initial, backward_initial)`, each None or a list of
+            `(h, c)` per layer as `ConvLSTM` takes it.
+          seq_lengths: None, or an int array (B,) of lengths; see `ConvLSTM`.
+          deterministic: see `ConvLSTM`.
+        """
+        if hidden_state is None:
+            hidden_state = (None, None)
+        if not isinstance(hidden_state, (tuple, list)) or len(hidden_state) != 2:
+            raise ValueError("hidden_state must be None or a pair (forward_initial, backward_initial).")
+        options = {"seq_lengths": seq_lengths, "deterministic": deterministic}
+        outputs_f, states_f = self.forward_layer(x, hidden_state[0], **options)
+        outputs_b, states_b = self.backward_layer(x, hidden_state[1], **options)
+        if self.merge == "sum":
+            outputs = [f + b for f, b in zip(outputs_f, outputs_b)]
+        else:
+            axis = -1 if self.forward_layer.channels_last else 2
+            outputs = [jnp.concatenate([f, b], axis=axis) for f, b in zip(outputs_f, outputs_b)]
+        return outputs, (states_f, states_b)
+
+
+_DIRECTIONS = ("forward_layer", "backward_layer")
+
+
 def _require_input_dim(input_dim: Any) -> None:
     if input_dim is None:
         raise TypeError(
@@ -512,21 +587,36 @@ def from_linen(model: nnx.Module, variables: Mapping[str, Any]) -> nnx.Module:
     return model
 
 
-def from_torch(model: ConvLSTM, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None) -> ConvLSTM:
+def from_torch(
+    model: ConvLSTM | Bidirectional, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None
+) -> ConvLSTM | Bidirectional:
     """Puts the weights of a `convlstm_torch.ConvLSTM` state_dict into `model`, an NNX `ConvLSTM`.
 
     `convlstm_jax.torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype)`, then `from_linen`:
-    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments.
+    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments. A
+    `Bidirectional` takes a `convlstm_torch.Bidirectional`'s (keys `forward_layer.*`,
+    `backward_layer.*`).
 
     Returns:
       `model`, updated in place.
     """
+    if isinstance(model, Bidirectional):
+        for direction in _DIRECTIONS:
+            from_torch(getattr(model, direction), state_dict, prefix=f"{prefix}{direction}.", dtype=dtype)
+        return model
     return from_linen(model, torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype))
 
 
-def to_torch(model: ConvLSTM) -> dict[str, np.ndarray]:
+def to_torch(model: ConvLSTM | Bidirectional) -> dict[str, np.ndarray]:
     """The weights of `model`, an NNX `ConvLSTM`, as a `convlstm_torch.ConvLSTM` state_dict of NumPy
-    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`)."""
+    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`); of a `Bidirectional`, as a
+    `convlstm_torch.Bidirectional`'s."""
+    if isinstance(model, Bidirectional):
+        return {
+            f"{direction}.{key}": value
+            for direction in _DIRECTIONS
+            for key, value in to_torch(getattr(model, direction)).items()
+        }
     return flax_to_torch(to_linen(model), model)
 
 

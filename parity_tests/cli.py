@@ -50,9 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run JAX with each conv_gradient strategy, remat, unroll=2 and bfloat16 compute",
     )
-    parser.add_argument(
-        "--nnx", action="store_true", help="also run the Flax NNX front (convlstm_jax.nnx; not on bidirectional cases)"
-    )
+    parser.add_argument("--nnx", action="store_true", help="also run the Flax NNX front (convlstm_jax.nnx)")
     parser.add_argument("--checkpoint", type=Path, help="a reference checkpoint (.pt, .pth, .bin, .safetensors)")
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
     parser.add_argument(
@@ -150,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start, outcomes = time.perf_counter(), []
     for name, config, arrays in cases:
-        case_runs = [run for run in runs if not (run is JAX_NNX and config.get("bidirectional"))]
-        case_outcomes: list[Outcome] = check(config, arrays, case_runs)
+        case_outcomes: list[Outcome] = check(config, arrays, runs)
         outcomes += case_outcomes
         print(format_table(name, config, case_outcomes), end="\n\n", flush=True)
     failed = [o for o in outcomes if not o.passed]

@@ -184,7 +184,7 @@ def run_jax(
     back to the torch layout for comparison. float64 needs `jax.enable_x64(True)` around the call.
     `"bfloat16"` computes in bfloat16 with float32 parameters and inputs. `front` is `"linen"`
     (`convlstm_jax.ConvLSTM`, its `Bidirectional` for a bidirectional case) or `"nnx"`
-    (`convlstm_jax.nnx.ConvLSTM`, under `nnx.jit` and `nnx.grad`; no bidirectional cases).
+    (`convlstm_jax.nnx.ConvLSTM`, or its `Bidirectional`, under `nnx.jit` and `nnx.grad`).
     `options` go to the model (`conv_gradient`, `remat`, `unroll`).
     """
     import jax
@@ -194,8 +194,6 @@ def run_jax(
 
     if front not in ("linen", "nnx"):
         raise ValueError(f'front must be "linen" or "nnx", got {front!r}.')
-    if front == "nnx" and config.get("bidirectional"):
-        raise ValueError("convlstm_jax.nnx has no Bidirectional module: bidirectional cases run with front='linen'.")
     compute_dtype, dtype = (dtype, "float32") if dtype == "bfloat16" else (None, dtype)
     kwargs = {**model_kwargs(config), "channels_last": channels_last, "param_dtype": dtype, "dtype": compute_dtype}
     to_model = (lambda a, axis: jnp.moveaxis(a, axis, -1)) if channels_last else (lambda a, axis: a)
@@ -233,6 +231,8 @@ def run_jax(
         from convlstm_jax import nnx as convlstm_nnx
 
         model = convlstm_nnx.ConvLSTM(**kwargs, **options, rngs=nnx.Rngs(0))
+        if config.get("bidirectional"):
+            model = convlstm_nnx.Bidirectional(model, config["bidirectional"], rngs=nnx.Rngs(1))
         convlstm_nnx.from_linen(model, {"params": params})
         grad_fn = nnx.jit(
             nnx.grad(lambda model, x, state: loss_of(*model(x, state, **call)), argnums=(0, 1, 2), has_aux=True)
@@ -256,7 +256,7 @@ def run_jax(
     for layer, (h, c) in enumerate(grad_state or []):
         results.update({f"grad/h0/{layer}": to_torch(h, 1), f"grad/c0/{layer}": to_torch(c, 1)})
     if config.get("bidirectional"):
-        layer = model.layer
+        layer = model.forward_layer if front == "nnx" else model.layer
         grads = {
             f"{d}.{k}": v for d in _DIRECTIONS for k, v in convlstm_jax.flax_to_torch(grad_params[d], layer).items()
         }

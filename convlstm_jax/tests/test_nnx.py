@@ -262,3 +262,28 @@ def test_the_cell_equals_the_linen_cell(kwargs):
     chex.assert_trees_all_equal_shapes(carry, twin.initialize_carry(KEY, x.shape))
     carry = jax.tree.map(lambda s: s + 0.5, carry)
     chex.assert_trees_all_close(cell(carry, x), twin.apply(cnnx.to_linen(cell), carry, x), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("merge", ["concat", "sum"])
+def test_bidirectional_equals_linen_and_converts_to_torch(merge):
+    forward = _nnx(batch_first=True, dropout=0.0)
+    model = cnnx.Bidirectional(forward, merge, rngs=nnx.Rngs(1))
+    assert model.backward_layer.reverse and model.backward_layer.hidden_dim == forward.hidden_dim
+    assert model.backward_layer.kernel_size == forward.kernel_size
+    x = jax.random.normal(KEY, (2, 4, 5, 5, 2))
+    lengths = jnp.array([4, 2])
+    twin = convlstm_jax.Bidirectional(_linen(batch_first=True), merge)
+    variables = cnnx.to_linen(model)
+    assert set(variables["params"]) == {"forward_layer", "backward_layer"}
+    chex.assert_trees_all_equal(model(x, seq_lengths=lengths), twin.apply(variables, x, seq_lengths=lengths))
+    state_dict = cnnx.to_torch(model)
+    assert "backward_layer.cell_list.1.conv.weight" in state_dict
+    fresh = nnx.eval_shape(lambda: cnnx.Bidirectional(_nnx(batch_first=True), merge, rngs=nnx.Rngs(2)))
+    chex.assert_trees_all_equal(cnnx.to_linen(cnnx.from_torch(fresh, state_dict)), variables)
+
+
+def test_bidirectional_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"merge must be one of \('concat', 'sum'\), got 'mean'"):
+        cnnx.Bidirectional(_nnx(), "mean", rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"layer must be a convlstm_jax\.nnx\.ConvLSTM, got ConvLSTM"):
+        cnnx.Bidirectional(_linen(), rngs=nnx.Rngs(0))

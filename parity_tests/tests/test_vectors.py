@@ -72,16 +72,9 @@ def test_vector_every_strategy(name, run, record_outcomes):
     _check(name, run, record_outcomes)
 
 
-def _nnx_cases(*fast):
-    def marks(name):
-        if MANIFEST["cases"][name]["config"].get("bidirectional"):  # stays with the Linen runs
-            return pytest.mark.skip(reason="convlstm_jax.nnx has no Bidirectional")
-        return [] if name in fast else pytest.mark.slow
-
-    return [pytest.param(n, marks=marks(n)) for n in NAMES]
-
-
-@pytest.mark.parametrize("name", _nnx_cases("two_layers_all", "valid_stride_dilation_dropout", "reverse_seq_lengths"))
+@pytest.mark.parametrize(
+    "name", _some_fast("two_layers_all", "valid_stride_dilation_dropout", "reverse_seq_lengths", "bidirectional_concat")
+)
 def test_vector_nnx(name, record_outcomes):
     _check(name, JAX_NNX, record_outcomes)
 

@@ -3,7 +3,9 @@
 Measures, side by side in one process and on the same input, the forward pass and the train step
 (forward + backward of the mean square of the last layer's outputs) of:
 
-- `port`: `convlstm_jax.ConvLSTM` in its default configuration, channels-last (`conv_gradient="auto"`);
+- `port`: `convlstm_jax.ConvLSTM` in its default configuration, channels-last (`conv_gradient="auto"`),
+  compiled with `convlstm_jax.compiler_options()` (on CPU: Eigen's convolutions, not YNNPACK's);
+- `port-defaults`: the same compiled with XLA's default options;
 - `port-xla`: the same with `conv_gradient="xla"` (plain autodiff);
 - `torch`: the reference `convlstm_torch.ConvLSTM`, eager, with the same weights;
 - `torch-compile`: the reference under `torch.compile`;
@@ -48,6 +50,9 @@ from .workloads import QUICK, W1, Workload, select
 
 SYSTEMS = (
     System("port", "convlstm_jax (auto)", lambda ctx: build_port(ctx, "auto")),
+    System(
+        "port-defaults", "convlstm_jax (auto, XLA defaults)", lambda ctx: build_port(ctx, "auto", xla_defaults=True)
+    ),
     System("port-xla", "convlstm_jax (xla)", lambda ctx: build_port(ctx, "xla"), slow_train_on=("cpu",)),
     System("torch", "convlstm_torch eager", build_eager),
     System("torch-compile", "convlstm_torch torch.compile", build_compiled),

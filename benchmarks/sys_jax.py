@@ -35,13 +35,14 @@ def resolved_conv_gradient(model: Any) -> str | None:
     return resolve_conv_gradient(value)
 
 
-def jax_step(fn: Callable, *args: Any) -> Step:
-    """A `Step` that compiles `jax.jit(fn)` ahead of time in `prepare` and blocks on every result."""
+def jax_step(fn: Callable, *args: Any, compiler_options: dict[str, Any] | None = None) -> Step:
+    """A `Step` that compiles `jax.jit(fn)` ahead of time in `prepare` (with XLA `compiler_options`)
+    and blocks on every result."""
     compiled: list[Any] = []
 
     def prepare() -> float:
         start = time.perf_counter()
-        compiled.append(jax.jit(fn).lower(*args).compile())
+        compiled.append(jax.jit(fn).lower(*args).compile(compiler_options=compiler_options))
         return time.perf_counter() - start
 
     def run() -> Any:
@@ -50,13 +51,21 @@ def jax_step(fn: Callable, *args: Any) -> Step:
     return Step(run=run, prepare=prepare)
 
 
-def jax_bench(apply_last: Callable[[Any, jax.Array], jax.Array], params: Any, x: jax.Array) -> Bench:
+def jax_bench(
+    apply_last: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    x: jax.Array,
+    compiler_options: dict[str, Any] | None = None,
+) -> Bench:
     """Forward and train step (`jax.value_and_grad` of the mean square of the last layer's outputs)."""
 
     def loss(params: Any, x: jax.Array) -> jax.Array:
         return jnp.mean(jnp.square(apply_last(params, x)))
 
-    return Bench(forward=jax_step(apply_last, params, x), train=jax_step(jax.value_and_grad(loss), params, x))
+    return Bench(
+        forward=jax_step(apply_last, params, x, compiler_options=compiler_options),
+        train=jax_step(jax.value_and_grad(loss), params, x, compiler_options=compiler_options),
+    )
 
 
 def port_apply(model: Any) -> Callable[[Any, jax.Array], jax.Array]:
@@ -69,11 +78,24 @@ def port_apply(model: Any) -> Callable[[Any, jax.Array], jax.Array]:
     return apply_last
 
 
-def build_port(ctx: Context, conv_gradient: str) -> Bench:
-    """This port with `conv_gradient`."""
+def port_compiler_options() -> dict[str, Any]:
+    """`convlstm_jax.compiler_options()`, or {} where this version of the port has none."""
+    try:
+        from convlstm_jax import compiler_options
+    except ImportError:
+        return {}
+    return compiler_options()
+
+
+def build_port(ctx: Context, conv_gradient: str, xla_defaults: bool = False) -> Bench:
+    """This port with `conv_gradient`, compiled with `convlstm_jax.compiler_options()` (the XLA
+    options it recommends) unless `xla_defaults`."""
     model = port_model(ctx.workload, conv_gradient=conv_gradient)
-    bench = jax_bench(port_apply(model), ctx.jax_variables, jnp.asarray(ctx.x))
+    options = {} if xla_defaults else port_compiler_options()
+    bench = jax_bench(port_apply(model), ctx.jax_variables, jnp.asarray(ctx.x), options)
     bench.notes = [f"conv_gradient={conv_gradient} -> {resolved_conv_gradient(model)}"]
+    if options or xla_defaults:
+        bench.notes.append(f"compiler_options={options}")
     return bench
 
 

@@ -2,9 +2,18 @@
 
 from ._bidirectional import Bidirectional as Bidirectional
 from ._cell import ConvLSTMCell as ConvLSTMCell
+from ._conv import compiler_options as compiler_options
 from ._convert import flax_to_torch as flax_to_torch
 from ._convert import load_checkpoint as load_checkpoint
 from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 
-__all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell", "flax_to_torch", "load_checkpoint", "torch_to_flax"]
+__all__ = [
+    "Bidirectional",
+    "ConvLSTM",
+    "ConvLSTMCell",
+    "compiler_options",
+    "flax_to_torch",
+    "load_checkpoint",
+    "torch_to_flax",
+]

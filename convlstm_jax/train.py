@@ -55,6 +55,7 @@ import optax
 from convlstm_common import parse_network
 
 from . import metrics
+from ._conv import compiler_options
 from .data import batch_indices, bouncing_digits, copy_last_frame, load_moving_mnist, split_sequences, to_unit
 from .models import EncoderForecaster
 
@@ -266,6 +267,25 @@ def _optimizer(name: str, learning_rate: float, decay: float, clip_norm: float |
     return optimizer
 
 
+class _jit:  # a decorator, like jax.jit
+    """`jax.jit(fn, compiler_options=convlstm_jax.compiler_options())`, made at the first call, so
+    that importing this module starts no backend (`jax.distributed.initialize` must come first)."""
+
+    def __init__(self, fn: Callable) -> None:
+        self._fn = fn
+        functools.update_wrapper(self, fn)
+
+    @functools.cached_property
+    def jitted(self) -> Any:
+        return jax.jit(self._fn, compiler_options=compiler_options())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.jitted(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # lower, trace, eval_shape, ... of the jitted function
+        return getattr(self.jitted, name)
+
+
 @flax.struct.dataclass
 class TrainState:
     """The parameters, the optimiser's state and the step count; model and optimiser ride along.
@@ -317,7 +337,7 @@ def create_train_state(
     )
 
 
-@jax.jit
+@_jit
 def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tuple[TrainState, jax.Array]:
     """One update on a batch, by the loss of Shi et al. 2015.
 
@@ -345,13 +365,13 @@ def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tupl
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
 
-@jax.jit
+@_jit
 def eval_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
     """`metrics.evaluate` of the forecast of `inputs` against `targets`: cross-entropy, MSE, MAE, SSIM."""
     return metrics.evaluate(state.model.apply({"params": state.params}, inputs), targets)
 
 
-@jax.jit
+@_jit
 def predict(state: TrainState, inputs: jax.Array) -> jax.Array:
     """The forecast frames, σ(logits), in [0, 1]."""
     return jax.nn.sigmoid(state.model.apply({"params": state.params}, inputs))

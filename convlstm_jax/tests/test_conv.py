@@ -87,3 +87,33 @@ def test_the_gradient_program_does_not_grow_with_sequence_length():
         return text.count("convolution(") + text.count("stablehlo.convolution"), text.count("dot_general")
 
     assert size(3) == size(50)
+
+
+def test_compiler_options_give_the_same_results():
+    from convlstm_jax import compiler_options
+
+    assert compiler_options("gpu") == {} and compiler_options("tpu") == {}
+    options = compiler_options()
+    assert options == ({"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {})
+    model = ConvLSTM(2, 8, 3, 1)
+    x = jax.random.normal(jax.random.key(0), (3, 2, 9, 9, 2))
+    variables = model.init(jax.random.key(1), x)
+
+    def loss(variables):
+        return jnp.mean(jnp.square(model.apply(variables, x)[0][0]))
+
+    step = jax.value_and_grad(loss)
+    chex.assert_trees_all_close(
+        jax.jit(step, compiler_options=options)(variables), jax.jit(step)(variables), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_compiler_options_an_older_jaxlib_does_not_know_are_left_out(monkeypatch):
+    from convlstm_jax import _conv
+
+    monkeypatch.setattr(_conv, "_CPU_OPTIONS", {"xla_cpu_no_such_option": ""})
+    _conv._cpu_options_known.cache_clear()
+    try:
+        assert _conv.compiler_options("cpu") == {}
+    finally:
+        _conv._cpu_options_known.cache_clear()

@@ -57,9 +57,10 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     """The XLA options a ConvLSTM runs fastest with on `backend` (default: JAX's default backend).
 
     For `jax.jit(fn, compiler_options=compiler_options())`. On CPU, Eigen's convolutions and dots
-    instead of YNNPACK's: in a W1 forward pass (BENCHMARKS.md) 1.5x faster, and its train step
-    1.16x; the results differ by float rounding only. Empty on GPU and TPU, and on a jaxlib that
-    does not know the option (checked once by compiling a no-op with it).
+    instead of YNNPACK's (jaxlib's default): measured in BENCHMARKS.md, W1's forward pass 1.9x
+    faster and its train step 1.26x, Moving MNIST's 1.3x and 1.08x; the results differ by float
+    rounding only. Empty on GPU and TPU, and on a jaxlib that does not know the option (checked
+    once by compiling a no-op with it).
     """
     if (backend or jax.default_backend()) != "cpu" or not _cpu_options_known():
         return {}

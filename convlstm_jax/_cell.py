@@ -266,8 +266,8 @@ class ConvLSTMCell(nn.RNNCellBase):
     """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
 
     Frames may also be signals (B, L, C) or volumes (B, D, H, W, C): `spatial_dims`. With `*` a
-    cross-correlation with "same" zero padding, `∘` the elementwise product, X the
-    input and (H, C) the previous state:
+    cross-correlation with "same" zero padding, `∘` the elementwise product, X the input and
+    (H, C) the previous state:
 
         [z_i, z_f, z_o, z_g] = W_x * X + b + W_h * H      (input_to_state, state_to_state)
 

@@ -22,8 +22,8 @@ class ConvLSTMCell(nn.Module):
     """One ConvLSTM step on (B, C, H, W) tensors.
 
     Frames may also be signals (B, C, L) or volumes (B, C, D, H, W): `spatial_dims`. With `*` a
-    cross-correlation with zero padding k // 2, `∘` the elementwise product, X the
-    input and (H, C) the previous state:
+    cross-correlation with zero padding k // 2, `∘` the elementwise product, X the input and (H, C)
+    the previous state:
 
         [z_i, z_f, z_o, z_g] = conv * [X, H] + b          (one convolution, four blocks)
 
@@ -44,9 +44,9 @@ class ConvLSTMCell(nn.Module):
     Args:
       input_dim: channels of the input X; 0 for a cell without input.
       hidden_dim: channels of H and C.
-      kernel_size: (kh, kw) (one size per spatial axis), or an int for every axis; odd sizes only. The state-to-state
-        kernel (and the peephole convolutions'); also the input-to-state one unless
-        `input_kernel_size` is given.
+      kernel_size: (kh, kw) (one size per spatial axis), or an int for every axis; odd sizes
+        only. The state-to-state kernel (and the peephole convolutions'); also the input-to-state
+        one unless `input_kernel_size` is given.
       bias: whether the convolutions have biases.
       peephole: `"conv"`, `"hadamard"` or `None`.
       input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.

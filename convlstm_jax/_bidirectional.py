@@ -14,6 +14,33 @@ from ._convlstm import ConvLSTM
 MERGES = ("concat", "sum")
 
 
+# The wrapper's logic, shared by the Linen `Bidirectional` below and the NNX one (`convlstm_jax.nnx`).
+
+
+def check_merge(merge: Any) -> str:
+    """Returns `merge` if it is one of `MERGES`, else raises ValueError."""
+    if merge not in MERGES:
+        raise ValueError(f"merge must be one of {MERGES}, got {merge!r}.")
+    return merge
+
+
+def split_initial_state(hidden_state: Any) -> tuple[Any, Any]:
+    """`(forward_initial, backward_initial)` from a wrapper's `hidden_state` (None: both None)."""
+    if hidden_state is None:
+        return None, None
+    if not isinstance(hidden_state, (tuple, list)) or len(hidden_state) != 2:
+        raise ValueError("hidden_state must be None or a pair (forward_initial, backward_initial).")
+    return hidden_state[0], hidden_state[1]
+
+
+def merge_outputs(outputs_f: list, outputs_b: list, merge: str, channels_last: bool) -> list:
+    """Each layer's outputs of both directions, summed or concatenated along the channels."""
+    if merge == "sum":
+        return [f + b for f, b in zip(outputs_f, outputs_b)]
+    axis = -1 if channels_last else 2
+    return [jnp.concatenate([f, b], axis=axis) for f, b in zip(outputs_f, outputs_b)]
+
+
 class Bidirectional(nn.Module):
     """Runs `layer` forwards and a copy of it (with its own weights) backwards; merges the outputs.
 
@@ -48,8 +75,7 @@ class Bidirectional(nn.Module):
     def __post_init__(self) -> None:
         if not isinstance(self.layer, ConvLSTM):
             raise TypeError(f"layer must be a convlstm_jax.ConvLSTM, got {type(self.layer).__name__}.")
-        if self.merge not in MERGES:
-            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}.")
+        check_merge(self.merge)
         super().__post_init__()
 
     @nn.compact
@@ -70,18 +96,11 @@ class Bidirectional(nn.Module):
           seq_lengths: None, or an int array (B,) of lengths; see `ConvLSTM`.
           deterministic: see `ConvLSTM`.
         """
-        if hidden_state is None:
-            hidden_state = (None, None)
-        if not isinstance(hidden_state, (tuple, list)) or len(hidden_state) != 2:
-            raise ValueError("hidden_state must be None or a pair (forward_initial, backward_initial).")
+        initial_f, initial_b = split_initial_state(hidden_state)
         options = {"seq_lengths": seq_lengths, "deterministic": deterministic}
         forward = self.layer.clone(parent=self, name="forward_layer", reverse=False)
         backward = self.layer.clone(parent=self, name="backward_layer", reverse=True, keep_order=True)
-        outputs_f, states_f = forward(x, hidden_state[0], **options)
-        outputs_b, states_b = backward(x, hidden_state[1], **options)
-        if self.merge == "sum":
-            outputs = [f + b for f, b in zip(outputs_f, outputs_b)]
-        else:
-            axis = -1 if self.layer.channels_last else 2
-            outputs = [jnp.concatenate([f, b], axis=axis) for f, b in zip(outputs_f, outputs_b)]
+        outputs_f, states_f = forward(x, initial_f, **options)
+        outputs_b, states_b = backward(x, initial_b, **options)
+        outputs = merge_outputs(outputs_f, outputs_b, self.merge, self.layer.channels_last)
         return outputs, (states_f, states_b)

@@ -41,7 +41,7 @@ from flax.typing import Dtype, PrecisionLike
 from convlstm_common import LayerSpec, check_peephole, resolve_cell
 
 from . import _cell
-from ._bidirectional import MERGES
+from ._bidirectional import check_merge, merge_outputs, split_initial_state
 from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
 from ._conv import check_conv_gradient
 from ._convert import flax_to_torch, torch_to_flax
@@ -483,8 +483,7 @@ class Bidirectional(nnx.Module):
     def __init__(self, layer: ConvLSTM, merge: str = "concat", *, rngs: nnx.Rngs):
         if not isinstance(layer, ConvLSTM):
             raise TypeError(f"layer must be a convlstm_jax.nnx.ConvLSTM, got {type(layer).__name__}.")
-        if merge not in MERGES:
-            raise ValueError(f"merge must be one of {MERGES}, got {merge!r}.")
+        check_merge(merge)
         names = [name for name in inspect.signature(ConvLSTM.__init__).parameters if name not in ("self", "rngs")]
         hyperparameters = {name: getattr(layer, name) for name in names}
         layer.reverse = False
@@ -509,18 +508,11 @@ class Bidirectional(nnx.Module):
           seq_lengths: None, or an int array (B,) of lengths; see `ConvLSTM`.
           deterministic: see `ConvLSTM`.
         """
-        if hidden_state is None:
-            hidden_state = (None, None)
-        if not isinstance(hidden_state, (tuple, list)) or len(hidden_state) != 2:
-            raise ValueError("hidden_state must be None or a pair (forward_initial, backward_initial).")
+        initial_f, initial_b = split_initial_state(hidden_state)
         options = {"seq_lengths": seq_lengths, "deterministic": deterministic}
-        outputs_f, states_f = self.forward_layer(x, hidden_state[0], **options)
-        outputs_b, states_b = self.backward_layer(x, hidden_state[1], **options)
-        if self.merge == "sum":
-            outputs = [f + b for f, b in zip(outputs_f, outputs_b)]
-        else:
-            axis = -1 if self.forward_layer.channels_last else 2
-            outputs = [jnp.concatenate([f, b], axis=axis) for f, b in zip(outputs_f, outputs_b)]
+        outputs_f, states_f = self.forward_layer(x, initial_f, **options)
+        outputs_b, states_b = self.backward_layer(x, initial_b, **options)
+        outputs = merge_outputs(outputs_f, outputs_b, self.merge, self.forward_layer.channels_last)
         return outputs, (states_f, states_b)
 
 

@@ -14,12 +14,16 @@ from convlstm_jax._conv import _conv, conv, conv_same, resolve_conv_gradient
         ((1, 7, 4, 2), (1, 5, 2, 4)),
         ((3, 5, 5, 1), (5, 3, 1, 2)),
         ((1, 1, 1, 2), (3, 3, 2, 2)),
+        ((2, 9, 3), (3, 3, 4)),  # signals
+        ((1, 4, 2), (5, 2, 2)),
+        ((2, 3, 4, 5, 2), (3, 1, 5, 2, 3)),  # volumes
+        ((1, 1, 1, 1, 2), (3, 3, 3, 2, 1)),
     ],
 )
 def test_tapwise_gradients_equal_xlas(x_shape, kernel_shape):
     keys = jax.random.split(jax.random.key(0), 3)
     x, kernel = jax.random.normal(keys[0], x_shape), jax.random.normal(keys[1], kernel_shape)
-    weight = jax.random.normal(keys[2], (*x_shape[:3], kernel_shape[3]))
+    weight = jax.random.normal(keys[2], (*x_shape[:-1], kernel_shape[-1]))
 
     def loss(fn):
         return lambda x, kernel: jnp.sum(fn(x, kernel) * weight)

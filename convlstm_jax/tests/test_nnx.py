@@ -12,6 +12,7 @@ from flax import nnx
 
 import convlstm_jax
 from convlstm_jax import nnx as cnnx
+from convlstm_jax.tests._masks import recorded_masks
 
 KEY = jax.random.key(0)
 OPTIONS = {"input_dim": 2, "hidden_dim": [4, 3], "kernel_size": [(3, 3), (1, 5)], "num_layers": 2}
@@ -166,22 +167,13 @@ def test_dropout_follows_train_eval_and_the_call():
     chex.assert_trees_all_equal(model(x, rngs=nnx.Rngs(dropout=7)), model(x, rngs=nnx.Rngs(dropout=7)))
 
 
-def test_drawn_masks_are_one_per_sequence_like_explicit_ones(monkeypatch):
-    draws = []
-    bernoulli = jax.random.bernoulli
-
-    def recording(key, p, shape):
-        draws.append((key, p, shape))
-        return bernoulli(key, p, shape)
-
+def test_drawn_masks_are_one_per_sequence_like_explicit_ones():
     model = _nnx(**DROPOUT, deterministic=False)
     x = _input(model, frame=(6, 4))
-    monkeypatch.setattr(jax.random, "bernoulli", recording)
-    drawn = model(x)
-    monkeypatch.undo()
+    with recorded_masks() as masks:
+        drawn = model(x)
     # One (B, H, W, C) mask per layer and path, the same for every step.
-    assert [shape for _, _, shape in draws] == [(2, 6, 4, 2), (2, 6, 4, 4), (2, 6, 4, 4), (2, 6, 4, 3)]
-    masks = [bernoulli(key, p, shape).astype(jnp.float32) / p for key, p, shape in draws]
+    assert [m.shape for m in masks] == [(2, 6, 4, 2), (2, 6, 4, 4), (2, 6, 4, 4), (2, 6, 4, 3)]
     explicit = _nnx(return_all_layers=True)(x, dropout_masks=[masks[0:2], masks[2:4]])
     chex.assert_trees_all_equal(drawn, explicit)
 

@@ -1,4 +1,6 @@
-"""Signals (1-D frames) and volumes (3-D): the same cell and stack, parameterised by `spatial_dims`."""
+"""Signals (1-D frames) and volumes (3-D): the same cell and stack, parameterised by `spatial_dims`.
+
+The tapwise gradients of every rank are tested with the others, in `test_conv.py`."""
 
 import chex
 import flax.linen as nn
@@ -10,33 +12,9 @@ from flax import nnx
 
 from convlstm_jax import ConvLSTM, ConvLSTMCell, flax_to_torch, torch_to_flax
 from convlstm_jax import nnx as convlstm_nnx
-from convlstm_jax._conv import _conv, conv_same
 
 KEY = jax.random.key(0)
 FRAMES = {1: (9,), 2: (6, 5), 3: (3, 4, 5)}
-
-
-@pytest.mark.parametrize(
-    ("x_shape", "kernel_shape"),
-    [
-        ((2, 9, 3), (3, 3, 4)),
-        ((1, 4, 2), (5, 2, 2)),
-        ((2, 3, 4, 5, 2), (3, 1, 5, 2, 3)),
-        ((1, 1, 1, 1, 2), (3, 3, 3, 2, 1)),
-    ],
-)
-def test_tapwise_gradients_equal_xlas_in_every_rank(x_shape, kernel_shape):
-    keys = jax.random.split(KEY, 3)
-    x, kernel = jax.random.normal(keys[0], x_shape), jax.random.normal(keys[1], kernel_shape)
-    weight = jax.random.normal(keys[2], (*x_shape[:-1], kernel_shape[-1]))
-
-    def loss(fn):
-        return lambda x, kernel: jnp.sum(fn(x, kernel) * weight)
-
-    chex.assert_trees_all_close(conv_same(x, kernel), _conv(x, kernel, None))
-    tapwise = jax.grad(loss(conv_same), argnums=(0, 1))(x, kernel)
-    xla = jax.grad(loss(lambda x, k: _conv(x, k, None)), argnums=(0, 1))(x, kernel)
-    chex.assert_trees_all_close(tapwise, xla, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("rank", [1, 3])

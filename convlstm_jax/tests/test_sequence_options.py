@@ -9,6 +9,7 @@ import pytest
 
 from convlstm_jax import Bidirectional, ConvLSTM
 from convlstm_jax._convlstm import flip_sequences
+from convlstm_jax.tests._masks import recorded_masks
 
 KEY = jax.random.key(0)
 X = jax.random.normal(KEY, (3, 5, 6, 4, 2))
@@ -80,21 +81,12 @@ def test_dropout_is_off_when_deterministic_and_needs_to_be_told():
     assert not np.allclose(drawn[0][-1], _model().apply(VARIABLES, X)[0][-1])
 
 
-def test_drawn_masks_are_one_per_sequence_like_explicit_ones(monkeypatch):
-    draws = []
-    bernoulli = jax.random.bernoulli
-
-    def recording(key, p, shape):
-        draws.append((key, p, shape))
-        return bernoulli(key, p, shape)
-
-    monkeypatch.setattr(jax.random, "bernoulli", recording)
+def test_drawn_masks_are_one_per_sequence_like_explicit_ones():
     model = _model(dropout=0.4, recurrent_dropout=0.3)
-    drawn = model.apply(VARIABLES, X, deterministic=False, rngs={"dropout": KEY})
-    monkeypatch.undo()
+    with recorded_masks() as masks:
+        drawn = model.apply(VARIABLES, X, deterministic=False, rngs={"dropout": KEY})
     # One (B, H, W, C) mask per layer and path, the same for every step.
-    assert [shape for _, _, shape in draws] == [(3, 6, 4, 2), (3, 6, 4, 4), (3, 6, 4, 4), (3, 6, 4, 3)]
-    masks = [bernoulli(key, p, shape).astype(jnp.float32) / p for key, p, shape in draws]
+    assert [m.shape for m in masks] == [(3, 6, 4, 2), (3, 6, 4, 4), (3, 6, 4, 4), (3, 6, 4, 3)]
     explicit = _model().apply(VARIABLES, X, dropout_masks=[masks[0:2], masks[2:4]])
     chex.assert_trees_all_close(drawn, explicit)
 

@@ -5,12 +5,18 @@ Measures, side by side in one process and on the same input, the forward pass an
 
 - `port`: `convlstm_jax.ConvLSTM` in its default configuration, channels-last (`conv_gradient="auto"`),
   compiled with `convlstm_jax.compiler_options()` (on CPU: Eigen's convolutions, not YNNPACK's);
-- `port-defaults`: the same compiled with XLA's default options;
-- `port-xla`: the same with `conv_gradient="xla"` (plain autodiff);
+- `port-defaults` (CPU): the same compiled with XLA's default options;
+- `port-xla` (CPU): the same with `conv_gradient="xla"` (plain autodiff; what "auto" is elsewhere);
+- `port-tapwise` (GPU, TPU): the same with `conv_gradient="tapwise"` (what "auto" is on CPU);
+- `port-bf16` (GPU, TPU): the port computing in bfloat16 with float32 parameters;
 - `torch`: the reference `convlstm_torch.ConvLSTM`, eager, with the same weights;
+- `torch-bf16` (GPU): the reference under `torch.autocast(dtype=torch.bfloat16)`;
 - `torch-compile`: the reference under `torch.compile`;
 - `flax`: Flax's `nn.RNN(nn.ConvLSTMCell)`, one per layer;
 - `keras`: Keras 3 `ConvLSTM2D` on the JAX backend (if installed).
+
+Rows marked with backends are measured there unless `--only` names them (elsewhere they equal
+another row or do not pay off).
 
 Every figure is the best of `--repeats` calls after one warm-up call; JAX functions are compiled
 ahead of time and every call is synchronised (`jax.block_until_ready`, `torch.cuda.synchronize`).
@@ -19,7 +25,8 @@ and no warm-up there, and `--skip-slow-baselines` skips them. For the port alone
 (never runs) the train step at several sequence lengths, for compile time (best of `--repeats`
 compilations) and memory against T.
 
-Prints a table per workload and writes `<out>/<name>.json` and `<out>/<name>.png`.
+Prints a table per workload and writes `<out>/<name>.json` and `<out>/<name>.png`; the JSON is
+written after each workload too (marked incomplete), so a run stopped half-way keeps what it measured.
 """
 
 from __future__ import annotations
@@ -43,18 +50,40 @@ from .machine import cpu_times, describe_machine, describe_source, steal_fractio
 from .scaling import port_scaling
 from .sys_jax import build_flax, build_port, port_apply, port_model
 from .sys_keras import build_keras
-from .sys_torch import build_compiled, build_eager, loaded_model, reference_state_dict, torch_device, torch_input
+from .sys_torch import (
+    build_compiled,
+    build_eager,
+    build_eager_bf16,
+    loaded_model,
+    reference_state_dict,
+    torch_device,
+    torch_input,
+)
 from .systems import Context, System, Unavailable
 from .timing import matmul_peak, measure
 from .workloads import QUICK, W1, Workload, select
 
+ACCELERATORS = ("gpu", "tpu")
 SYSTEMS = (
     System("port", "convlstm_jax (auto)", lambda ctx: build_port(ctx, "auto")),
     System(
-        "port-defaults", "convlstm_jax (auto, XLA defaults)", lambda ctx: build_port(ctx, "auto", xla_defaults=True)
+        "port-defaults",
+        "convlstm_jax (auto, XLA defaults)",
+        lambda ctx: build_port(ctx, "auto", xla_defaults=True),
+        backends=("cpu",),
     ),
-    System("port-xla", "convlstm_jax (xla)", lambda ctx: build_port(ctx, "xla"), slow_train_on=("cpu",)),
+    System(
+        "port-xla", "convlstm_jax (xla)", lambda ctx: build_port(ctx, "xla"), slow_train_on=("cpu",), backends=("cpu",)
+    ),
+    System("port-tapwise", "convlstm_jax (tapwise)", lambda ctx: build_port(ctx, "tapwise"), backends=ACCELERATORS),
+    System(
+        "port-bf16",
+        "convlstm_jax (auto, bf16)",
+        lambda ctx: build_port(ctx, "auto", dtype="bfloat16"),
+        backends=ACCELERATORS,
+    ),
     System("torch", "convlstm_torch eager", build_eager),
+    System("torch-bf16", "convlstm_torch eager (bf16)", build_eager_bf16, backends=("gpu",)),
     System("torch-compile", "convlstm_torch torch.compile", build_compiled),
     System("flax", "flax nn.RNN(ConvLSTMCell)", build_flax, slow_train_on=("cpu",)),
     System("keras", "keras ConvLSTM2D (jax)", build_keras, slow_train_on=("cpu",)),
@@ -64,6 +93,8 @@ SPEED_PRECISION = "default"  # JAX float32 matmul/conv precision of every timed 
 PARITY_PRECISION = "highest"  # ... and of the port's output compared with the reference's
 COMPILE_STEPS, MEMORY_STEPS = (10, 50, 200), (10, 50, 100)
 QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS = (2, 8), (2, 8)
+SCALING_REPEATS = 3  # compilations per T at most, whatever --repeats
+MATMUL_N = {"cpu": 2048, "accelerator": 8192}  # the peak's square matmul: big enough to fill the device
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -93,9 +124,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     keys = [s.key for s in SYSTEMS]
-    args.systems = keys if args.only is None else [k.strip() for k in args.only.split(",") if k.strip()]
-    unknown = [k for k in args.systems if k not in keys]
-    if unknown or not args.systems:
+    args.systems = None if args.only is None else [k.strip() for k in args.only.split(",") if k.strip()]
+    if args.systems is not None and (not args.systems or any(k not in keys for k in args.systems)):
         parser.error(f"--only takes systems from {', '.join(keys)}; got {args.only!r}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -283,37 +313,22 @@ def main(argv: list[str] | None = None) -> int:
     started, start, cpu_start = datetime.now(timezone.utc), time.perf_counter(), cpu_times()
     backend = jax.default_backend()
     name = args.name or (f"{backend}-quick" if args.quick else backend)
+    if args.systems is None:
+        args.systems = [s.key for s in SYSTEMS if s.backends is None or backend in s.backends]
     systems = [s for s in SYSTEMS if s.key in args.systems]
     machine, source = describe_machine(), describe_source()
     machine["device"] = machine["cpu_model"] if backend == "cpu" else machine["jax_device_kind"]
     print(f"{name}: {len(systems)} systems on {machine['device']} ({os.cpu_count()} CPUs)", flush=True)
 
-    with jax.default_matmul_precision(SPEED_PRECISION):
-        peaks = [matmul_peak(args.repeats)]
-        workloads = {w.name: measure_workload(w, systems, args) for w in select(args.workload, args.quick)}
-        scaling = None
-        if "port" in args.systems:
-            base = QUICK["w1"] if args.quick else W1
-            print(f"\nconvlstm_jax train step: compile time and memory against T ({base.name} shapes)", flush=True)
-            try:
-                variables = make_context(base.with_steps(1)).jax_variables
-                steps = (QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS) if args.quick else (COMPILE_STEPS, MEMORY_STEPS)
-                scaling = port_scaling(base, variables, *steps, repeats=args.repeats)
-            except Exception as error:
-                scaling = None
-                _failure(error)
-        peaks.append(matmul_peak(args.repeats))
-    peak = max(peaks, key=lambda p: p["gflops"])
-    for workload in workloads.values():
-        derive(workload["rows"], workload["config"]["forward_flop"], peak["gflops"])
-
     args.out.mkdir(parents=True, exist_ok=True)
     files = {"json": str(args.out / f"{name}.json"), "png": str(args.out / f"{name}.png")}
+    workloads: dict[str, dict] = {}
     results = {
         "name": name,
         "command": command,
         "argv": sys.argv[1:] if argv is None else list(argv),
         "started_utc": started.isoformat(timespec="seconds"),
+        "complete": False,
         "wall_s": None,
         "machine": machine,
         "source": source,
@@ -325,14 +340,41 @@ def main(argv: list[str] | None = None) -> int:
             "skip_slow_baselines": sorted(args.skip_slow),
             "systems": args.systems,
             "precision": precision_settings(),
-            "loss": "mean of squares of the last layer's outputs at every step",
+            "loss": "mean of squares (in float32) of the last layer's outputs at every step",
         },
-        "matmul_peak": {**peak, "start": peaks[0], "end": peaks[1]},
+        "matmul_peak": None,
         "workloads": workloads,
-        "port_scaling": scaling,
+        "port_scaling": None,
         "files": files,
     }
-    results["wall_s"] = time.perf_counter() - start
+
+    def finish_peak(peaks: list[dict]) -> None:
+        peak = max(peaks, key=lambda p: p["gflops"])
+        results["matmul_peak"] = {**peak, "start": peaks[0], "end": peaks[-1]}
+        for workload in workloads.values():
+            derive(workload["rows"], workload["config"]["forward_flop"], peak["gflops"])
+        results["wall_s"] = time.perf_counter() - start
+
+    n = MATMUL_N.get(backend, MATMUL_N["accelerator"])
+    with jax.default_matmul_precision(SPEED_PRECISION):
+        peaks = [matmul_peak(args.repeats, n)]
+        for workload in select(args.workload, args.quick):
+            workloads[workload.name] = measure_workload(workload, systems, args)
+            finish_peak(peaks)
+            report.write_json(results, Path(files["json"]))  # incomplete: kept if the run stops later
+        if "port" in args.systems:
+            base = QUICK["w1"] if args.quick else W1
+            print(f"\nconvlstm_jax train step: compile time and memory against T ({base.name} shapes)", flush=True)
+            try:
+                variables = make_context(base.with_steps(1)).jax_variables
+                steps = (QUICK_COMPILE_STEPS, QUICK_MEMORY_STEPS) if args.quick else (COMPILE_STEPS, MEMORY_STEPS)
+                repeats = min(args.repeats, SCALING_REPEATS)
+                results["port_scaling"] = port_scaling(base, variables, *steps, repeats=repeats)
+            except Exception as error:
+                _failure(error)
+        peaks.append(matmul_peak(args.repeats, n))
+    finish_peak(peaks)
+    results["complete"] = True
     machine["cpu_steal_fraction_during_run"] = steal_fraction(cpu_start, cpu_times())
     machine["load_average_1_5_15_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if describe_source() != source:

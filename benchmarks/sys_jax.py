@@ -57,10 +57,11 @@ def jax_bench(
     x: jax.Array,
     compiler_options: dict[str, Any] | None = None,
 ) -> Bench:
-    """Forward and train step (`jax.value_and_grad` of the mean square of the last layer's outputs)."""
+    """Forward and train step (`jax.value_and_grad` of the mean square of the last layer's outputs,
+    taken in float32 whatever the compute dtype)."""
 
     def loss(params: Any, x: jax.Array) -> jax.Array:
-        return jnp.mean(jnp.square(apply_last(params, x)))
+        return jnp.mean(jnp.square(apply_last(params, x).astype(jnp.float32)))
 
     return Bench(
         forward=jax_step(apply_last, params, x, compiler_options=compiler_options),
@@ -87,13 +88,15 @@ def port_compiler_options() -> dict[str, Any]:
     return compiler_options()
 
 
-def build_port(ctx: Context, conv_gradient: str, xla_defaults: bool = False) -> Bench:
+def build_port(ctx: Context, conv_gradient: str, xla_defaults: bool = False, dtype: Any = None) -> Bench:
     """This port with `conv_gradient`, compiled with `convlstm_jax.compiler_options()` (the XLA
-    options it recommends) unless `xla_defaults`."""
-    model = port_model(ctx.workload, conv_gradient=conv_gradient)
+    options it recommends) unless `xla_defaults`; computing in `dtype` (float32 parameters) if given."""
+    model = port_model(ctx.workload, conv_gradient=conv_gradient, **({} if dtype is None else {"dtype": dtype}))
     options = {} if xla_defaults else port_compiler_options()
     bench = jax_bench(port_apply(model), ctx.jax_variables, jnp.asarray(ctx.x), options)
     bench.notes = [f"conv_gradient={conv_gradient} -> {resolved_conv_gradient(model)}"]
+    if dtype is not None:
+        bench.notes.append(f"compute {jnp.dtype(dtype).name}, float32 parameters")
     if options or xla_defaults:
         bench.notes.append(f"compiler_options={options}")
     return bench

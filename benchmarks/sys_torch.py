@@ -95,6 +95,30 @@ def build_eager(ctx: Context) -> Bench:
     return torch_bench(forward_fn, loss_fn, model, torch_input(ctx), ctx.torch_device)
 
 
+def build_eager_bf16(ctx: Context) -> Bench:
+    """The reference in eager mode under `torch.autocast(dtype=torch.bfloat16)` (float32 parameters);
+    the loss is taken in float32."""
+    import torch
+
+    model = loaded_model(ctx)
+
+    def autocast() -> Any:
+        return torch.autocast(device_type=ctx.torch_device, dtype=torch.bfloat16)
+
+    def forward_fn(x: Any) -> Any:
+        with autocast():
+            return model(x)[0][-1]
+
+    def loss_fn(x: Any) -> Any:
+        with autocast():
+            out = model(x)[0][-1]
+        return out.float().square().mean()
+
+    bench = torch_bench(forward_fn, loss_fn, model, torch_input(ctx), ctx.torch_device)
+    bench.notes.append("torch.autocast bfloat16, float32 parameters")
+    return bench
+
+
 @contextmanager
 def quiet_inductor() -> Iterator[None]:
     """Silences two warnings of torch's own: its inductor import's DeprecationWarning

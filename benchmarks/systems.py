@@ -57,6 +57,9 @@ class System:
         one call and no warm-up call (after compiling ahead of time), skipped by
         `--skip-slow-baselines`.
       warmup: untimed calls before the timed ones (torch.compile compiles in the first).
+      backends: JAX backends on which it is measured when `--only` does not name it, or None for
+        all (a row that equals another one there, or that only pays off on an accelerator, is left
+        out elsewhere).
     """
 
     key: str
@@ -64,3 +67,4 @@ class System:
     build: Callable[[Context], Bench]
     slow_train_on: tuple[str, ...] = ()
     warmup: int = 1
+    backends: tuple[str, ...] | None = None

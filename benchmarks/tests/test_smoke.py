@@ -22,6 +22,7 @@ def test_quick_run_writes_json_and_png(tmp_path):
 
     expected = {"name", "command", "argv", "machine", "source", "settings", "matmul_peak", "workloads"}
     assert expected | {"port_scaling", "wall_s"} <= set(results)
+    assert results["complete"] is True
     assert results["argv"] == ["--quick", "--out", str(tmp_path), "--skip-slow-baselines"]
     assert "benchmarks.run" in results["command"]
     machine = results["machine"]
@@ -35,7 +36,8 @@ def test_quick_run_writes_json_and_png(tmp_path):
         assert workload["config"]["quick"] is True
         assert workload["config"]["forward_flop"] > 0
         rows = {row["system"]: row for row in workload["rows"]}
-        assert set(rows) == {s.key for s in run.SYSTEMS}
+        backend = machine["jax_backend"]
+        assert set(rows) == {s.key for s in run.SYSTEMS if s.backends is None or backend in s.backends}
         for row in rows.values():
             assert ROW_KEYS <= set(row)
             for phase in ("forward", "train"):
@@ -45,8 +47,9 @@ def test_quick_run_writes_json_and_png(tmp_path):
             assert rows[key]["forward"]["status"] == rows[key]["train"]["status"] == "ok"
         assert rows["torch"]["train_speedup_vs_torch_eager"] == pytest.approx(1.0)
         for key in ("port-xla", "flax", "keras"):  # slow baselines: skipped on CPU, measured elsewhere
-            expected_status = "skipped" if machine["jax_backend"] == "cpu" else "ok"
-            assert rows[key]["train"]["status"] in {expected_status, "n/a"}
+            if key in rows:
+                expected_status = "skipped" if backend == "cpu" else "ok"
+                assert rows[key]["train"]["status"] in {expected_status, "n/a"}
         assert workload["parity"]["max_abs_diff"] < 1e-4
 
     scaling = results["port_scaling"]
@@ -67,3 +70,18 @@ def test_arguments_are_checked():
     assert args.skip_slow == {"mmnist"}
     assert args.repeats == 1
     assert run.parse_args(["--skip-slow-baselines"]).skip_slow == {"w1", "mmnist"}
+
+
+@pytest.mark.slow
+def test_accelerator_rows_run_when_named(tmp_path):
+    systems = ["port-tapwise", "port-bf16", "torch-bf16"]  # measured by default on GPU/TPU only
+    argv = ["--quick", "--workload", "w1", "--only", ",".join(systems), "--out", str(tmp_path), "--name", "rows"]
+    assert run.main(argv) == 0
+
+    results = json.loads((tmp_path / "rows.json").read_text())
+    assert results["complete"] is True and results["port_scaling"] is None  # scaling runs with "port" only
+    rows = {row["system"]: row for row in results["workloads"]["w1"]["rows"]}
+    assert list(rows) == systems
+    for row in rows.values():
+        assert row["forward"]["status"] == row["train"]["status"] == "ok", row
+    assert any("bfloat16" in note for note in rows["port-bf16"]["notes"])

@@ -50,7 +50,7 @@ PY
 
 status=0
 timeout "${BENCH_LIMIT:-420}" "$py" -m benchmarks.run --workload all --repeats 10 --out "$out" "$@" || status=1
-timeout 90 "$py" -m pytest -q -p no:cacheprovider convlstm_jax/tests/test_conv.py -k float64 2>&1 \
+timeout 60 "$py" -m pytest -q -p no:cacheprovider convlstm_jax/tests/test_conv.py -k float64 2>&1 \
   | tee "$out/float64.log" || status=1
 parity=(timeout "${PARITY_LIMIT:-150}" "$py" -m parity_tests.cli --framework jax)
 "${parity[@]}" >"$out/parity.log" 2>&1 || status=1

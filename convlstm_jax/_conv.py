@@ -49,6 +49,26 @@ def resolve_conv_gradient(conv_gradient: str) -> str:
     return conv_gradient
 
 
+_UNROLL = {"gpu": 5}
+"""Time steps per scan iteration where `unroll` is None, per backend (1 elsewhere). On an H200,
+5 ran W1's forward pass 1.7x and its train step 1.1x faster than 1 (BENCHMARKS.md); on CPU
+unrolling gained nothing; TPU is not measured."""
+
+
+def check_unroll(unroll: Any) -> None:
+    """Raises ValueError unless `unroll` is None or a positive int."""
+    if unroll is not None and (isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1):
+        raise ValueError(
+            f"unroll must be a positive int (time steps per scan iteration) or None (per backend), got {unroll!r}."
+        )
+
+
+def resolve_unroll(unroll: int | None) -> int:
+    """`unroll`, or where it is None the backend's own: 5 on GPU, 1 on CPU and TPU."""
+    check_unroll(unroll)
+    return _UNROLL.get(jax.default_backend(), 1) if unroll is None else unroll
+
+
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """XLA:CPU options: convolutions and dots by Eigen rather than YNNPACK (jaxlib's default)."""
 

@@ -94,7 +94,7 @@ class EncoderForecaster(nn.Module):
     precision: PrecisionLike = None
     conv_gradient: str = "auto"
     remat: bool = False
-    unroll: int = 1
+    unroll: int | None = None
 
     def __post_init__(self) -> None:
         net = resolve_encoder_forecaster(

@@ -43,7 +43,7 @@ from convlstm_common import LayerSpec, check_peephole, resolve_cell
 from . import _cell
 from ._bidirectional import check_merge, merge_outputs, split_initial_state
 from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
-from ._conv import check_conv_gradient
+from ._conv import check_conv_gradient, resolve_unroll
 from ._convert import flax_to_torch, torch_to_flax
 from ._convlstm import (
     check_hyperparameters,
@@ -259,7 +259,8 @@ class ConvLSTM(nnx.Module):
         conv_gradient, check_finite, input_kernel_size, reverse, keep_order, dropout,
         recurrent_dropout, padding, stride, dilation, spatial_dims: as in `convlstm_jax.ConvLSTM`.
       remat: recompute each step's activations in the backward pass (`flax.nnx.remat`).
-      unroll: time steps per iteration of each layer's `nnx.scan`.
+      unroll: time steps per iteration of each layer's `nnx.scan`; None (default): the backend's
+        own, as in `convlstm_jax.ConvLSTM`.
       deterministic: None (default: to be set by `train()`/`eval()` or at the call when dropout
         is on), True (no dropout) or False.
       rngs: draws the weights (`"params"` stream) and, when dropout is on, the masks (`"dropout"`,
@@ -300,7 +301,7 @@ class ConvLSTM(nnx.Module):
         precision: PrecisionLike = None,
         conv_gradient: str = "auto",
         remat: bool = False,
-        unroll: int = 1,
+        unroll: int | None = None,
         check_finite: bool = False,
         input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None,
         reverse: bool = False,
@@ -436,7 +437,7 @@ class ConvLSTM(nnx.Module):
                 nnx.remat(step) if self.remat else step,
                 in_axes=(None, nnx.Carry, (time_axis, 0)),
                 out_axes=(nnx.Carry, time_axis),
-                unroll=self.unroll,
+                unroll=resolve_unroll(self.unroll),
             )
             return loop(cell, carry, xs)
 

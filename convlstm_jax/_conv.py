@@ -50,9 +50,9 @@ def resolve_conv_gradient(conv_gradient: str) -> str:
 
 
 _UNROLL = {"gpu": 5}
-"""Time steps per scan iteration where `unroll` is None, per backend (1 elsewhere). On an H200,
-5 ran W1's forward pass 1.7x and its train step 1.1x faster than 1 (BENCHMARKS.md); on CPU
-unrolling gained nothing; TPU is not measured."""
+"""Time steps per scan iteration where `unroll` is None, per backend (1 elsewhere). On an H200, 5
+made the train step 1.13x (W1) and 1.09x (Moving MNIST) faster than 1 (BENCHMARKS.md, "unroll on
+the GPU"); on CPU unrolling gained nothing; TPU is not measured."""
 
 
 def check_unroll(unroll: Any) -> None:

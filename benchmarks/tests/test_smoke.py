@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import run
+from benchmarks import run, unroll
 
 ROW_KEYS = {"system", "label", "notes", "forward", "train", "forward_gflops", "forward_peak_fraction"}
 ROW_KEYS |= {"forward_speedup_vs_torch_eager", "train_speedup_vs_torch_eager", "wall_s"}
@@ -85,3 +85,24 @@ def test_accelerator_rows_run_when_named(tmp_path):
     for row in rows.values():
         assert row["forward"]["status"] == row["train"]["status"] == "ok", row
     assert any("bfloat16" in note for note in rows["port-bf16"]["notes"])
+
+
+@pytest.mark.slow
+def test_unroll_benchmark_writes_json(tmp_path):
+    assert unroll.main(["--quick", "--workload", "w1", "--values", "1,3", "--out", str(tmp_path)]) == 0
+
+    (path,) = tmp_path.glob("unroll-*.json")
+    results = json.loads(path.read_text())
+    assert results["unroll_none_resolves_to"] == (5 if results["backend"] == "gpu" else 1)
+    rows = results["workloads"]["w1"]["rows"]
+    assert [row["unroll"] for row in rows] == [1, 3]
+    for row in rows:
+        assert row["forward_best_ms"] > 0 and row["train_best_ms"] > 0
+        assert set(row["compile_s"]) == {"forward", "train"}
+
+
+def test_unroll_arguments_are_checked():
+    for values in ("1,x", "0", ""):
+        with pytest.raises(SystemExit):
+            unroll.parse_args(["--values", values])
+    assert unroll.parse_args(["--values", "2,5", "--quick"]).values == [2, 5]

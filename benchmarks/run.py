@@ -22,8 +22,8 @@ Every figure is the best of `--repeats` calls after one warm-up call; JAX functi
 ahead of time and every call is synchronised (`jax.block_until_ready`, `torch.cuda.synchronize`).
 Train steps that are pathologically slow on XLA:CPU (`port-xla`, `flax`, `keras`) get one call
 and no warm-up there, and `--skip-slow-baselines` skips them. For the port alone it also compiles
-(never runs) the train step at several sequence lengths, for compile time (best of `--repeats`
-compilations) and memory against T.
+(never runs) the train step at several sequence lengths, for compile time (best of `--repeats`,
+at most 3, compilations) and memory against T.
 
 Prints a table per workload and writes `<out>/<name>.json` and `<out>/<name>.png`; the JSON is
 written after each workload too (marked incomplete), so a run stopped half-way keeps what it measured.

@@ -305,16 +305,21 @@ def print_results(results: dict) -> None:
     print(f"wrote {results['files']['json']} and {results['files']['png']}  ({results['wall_s']:.0f} s)")
 
 
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that ran `python -m module`: the process's own, or `argv` given to `main`."""
+    return shlex.join(sys.orig_argv if argv is None else [sys.executable, "-m", module, *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the suite; returns 1 if the port itself failed anywhere, else 0."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX and torch share one GPU
-    command = shlex.join(sys.orig_argv if argv is None else [sys.executable, "-m", "benchmarks.run", *argv])
+    command = command_line("benchmarks.run", argv)
     args = parse_args(argv)
     started, start, cpu_start = datetime.now(timezone.utc), time.perf_counter(), cpu_times()
     backend = jax.default_backend()
     name = args.name or (f"{backend}-quick" if args.quick else backend)
     if args.systems is None:
-        args.systems = [s.key for s in SYSTEMS if s.backends is None or backend in s.backends]
+        args.systems = [s.key for s in SYSTEMS if s.measured_on(backend)]
     systems = [s for s in SYSTEMS if s.key in args.systems]
     machine, source = describe_machine(), describe_source()
     machine["device"] = machine["cpu_model"] if backend == "cpu" else machine["jax_device_kind"]

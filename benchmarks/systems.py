@@ -68,3 +68,7 @@ class System:
     slow_train_on: tuple[str, ...] = ()
     warmup: int = 1
     backends: tuple[str, ...] | None = None
+
+    def measured_on(self, backend: str) -> bool:
+        """Whether the suite measures this system on JAX `backend` when `--only` does not name it."""
+        return self.backends is None or backend in self.backends

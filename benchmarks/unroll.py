@@ -22,9 +22,9 @@ from convlstm_jax._conv import resolve_unroll
 
 from . import report
 from .machine import describe_machine, describe_source
-from .run import RESULTS_DIR, SPEED_PRECISION, make_context
+from .run import RESULTS_DIR, SPEED_PRECISION, command_line, make_context
 from .sys_jax import jax_bench, port_apply, port_compiler_options, port_model
-from .timing import measure
+from .timing import Step, measure
 from .workloads import select
 
 
@@ -59,7 +59,7 @@ def measure_workload(workload, values: list[int], repeats: int, rounds: int) -> 
             for phase in ("forward", "train"):
                 step = getattr(bench, phase)
                 if round_index:  # compiled in the first round
-                    step.prepare = lambda: None
+                    step = Step(step.run)
                 timing = measure(step, repeats, warmup=2)
                 rows[unroll][f"{phase}_ms"].append(timing.best_ms)
                 if timing.compile_s is not None:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     backend, start = jax.default_backend(), time.perf_counter()
     default = resolve_unroll(None)
     results = {
-        "command": " ".join(sys.orig_argv) if argv is None else f"python -m benchmarks.unroll {' '.join(argv)}",
+        "command": command_line("benchmarks.unroll", argv),
         "backend": backend,
         "unroll_none_resolves_to": default,
         "machine": describe_machine(),

@@ -147,8 +147,7 @@ def _conv_same_bwd(precision, residuals, grad):
         )
         for tap in itertools.product(*(range(k) for k in size))
     ]
-    grad_kernel = jnp.swapaxes(jnp.stack(taps), -1, -2)
-    grad_kernel = grad_kernel.reshape(kernel.shape).astype(kernel.dtype)
+    grad_kernel = jnp.swapaxes(jnp.stack(taps), -1, -2).reshape(kernel.shape).astype(kernel.dtype)
     return grad_x, grad_kernel
 
 

@@ -126,15 +126,6 @@ def zero_states(stack: Any, input_shape: tuple[int, ...]) -> list[Carry]:
     return states
 
 
-def _hoists_input(spec: LayerSpec) -> bool:
-    """Whether a layer's input-to-state convolution runs once over every frame, outside the loop.
-
-    It does unless one convolution over [X, H] computes both paths (`spec.fused`): XLA's own
-    convolution gradients are slow only inside a loop.
-    """
-    return spec.input_dim > 0 and not spec.fused
-
-
 def layer_step(cell: Any, carry: Carry, xs: tuple[jax.Array, jax.Array], mask_h, lengths, hoisted: bool):
     """One step of a layer's time loop: `xs` is (inputs, t), the step's input and its index.
 
@@ -221,7 +212,9 @@ def run_stack(
         mask_x, mask_h = masks[index]
         if mask_x is not None:  # the same mask at every step, in the input's dtype (which the cell casts)
             layer_input = layer_input * jnp.expand_dims(mask_x, time_axis).astype(layer_input.dtype)
-        hoisted = _hoists_input(spec)
+        # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
+        # runs once over every frame, outside the loop (XLA's own gradients are slow only inside one).
+        hoisted = spec.input_dim > 0 and not spec.fused
         if hoisted:
             layer_input = layer_cell.input_projection(layer_input)
         carry, layer_input = scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)

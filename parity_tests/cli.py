@@ -3,24 +3,74 @@
     convlstm-parity                               # every shipped case, torch and JAX
     convlstm-parity --case one_step --strategies  # one case, every way the port can compute
     convlstm-parity --nnx                         # the Flax NNX front too
-    convlstm-parity --checkpoint model.pt         # your weights: torch float64 vs torch and JAX float32
+    convlstm-parity --checkpoint model.pt         # your weights, against the reference in float64
+    convlstm-parity --checkpoint model.pt --config model.json --shape 2,4,32,32
 
 Prints a table per case (max abs error of outputs, h, c and gradients, and the worst error as a
-fraction of the tolerance) and exits 1 if any run fails, 2 on bad arguments or vectors.
+fraction of the tolerance) and exits 1 if any run fails, 2 on bad arguments, vectors, checkpoints
+or configs (one message, on stderr).
+
+--checkpoint takes the state_dict of a `convlstm_torch.ConvLSTM` (keys `cell_list.*`) or of a
+`convlstm_torch.Bidirectional` (`forward_layer.*`, `backward_layer.*`, recognised by its keys),
+and runs it on a random input of --shape (and, for a ConvLSTM, a random initial state). The
+expected values are the reference's results in float64; torch float32 and JAX float64 and float32
+are held to them. The layers, channels, kernels (an input-to-state kernel of its own included),
+peephole variant, bias and the frames' rank are read from the weights. --config FILE.json gives the
+rest as a JSON object of `convlstm_torch.ConvLSTM` keywords, such as
+
+    {"padding": "valid", "dilation": 2}
+    {"stride": [2, 1], "batch_first": false, "reverse": true}
+    {"bidirectional": {"merge": "sum"}}
+
+- A JSON list gives one value per layer; one size per axis is a list inside it: {"stride": [[1, 2]]}
+  is stride (1, 2) for a one-layer stack of images.
+- Absent keywords take the constructor's defaults, except batch_first and return_all_layers
+  (true: every layer is checked). Keywords the weights hold may be given too; they must fit.
+- padding, stride and dilation are not in the weights. Where none of them is given, a layer with
+  `conv_x` and `conv_h` of equal kernels is checked with padding "valid" (said in the output).
+- "bidirectional": {"merge": "concat" or "sum"} ({} is "concat", the default) says the weights are
+  a Bidirectional's; reverse and keep_order do not apply to it. Its initial state is zeros.
+- dropout, recurrent_dropout and check_finite are checked, and the comparison runs without them.
+
+A `convlstm_torch.models.EncoderForecaster`'s checkpoint is checked stack by stack:
+--prefix encoder. and --prefix forecaster.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from convlstm_common import spatial_axes
+import numpy as np
 
-from .check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, Outcome, check, format_table
+from convlstm_common import SPATIAL_DIMS, spatial_axes
+
+from .check import (
+    JAX_CHANNELS_LAST,
+    JAX_NNX,
+    JAX_RUNS,
+    JAX_STRATEGIES,
+    TORCH_FLOAT64,
+    TORCH_RUNS,
+    Outcome,
+    check,
+    format_table,
+)
 from .vectors import VECTORS_DIR, VectorError, load_case, load_manifest
+
+DIRECTIONS = ("forward_layer", "backward_layer")
+"""The two stacks of a `convlstm_torch.Bidirectional`, as its state_dict names them."""
+
+_FLAGS = ("batch_first", "bias", "return_all_layers", "check_finite", "reverse", "keep_order")
+_SIZES = ("kernel_size", "input_kernel_size", "stride", "dilation")
+_GEOMETRY = ("padding", "stride", "dilation")
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -38,7 +88,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convlstm-parity",
-        description=__doc__.splitlines()[0],
+        description=__doc__.split("\n", 1)[0].replace("`", ""),
+        epilog=__doc__.split("\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--vectors", type=Path, default=VECTORS_DIR, help="folder of vectors (default: shipped)")
@@ -51,7 +102,17 @@ def _parser() -> argparse.ArgumentParser:
         help="also run JAX with each conv_gradient strategy, remat, unroll=2 and bfloat16 compute",
     )
     parser.add_argument("--nnx", action="store_true", help="also run the Flax NNX front (convlstm_jax.nnx)")
-    parser.add_argument("--checkpoint", type=Path, help="a reference checkpoint (.pt, .pth, .bin, .safetensors)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a ConvLSTM's or a Bidirectional's state_dict (.pt, .pth, .bin, .safetensors); see below",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.json",
+        help="with --checkpoint: a JSON object of convlstm_torch.ConvLSTM keywords the weights do not hold",
+    )
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
     parser.add_argument(
         "--shape",
@@ -78,62 +139,253 @@ def _runs(framework: str, channels_last: bool, strategies: bool, nnx: bool = Fal
     return runs
 
 
-def _checkpoint_case(args) -> tuple[dict, dict]:
-    """A case made of the user's weights, a random input and the float64 reference's results."""
-    from convlstm_jax import torch_to_flax
-    from convlstm_jax._convert import infer_architecture, read_state_dict
+def _json_type(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Reads and checks a --config file: a JSON object of `convlstm_torch.ConvLSTM` keywords.
+
+    Lists of sizes (`kernel_size`, `input_kernel_size`, `stride`, `dilation`) come back with their
+    inner lists as tuples, the forms the constructors take: one entry per layer, one size per axis.
+
+    Raises:
+      ValueError: the file is missing, not JSON or not an object, or has an unknown key or a
+        bidirectional entry with an unknown merge.
+      TypeError: a flag is not true or false, or "bidirectional" is not an object with "merge" only.
+    """
+    import convlstm_torch
+    from convlstm_torch._bidirectional import MERGES
+
+    name = f"--config {path}"
+    try:
+        config = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file.") from None
+    except OSError as error:
+        raise ValueError(f"{name} cannot be read: {error.strerror}.") from None
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{name} is not JSON ({error}).") from None
+    if not isinstance(config, dict):
+        raise ValueError(f'{name} must hold a JSON object such as {{"stride": 2}}, got a JSON {_json_type(config)}.')
+    keywords = list(inspect.signature(convlstm_torch.ConvLSTM).parameters)
+    unknown = sorted(config.keys() - {*keywords, "bidirectional"})
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown key(s) {', '.join(map(repr, unknown))}; the keys are convlstm_torch.ConvLSTM's "
+            f"keywords ({', '.join(keywords)}) and 'bidirectional'."
+        )
+    for key in _FLAGS:
+        if key in config and not isinstance(config[key], bool):
+            raise TypeError(f"{name}: {key} must be true or false, got {json.dumps(config[key])}.")
+    if "bidirectional" in config:
+        value = config["bidirectional"]
+        if not isinstance(value, dict) or value.keys() - {"merge"}:
+            raise TypeError(
+                f'{name}: bidirectional must be an object {{"merge": "concat" or "sum"}} ({{}}: "concat"), '
+                f"got {json.dumps(value)}."
+            )
+        if value.get("merge", "concat") not in MERGES:
+            raise ValueError(f"{name}: bidirectional merge must be one of {MERGES}, got {json.dumps(value['merge'])}.")
+    for key in _SIZES:
+        if isinstance(config.get(key), list):
+            config[key] = [tuple(v) if isinstance(v, list) else v for v in config[key]]
+    return config
+
+
+def _read_checkpoint(path: Path, prefix: str) -> dict[str, Any]:
+    from convlstm_jax._convert import read_state_dict
+
+    if not path.is_file():
+        raise ValueError(f"--checkpoint {path}: no such file.")
+    try:
+        state_dict = read_state_dict(path)
+    except ValueError:
+        raise
+    except Exception as error:  # torch.load's and safetensors' own errors on a damaged file
+        detail = str(error)
+        if "WeightsUnpickler error:" in detail:  # torch's advice on weights_only around the cause: the cause
+            detail = detail.split("WeightsUnpickler error:", 1)[1].strip().split("\n\n", 1)[0]
+        raise ValueError(
+            f"--checkpoint {path} cannot be read: {type(error).__name__}: {' '.join(detail.split())}"
+        ) from None
+    stripped = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    if not stripped:
+        keys = sorted(state_dict)
+        raise ValueError(
+            f"No key of {path} starts with --prefix {prefix!r}; its keys: {keys[:5]}{keys[5:] and ' ...'}."
+        )
+    return stripped
+
+
+def _stacks(state_dict: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """The checkpoint's ConvLSTM stacks by key prefix: `""` alone, or a Bidirectional's two."""
+    if any(key.startswith(("encoder.cell_list.", "forecaster.cell_list.")) for key in state_dict):
+        raise ValueError(
+            f"{path} holds a convlstm_torch.models.EncoderForecaster (keys encoder.*, forecaster.*, "
+            "output.*); convlstm-parity runs a ConvLSTM (keys cell_list.*) or a Bidirectional "
+            "(forward_layer.*, backward_layer.*): check its stacks one at a time with --prefix encoder. "
+            "and --prefix forecaster. (parity_tests/tests/test_models.py holds the whole model to the reference)."
+        )
+    if not any(key.split(".", 1)[0] in DIRECTIONS for key in state_dict):
+        return {"": state_dict}
+    others = sorted(key for key in state_dict if key.split(".", 1)[0] not in DIRECTIONS)
+    if others:
+        raise ValueError(
+            f"{path} has a Bidirectional's keys (forward_layer.*, backward_layer.*) and {len(others)} other(s): "
+            f"{others[:5]}{others[5:] and ' ...'}; --prefix strips a parent's prefix."
+        )
+    return {
+        f"{d}.": {key[len(d) + 1 :]: value for key, value in state_dict.items() if key.startswith(f"{d}.")}
+        for d in DIRECTIONS
+    }
+
+
+def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
+    """A case made of the user's weights, a random input and the float64 reference's results.
+
+    Returns:
+      (config, arrays, notes): the case, and lines on what was assumed where the weights are silent.
+    """
+    import convlstm_jax
+    import convlstm_torch
+    from convlstm_jax._convert import infer_architecture
 
     from .generate import make_inputs
-    from .runs import run_torch
 
-    state_dict = read_state_dict(args.checkpoint)
-    state_dict = {k[len(args.prefix) :]: v for k, v in state_dict.items() if k.startswith(args.prefix)}
-    torch_to_flax(state_dict)  # raises with every problem listed
-    specs, peephole, bias = infer_architecture(state_dict)
-    batch, steps, *frame = args.shape
+    user = read_config(args.config) if args.config else {}
+    source = f"--config {args.config}" if args.config else str(args.checkpoint)
+    stacks = _stacks(_read_checkpoint(args.checkpoint, args.prefix), args.checkpoint)
+    merge = user["bidirectional"].get("merge", "concat") if "bidirectional" in user else None
+    if len(stacks) == 2:
+        merge = merge or "concat"
+        if user.keys() & {"reverse", "keep_order"}:
+            raise ValueError(
+                f"{source}: a Bidirectional runs its layer both ways: reverse and keep_order do not apply."
+            )
+    elif merge:
+        raise ValueError(
+            f"{source} says bidirectional, but {args.checkpoint} holds a ConvLSTM's keys (cell_list.*), not a "
+            "Bidirectional's (forward_layer.*, backward_layer.*)."
+        )
+    for prefix, stack in stacks.items():
+        try:  # the weights alone: every problem listed
+            convlstm_jax.torch_to_flax(stack, dtype=np.float32)
+        except ValueError as error:
+            raise ValueError(f"{prefix}*: {error}" if prefix else str(error)) from None
+
+    specs, peephole, bias = infer_architecture(next(iter(stacks.values())))
     rank = specs[0].spatial_dims
-    if len(frame) != rank:
-        axes = spatial_axes(rank).replace(" ", "")
-        raise ValueError(f"the checkpoint's convolutions are {rank}-D: --shape takes B,T,{axes}, got {args.shape}.")
-    config = {
+    # Said first and plainly: with another rank or depth, every kernel or per-layer list would be wrong.
+    # Values of the wrong type are left to the constructors' own messages.
+    dims, layers = user.get("spatial_dims", rank), user.get("num_layers", len(specs))
+    if dims in SPATIAL_DIMS and not isinstance(dims, bool) and dims != rank:
+        raise ValueError(f"{source} says spatial_dims={dims}; the checkpoint's convolutions are {rank}-D.")
+    if isinstance(layers, int) and not isinstance(layers, bool) and layers != len(specs):
+        raise ValueError(f"{source} says num_layers={layers}; the checkpoint has {len(specs)} layer(s).")
+    kwargs: dict[str, Any] = {
         "input_dim": specs[0].input_dim,
         "hidden_dim": [s.hidden_dim for s in specs],
-        "kernel_size": [list(s.kernel_size) for s in specs],
+        "kernel_size": [s.kernel_size for s in specs],
         "num_layers": len(specs),
         "batch_first": True,
         "bias": bias,
         "return_all_layers": True,
         "peephole": peephole,
+        "input_kernel_size": [s.input_kernel_size for s in specs],
+        "spatial_dims": rank,
+    }
+    notes = []
+    if not user.keys() & set(_GEOMETRY):
+        kwargs["padding"] = [s.padding for s in specs]  # the weights reader's stand-in: "valid"
+        notes = [
+            f"note: layer {index} has conv_x and conv_h of equal kernels, so its input-to-state convolution "
+            "changes the frame size by a padding, stride or dilation the weights do not hold: checked with "
+            'padding "valid", stride 1, dilation 1 (--config gives them).'
+            for index, spec in enumerate(specs)
+            if spec.padding == "valid"
+        ]
+    kwargs |= {key: value for key, value in user.items() if key != "bidirectional"}
+    try:
+        convlstm_torch.ConvLSTM(**kwargs)  # the reference's own checks of every keyword
+        model = convlstm_jax.ConvLSTM(**kwargs)
+    except (TypeError, ValueError) as error:
+        hint = ""
+        if str(error).startswith(_SIZES):
+            hint = " (in --config, a list gives one value per layer; one size per axis is a list inside it: [[1, 2]])"
+        raise type(error)(f"{source}: {error}{hint}") from None
+    params = {}
+    for prefix, stack in stacks.items():
+        try:  # the weights against the model --config describes
+            variables = convlstm_jax.torch_to_flax(stack, model, dtype=np.float32)
+        except ValueError as error:
+            raise ValueError(f"{prefix}*: {error}" if prefix else str(error)) from None
+        params |= {f"param/{prefix}{k}": v for k, v in convlstm_jax.flax_to_torch(variables, model).items()}
+
+    batch, steps, *frame = args.shape
+    if len(frame) != rank:
+        axes = spatial_axes(rank).replace(" ", "")
+        raise ValueError(f"the checkpoint's convolutions are {rank}-D: --shape takes B,T,{axes}, got {args.shape}.")
+    try:
+        model.state_sizes(tuple(frame))
+    except ValueError as error:
+        raise ValueError(f"--shape {','.join(map(str, args.shape))}: {error}") from None
+
+    specs = model.layer_specs()
+    config: dict[str, Any] = {
+        "input_dim": specs[0].input_dim,
+        "hidden_dim": [s.hidden_dim for s in specs],
+        "kernel_size": [list(s.kernel_size) for s in specs],
+        "num_layers": len(specs),
+        "batch_first": model.batch_first,
+        "bias": model.bias,
+        "return_all_layers": model.return_all_layers,
+        "peephole": model.peephole,
         "batch": batch,
         "steps": steps,
-        "initial_state": True,
+        "initial_state": merge is None,  # a Bidirectional takes one initial state per direction
     }
+    if any(s.input_kernel_size != s.kernel_size for s in specs):
+        config["input_kernel_size"] = [list(s.input_kernel_size) for s in specs]
+    if any(s.padding != "same" for s in specs):
+        config["padding"] = [s.padding for s in specs]
+    for name in ("stride", "dilation"):
+        if any(set(getattr(s, name)) != {1} for s in specs):
+            config[name] = [list(getattr(s, name)) for s in specs]
+    if model.reverse:
+        config |= {"reverse": True, "keep_order": model.keep_order}
+    if merge:
+        config["bidirectional"] = merge
     config |= {"height": frame[0], "width": frame[1]} if rank == 2 else {"frame": frame}
-    arrays = make_inputs(config, args.seed)
-    params = {
-        f"param/{k}": (v.detach().float().numpy() if hasattr(v, "detach") else v.astype("float32"))
-        for k, v in state_dict.items()
-    }
-    arrays.update(params)
-    arrays.update({f"expected/{k}": v for k, v in run_torch(config, arrays, "float64").items()})
-    return config, arrays
+
+    arrays = {k: v for k, v in make_inputs(config, args.seed).items() if not k.startswith("param/")} | params
+    arrays |= {f"expected/{k}": v for k, v in TORCH_FLOAT64.compute(config, arrays).items()}
+    return config, arrays, notes
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.config and not args.checkpoint:
+        parser.error("--config goes with --checkpoint")
     has_torch = importlib.util.find_spec("torch") is not None
     framework = args.framework
+    if not has_torch and (args.checkpoint or framework == "torch"):
+        print("convlstm-parity: this needs torch (pip install 'convlstm-jax[torch]').", file=sys.stderr)
+        return 2
     if not has_torch and framework != "jax":
-        if args.checkpoint or framework == "torch":
-            print("convlstm-parity: this needs torch (pip install 'convlstm-jax[torch]').", file=sys.stderr)
-            return 2
         print("torch is not installed: checking the JAX port alone.\n")
         framework = "jax"
     runs = _runs(framework, args.channels_last, args.strategies, args.nnx)
 
     try:
         if args.checkpoint:
-            cases = [(args.checkpoint.name, *_checkpoint_case(args))]
+            config, arrays, notes = _checkpoint_case(args)
+            cases = [(args.checkpoint.name, config, arrays)]
+            runs = [run for run in runs if run is not TORCH_FLOAT64]  # it computed the expected values
+            for line in notes:
+                print(line)
+            print(f"Expected: torch float64 on these weights and a random input (--seed {args.seed}).\n")
         else:
             manifest = load_manifest(args.vectors)
             names = args.case or sorted(manifest["cases"])
@@ -142,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 cases.append(
                     (name, manifest["cases"].get(name, {}).get("config"), load_case(name, args.vectors, manifest))
                 )
-    except (VectorError, ValueError, OSError) as error:
+    except (VectorError, ValueError, TypeError, OSError) as error:
         print(f"convlstm-parity: {error}", file=sys.stderr)
         return 2
 

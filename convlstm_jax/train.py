@@ -26,6 +26,23 @@ may change on resume (`steps`, `eval_every`, `checkpoint_every`, `keep_checkpoin
 with any other option changed is refused with a `ConfigError`. The log is cut back to the
 checkpoint's step, so it too reads as an uninterrupted run's. Use another workdir to start afresh.
 
+Interruptions and damage:
+
+- SIGINT (Ctrl-C) or SIGTERM (the notice a preemptible VM gets) lets the step under way finish,
+  checkpoints it, and stops the run: `train` raises `TrainingInterrupted`, and `convlstm-train`
+  says where the checkpoint is and exits with status 130 (SIGINT) or 143 (SIGTERM), as a shell
+  reports a process the signal ended. The log then ends at the checkpoint's step. A second signal
+  acts at once, as without these handlers.
+- A run killed outright (SIGKILL, a crash), even while saving, resumes from its newest complete
+  checkpoint: Orbax writes a checkpoint under `checkpoints/<step>.orbax-checkpoint-tmp` and
+  renames it when complete, and the restarted run deletes such leftovers.
+- Each checkpoint holds the SHA-256 of its state and of its options. On resume, a checkpoint that
+  cannot be read or does not match them is reported on stderr (one line: its step and what is
+  wrong) and renamed `checkpoints/<step>.corrupt-<n>`, kept for inspection but never tried again
+  nor counted by `keep_checkpoints`; the one before it is used. When no checkpoint is usable,
+  `CheckpointError` says so (`convlstm-train` exits with status 1), and the same command then
+  starts the run afresh.
+
 Example (the defaults train in about five minutes on two CPU cores):
 
     convlstm-train --workdir runs/digits
@@ -38,10 +55,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import math
+import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -69,11 +90,31 @@ BASELINE_FLOOR = 1 / 510
 SCHEDULE_OPTIONS = ("steps", "eval_every", "checkpoint_every", "keep_checkpoints", "workdir", "progress", "sharding")
 
 LOG_FILE, CONFIG_FILE, CHECKPOINTS = "metrics.jsonl", "config.json", "checkpoints"
+# A damaged checkpoint `checkpoints/<step>` is renamed `checkpoints/<step>.corrupt-<n>`.
+CORRUPT_MARK = ".corrupt-"
 FORECASTS_FIGURE, CURVE_FIGURE = "forecasts.png", "learning_curve.png"
 
 
 class ConfigError(ValueError):
     """A run cannot start: an invalid option, unusable data, or a workdir written by another run."""
+
+
+class CheckpointError(RuntimeError):
+    """A run cannot resume: every checkpoint in its workdir is damaged."""
+
+
+class TrainingInterrupted(Exception):
+    """`train` stopped on SIGINT or SIGTERM (or a preemption notice) after checkpointing its last step.
+
+    Attributes:
+      signal: the signal that stopped it (`signal.SIGTERM` for a preemption notice).
+      step: the last step completed, the checkpoint's.
+      checkpoint: the checkpoint's folder.
+    """
+
+    def __init__(self, signum: signal.Signals, step: int, checkpoint: pathlib.Path) -> None:
+        super().__init__(f"stopped by {signum.name} after step {step}; checkpoint in {checkpoint}")
+        self.signal, self.step, self.checkpoint = signum, step, checkpoint
 
 
 def _option(default: Any, help: str, **parser_kwargs: Any) -> Any:
@@ -458,6 +499,275 @@ def baseline_metrics(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int
     return _mean_over_batches(score, len(inputs), batch_size)
 
 
+# --- Checkpoints: saving, verifying, stopping ------------------------------------------------------------
+
+# What Orbax's restore raises from a damaged checkpoint (measured on truncated, altered and deleted
+# files), itself or as the cause of the bare `Exception` it wraps a failed array read in: ValueError
+# from TensorStore (DATA_LOSS, OUT_OF_RANGE, NOT_FOUND, ...) and from the JSON and UTF-8 decoders,
+# KeyError and AttributeError from metadata that parses but lacks its fields, FileNotFoundError for a
+# missing file.
+_DAMAGE_ERRORS = (ValueError, KeyError, AttributeError, FileNotFoundError)
+# TensorStore statuses that say the storage could not be read, rather than that it holds bad bytes:
+# such an error is not damage and propagates.
+_UNREADABLE = (
+    "PERMISSION_DENIED",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "UNAUTHENTICATED",
+    "CANCELLED",
+    "ABORTED",
+)
+# The checkpoint's items: the state, the options, and the SHA-256 digests of both.
+STATE_ITEM, CONFIG_ITEM, DIGEST_ITEM = "state", "config", "digest"
+
+
+class _Damaged(Exception):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+def _tree_digest(tree: Any) -> str:
+    """The SHA-256 of a pytree of arrays: each leaf's path, dtype, shape and bytes, in order."""
+    sha = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        array = np.ascontiguousarray(jax.device_get(leaf))
+        sha.update(f"{jax.tree_util.keystr(path)} {array.dtype.str} {array.shape}\n".encode())
+        sha.update(array.tobytes())
+    return sha.hexdigest()
+
+
+def _options_digest(options: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+def save_checkpoint(manager: Any, state: TrainState, config: TrainConfig) -> None:
+    """Starts saving `state` and `config`'s options at `state.step`, with their digests.
+
+    Args:
+      manager: the run's `orbax.checkpoint.CheckpointManager`.
+      state: the state to save.
+      config: the run's options.
+    """
+    import orbax.checkpoint as ocp
+
+    options = dataclasses.asdict(config)
+    digest = {STATE_ITEM: _tree_digest(state), CONFIG_ITEM: _options_digest(options)}
+    args = ocp.args.Composite(
+        **{
+            STATE_ITEM: ocp.args.StandardSave(state),
+            CONFIG_ITEM: ocp.args.JsonSave(options),
+            DIGEST_ITEM: ocp.args.JsonSave(digest),
+        }
+    )
+    manager.save(int(state.step), args=args)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an error's message, after its type, cut to 200 characters."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _damage(error: BaseException) -> BaseException | None:
+    """The error in `error`'s chain of causes that says the checkpoint is damaged, if one does."""
+    while error is not None:
+        if isinstance(error, _DAMAGE_ERRORS):
+            return None if str(error).startswith(_UNREADABLE) else error
+        error = error.__cause__
+    return None
+
+
+def _restore_items(manager: Any, step: int, **items: Any) -> Any:
+    """`manager.restore(step)` of the named items, with damage raised as `_Damaged`."""
+    import orbax.checkpoint as ocp
+
+    try:
+        return manager.restore(step, args=ocp.args.Composite(**items))
+    except Exception as error:
+        damage = _damage(error)
+        if damage is None:
+            raise
+        raise _Damaged(_reason(damage)) from error
+
+
+def _restore_options(manager: Any, step: int) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The options saved at `step` and the digests saved with them (None in a checkpoint without any).
+
+    Raises:
+      _Damaged: if they cannot be read or the options do not match their digest.
+    """
+    import orbax.checkpoint as ocp
+
+    with_digest = (pathlib.Path(manager.directory) / str(step) / DIGEST_ITEM).is_dir()
+    items = {CONFIG_ITEM: ocp.args.JsonRestore()}
+    if with_digest:
+        items[DIGEST_ITEM] = ocp.args.JsonRestore()
+    restored = _restore_items(manager, step, **items)
+    options, digest = restored[CONFIG_ITEM], restored[DIGEST_ITEM] if with_digest else None
+    if not isinstance(options, dict) or (digest is not None and not isinstance(digest, dict)):
+        raise _Damaged("its options or digests are not JSON objects")
+    if digest is not None and digest.get(CONFIG_ITEM) != _options_digest(options):
+        raise _Damaged("its options do not match the SHA-256 saved with them")
+    return options, digest
+
+
+def _read_every_value(folder: pathlib.Path) -> None:
+    """Reads each value of the OCDBT database in `folder` (where Orbax stores arrays) in turn.
+
+    TensorStore checks the checksums of the database's manifest and tree nodes and the extent of
+    each value as it reads them. Damage found here stops cleanly; found during Orbax's restore,
+    which reads the arrays concurrently, it would leave reads in flight that print tracebacks once
+    the restore has failed.
+
+    Raises:
+      _Damaged: if a value cannot be read.
+    """
+    if not (folder / "manifest.ocdbt").is_file():
+        return  # not an OCDBT database (or its manifest is missing, which Orbax reports)
+    import tensorstore as ts
+
+    try:
+        store = ts.KvStore.open({"driver": "ocdbt", "base": folder.as_uri() + "/"}).result()
+        for key in store.list().result():
+            store.read(key).result()
+    except Exception as error:
+        damage = _damage(error)
+        if damage is None:
+            raise
+        raise _Damaged(_reason(damage)) from error
+
+
+def _restore_state(manager: Any, step: int, like: TrainState, digest: Mapping[str, str] | None) -> TrainState:
+    """The state saved at `step`, shaped, typed and placed as `like`.
+
+    Raises:
+      _Damaged: if it cannot be read or does not match its digest.
+    """
+    import orbax.checkpoint as ocp
+
+    _read_every_value(pathlib.Path(manager.directory) / str(step) / STATE_ITEM)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    state = _restore_items(manager, step, **{STATE_ITEM: ocp.args.StandardRestore(abstract)})[STATE_ITEM]
+    if digest is not None and digest.get(STATE_ITEM) != _tree_digest(state):
+        raise _Damaged("its arrays do not match the SHA-256 saved with them")
+    return state
+
+
+def _set_aside(directory: pathlib.Path, step: int) -> pathlib.Path:
+    """Renames `directory/<step>` to the first free `directory/<step>.corrupt-<n>`; returns the new path."""
+    n = 1
+    while (directory / f"{step}{CORRUPT_MARK}{n}").exists():
+        n += 1
+    target = directory / f"{step}{CORRUPT_MARK}{n}"
+    (directory / str(step)).rename(target)
+    return target
+
+
+def restore_latest(manager: Any, config: TrainConfig, fresh: Callable[[], TrainState]) -> TrainState:
+    """The state of the newest usable checkpoint `manager` holds, or `fresh()` when it holds none.
+
+    Each checkpoint, newest first, must hold options that `config` can continue (else `ConfigError`)
+    and a state that matches the digests saved with it. A damaged one is reported on stderr (one
+    line: its step and what is wrong), renamed `<step>.corrupt-<n>` (by process 0 in a run of
+    several) so that it is neither tried again nor counted by `keep_checkpoints`, and the one
+    before it is tried.
+
+    Args:
+      manager: the run's `orbax.checkpoint.CheckpointManager`.
+      config: the run's options.
+      fresh: makes the initial state; called at most once, after the options of the newest
+        readable checkpoint are checked. Its structure, dtypes and placement are those a restored
+        state takes.
+
+    Raises:
+      ConfigError: if the newest readable checkpoint holds a run with other options.
+      CheckpointError: if every checkpoint is damaged (all are then set aside).
+    """
+    directory = pathlib.Path(manager.directory)
+    damaged = []
+    like = None
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            options, digest = _restore_options(manager, step)
+            _check_resumable(options, config, step)
+            like = fresh() if like is None else like
+            state = _restore_state(manager, step, like, digest)
+        except _Damaged as error:
+            aside = _set_aside(directory, step) if jax.process_index() == 0 else directory / str(step)
+            damaged.append(f"{step} ({aside.name})")
+            print(f"Checkpoint {step} in {directory} is damaged ({error}); moved to {aside.name}.", file=sys.stderr)
+            continue
+        if damaged:
+            manager.reload()
+        return state
+    if damaged:
+        manager.reload()
+        raise CheckpointError(
+            f"No usable checkpoint in {directory}: each one is damaged and was set aside (steps "
+            f"{', '.join(damaged)}). The same command now starts the run afresh; or put back a copy of the "
+            "checkpoints and run it again."
+        )
+    return fresh() if like is None else like
+
+
+class _StopSignals:
+    """Turns SIGINT and SIGTERM into a request to stop between steps (a context manager).
+
+    The handlers only record the signal and put the previous handlers back: the training loop asks
+    `requested` between steps, checkpoints and stops, and a second signal acts as it would without
+    them (Ctrl-C raises `KeyboardInterrupt` at once, SIGTERM ends the process). They are installed
+    only in the main thread of a single-process run, and not for a signal the process ignores. In a
+    run of several processes
+    (`jax.distributed`), SIGTERM is JAX's preemption notice, which `requested` reads through
+    `CheckpointManager.reached_preemption`: every process then stops at the same step.
+
+    Attributes:
+      received: the signal that asked to stop, or None.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
+            for signum in self.SIGNALS:
+                # None: a handler Python did not install; SIG_IGN: the signal is to be ignored (as a
+                # shell has background jobs ignore SIGINT).
+                if signal.getsignal(signum) not in (None, signal.SIG_IGN):
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum)
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def requested(self, manager: Any, step: int) -> bool:
+        """Whether to stop before the step after `step` (SIGTERM stands for a preemption notice)."""
+        if self.received is None and manager.reached_preemption(step):
+            self.received = signal.SIGTERM
+        return self.received is not None
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename: a killed run leaves the old
+    file or the new one, never a part."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 # --- The loop ------------------------------------------------------------------------------------------
 
 
@@ -540,11 +850,22 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, step: int) -
 
 
 def _read_log(path: pathlib.Path, *, until: int) -> list[dict[str, Any]]:
-    """The records of the log at `path` up to step `until`; none if there is no log."""
+    """The records of the log at `path` up to step `until`; none if there is no log.
+
+    The log is complete up to every checkpoint's step; past it, a killed run may have left a line
+    cut short, which ends the records read (all later ones are past the checkpoint too).
+    """
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [record for record in records if record["step"] <= until]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if record["step"] <= until:
+            records.append(record)
+    return records
 
 
 def _format(values: Mapping[str, float]) -> str:
@@ -589,11 +910,14 @@ def train(config: TrainConfig) -> TrainResult:
     """Trains, evaluates, checkpoints and plots as `config` says, resuming a run its workdir holds.
 
     Prints the baseline, each evaluation and a progress bar (on a terminal, if `config.progress`).
-    See the module's docstring for the files written and for resuming.
+    See the module's docstring for the files written, for resuming and for interruptions.
 
     Raises:
       ConfigError: if the data cannot be used, the devices do not divide the batches as
         `config.sharding` asks, or the workdir holds a checkpoint of a run with other options.
+      CheckpointError: if every checkpoint in the workdir is damaged.
+      TrainingInterrupted: on SIGINT or SIGTERM (or a preemption notice), once the last step
+        completed is checkpointed.
     """
     import orbax.checkpoint as ocp
     from tqdm import tqdm
@@ -609,34 +933,34 @@ def train(config: TrainConfig) -> TrainResult:
     train_inputs, train_targets = split_sequences(train_set, config.input_frames)
     val_inputs, val_targets = split_sequences(val_set, config.input_frames)
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
-    with ocp.CheckpointManager(workdir / CHECKPOINTS, options=options) as manager:
-        latest = manager.latest_step()
-        if latest is not None:
-            saved = manager.restore(latest, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-            _check_resumable(saved.config, config, latest)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=config.keep_checkpoints, create=True, cleanup_tmp_directories=True
+    )
+    with ocp.CheckpointManager(workdir / CHECKPOINTS, options=options) as manager, _StopSignals() as stop:
         model = build_model(config, in_channels=train_set.shape[-1])
-        state = place_state(create_train_state(model, make_optimizer(config), train_inputs, seed=config.seed))
-        if latest is not None:
-            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-            state = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))).state
+
+        def fresh() -> TrainState:
+            return place_state(create_train_state(model, make_optimizer(config), train_inputs, seed=config.seed))
+
+        state = restore_latest(manager, config, fresh)
         start = int(state.step)
-        (workdir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        _write_atomically(workdir / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
         log_path = workdir / LOG_FILE
         records = _read_log(log_path, until=start)
         baseline = baseline_metrics(val_inputs, val_targets, batch_size=config.batch_size)
         if not any(record["kind"] == "baseline" for record in records):
             records.insert(0, {"step": 0, "kind": "baseline", **baseline})
-        log_path.write_text("".join(json.dumps(record) + "\n" for record in records))
+        _write_atomically(log_path, "".join(json.dumps(record) + "\n" for record in records))
         tqdm.write(f"copy the last frame: {_format(baseline)}")
         if start:
             tqdm.write(f"resumed {workdir} at step {start} of {config.steps}")
 
         val_metrics = None
         show = config.progress and sys.stderr.isatty()
+        step = start
         with (
-            open(log_path, "a") as log,
+            open(log_path, "a", buffering=1) as log,  # line-buffered: the log follows the run
             tqdm(total=config.steps, initial=start, disable=not show, unit="step", dynamic_ncols=True) as bar,
         ):
 
@@ -644,28 +968,30 @@ def train(config: TrainConfig) -> TrainResult:
                 records.append(record)
                 log.write(json.dumps(record) + "\n")
 
-            for step in range(start, config.steps):
+            while step < config.steps and not stop.requested(manager, step):
                 batch = batch_indices(len(train_inputs), config.batch_size, step, seed=config.seed)
                 inputs, targets = to_unit(train_inputs[batch]), to_unit(train_targets[batch])
                 state, loss = train_step(state, *place_batch((inputs, targets)))
-                done, loss = step + 1, float(loss)
-                write({"step": done, "kind": "train", "loss": loss})
+                step, loss = step + 1, float(loss)
+                write({"step": step, "kind": "train", "loss": loss})
                 bar.update()
                 bar.set_postfix(loss=f"{loss:.1f}", refresh=False)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"The loss is {loss} at step {done}; try --clip-norm or a lower rate.")
-                if done == config.steps or (config.eval_every and done % config.eval_every == 0):
+                    raise FloatingPointError(f"The loss is {loss} at step {step}; try --clip-norm or a lower rate.")
+                if step == config.steps or (config.eval_every and step % config.eval_every == 0):
                     val_metrics = evaluate_dataset(
                         state, val_inputs, val_targets, batch_size=config.batch_size, place=place_batch
                     )
-                    write({"step": done, "kind": "val", **val_metrics})
-                    tqdm.write(f"step {done:6d}  validation:  {_format(val_metrics)}")
-                if done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0):
+                    write({"step": step, "kind": "val", **val_metrics})
+                    tqdm.write(f"step {step:6d}  validation:  {_format(val_metrics)}")
+                if step == config.steps or (config.checkpoint_every and step % config.checkpoint_every == 0):
                     log.flush()  # the log is complete up to every checkpoint's step
-                    args = ocp.args.Composite(
-                        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(dataclasses.asdict(config))
-                    )
-                    manager.save(done, args=args)
+                    save_checkpoint(manager, state, config)
+        if stop.requested(manager, step):  # the log, closed, holds every step up to `step`
+            if step not in manager.all_steps():
+                save_checkpoint(manager, state, config)
+            manager.wait_until_finished()
+            raise TrainingInterrupted(stop.received, step, workdir / CHECKPOINTS / str(step))
         if val_metrics is None:  # nothing left to train
             val_metrics = evaluate_dataset(
                 state, val_inputs, val_targets, batch_size=config.batch_size, place=place_batch
@@ -735,8 +1061,10 @@ def _summary(config: TrainConfig, result: TrainResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`convlstm-train`: parses `argv` (default: the command line), trains, prints a summary.
 
-    Returns 0 when the run completes; invalid options, unusable data or a workdir holding another
-    run exit with status 2 and a message.
+    Returns 0 when the run completes. Invalid options, unusable data or a workdir holding another
+    run exit with status 2 and a message; a workdir whose checkpoints are all damaged returns 1.
+    SIGINT (Ctrl-C) or SIGTERM checkpoints the last step completed and returns 128 plus the
+    signal's number, as a shell reports a process the signal ended: 130 and 143.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -745,6 +1073,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = train(config)
     except ConfigError as error:
         parser.error(str(error))
+    except CheckpointError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as stop:
+        print(
+            f"{parser.prog}: stopped by {stop.signal.name} after step {stop.step} of {config.steps}; "
+            f"checkpoint saved in {stop.checkpoint}. The same command resumes the run from there.",
+            file=sys.stderr,
+        )
+        return 128 + stop.signal
     except KeyboardInterrupt:
         print(f"Interrupted: the same command resumes from the latest checkpoint in {args.workdir}.", file=sys.stderr)
         return 130
@@ -753,10 +1091,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "TrainConfig",
     "TrainResult",
     "TrainState",
+    "TrainingInterrupted",
     "baseline_metrics",
     "build_model",
     "build_parser",
@@ -767,6 +1107,8 @@ __all__ = [
     "main",
     "make_optimizer",
     "predict",
+    "restore_latest",
+    "save_checkpoint",
     "train",
     "train_step",
 ]

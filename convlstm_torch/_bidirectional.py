@@ -7,9 +7,25 @@ import copy
 import torch
 from torch import nn
 
+from ._cell import CONVOLUTIONS, ConvLSTMCell
 from ._convlstm import ConvLSTM
 
 MERGES = ("concat", "sum")
+
+
+def _draw_fresh_weights(layer: ConvLSTM) -> None:
+    """Gives `layer` the weights a new layer of its hyperparameters would have.
+
+    Every convolution (1-D, 2-D or 3-D) is drawn again as torch draws it; the Hadamard peephole
+    weights go back to their initial zeros.
+    """
+    for module in layer.modules():
+        if isinstance(module, tuple(CONVOLUTIONS.values())):
+            module.reset_parameters()
+        elif isinstance(module, ConvLSTMCell) and module.peephole == "hadamard":
+            with torch.no_grad():
+                for weight in (module.w_ci, module.w_cf, module.w_co):
+                    weight.zero_()
 
 
 class Bidirectional(nn.Module):
@@ -42,9 +58,7 @@ class Bidirectional(nn.Module):
             raise ValueError(f"merge must be one of {MERGES}, got {merge!r}.")
         self.merge = merge
         backward = copy.deepcopy(layer)
-        for module in backward.modules():
-            if isinstance(module, nn.Conv2d):
-                module.reset_parameters()
+        _draw_fresh_weights(backward)
         layer.reverse, backward.reverse, backward.keep_order = False, True, True
         self.forward_layer, self.backward_layer = layer, backward
 

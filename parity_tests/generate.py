@@ -1,7 +1,10 @@
 """Rebuilds the shared vectors from the torch reference: `python -m parity_tests.generate`.
 
 Deterministic: each case's seed is fixed in the manifest, the inputs are drawn by torch's CPU
-generator in float32, and the expected results are the reference's, computed in float64.
+generator in float32, and the expected results are the reference's, computed in float64. The
+inputs come out bit for bit on any machine; the float64 results only up to the machine's
+summation order, so `--case NAME` rebuilds the named cases alone and leaves every other file, and
+its manifest entry, as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from .cases import CASES
 from .runs import Config, frame_size, input_shape, output_channels, result_names, returned_layers, run_torch
 from .tolerance import POLICY
-from .vectors import FORMAT_VERSION, VECTORS_DIR, write_case, write_manifest
+from .vectors import FORMAT_VERSION, VECTORS_DIR, VectorError, load_manifest, write_case, write_manifest
 
 
 def case_seed(name: str) -> int:
@@ -69,18 +72,45 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
 
 
 def generate(directory: Path = VECTORS_DIR, names: list[str] | None = None) -> dict[str, Any]:
-    """Writes every case's file and the manifest into `directory`; returns the manifest."""
+    """Writes the cases' files and the manifest into `directory`; returns the manifest.
+
+    Args:
+      directory: the folder to write.
+      names: None for every case; or the cases to rebuild, whose files and manifest entries
+        replace those of the manifest already in `directory` (the other cases' stay as they are).
+
+    Raises:
+      ValueError: a name is no case, or `names` is given and `directory` has no manifest or one
+        written by other versions of torch or NumPy (whose float64 results may differ in the last
+        bits: rebuild every case then).
+    """
     import torch
 
     directory = Path(directory)
+    generator = {"format": FORMAT_VERSION, "torch": torch.__version__, "numpy": np.__version__}
+    cases: dict[str, Any] = {}
+    if names is not None:
+        unknown = [name for name in names if name not in CASES]
+        if unknown or not names:
+            raise ValueError(f"names must be cases from {sorted(CASES)}, got {names!r}.")
+        try:
+            existing = load_manifest(directory)
+        except VectorError as error:
+            raise ValueError(f"Rebuilding some cases needs the manifest of the others: {error}") from None
+        cases, made_by = dict(existing["cases"]), existing["generator"]
+        if made_by != generator:
+            raise ValueError(
+                f"The vectors in {directory} were made by {made_by}, this is {generator}: "
+                "rebuild every case (no --case) so that the manifest tells what made them."
+            )
     directory.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
-        "generator": {"format": FORMAT_VERSION, "torch": torch.__version__, "numpy": np.__version__},
+        "generator": generator,
         "reference_dtype": "float64",
         "tolerance": {dtype: dataclasses.asdict(tol) for dtype, tol in POLICY.items()},
-        "cases": {},
+        "cases": cases,
     }
-    for name in names or list(CASES):
+    for name in list(CASES) if names is None else names:
         config, seed = CASES[name], case_seed(name)
         arrays = make_inputs(config, seed)
         expected = run_torch(config, arrays, "float64")
@@ -95,10 +125,21 @@ def generate(directory: Path = VECTORS_DIR, names: list[str] | None = None) -> d
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m parity_tests.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=VECTORS_DIR, help="folder to write (default: the shipped vectors)")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=sorted(CASES),
+        metavar="NAME",
+        help="rebuild only this case (repeatable), keeping the other files and manifest entries",
+    )
     args = parser.parse_args(argv)
-    manifest = generate(args.out)
-    size = sum((args.out / entry["file"]).stat().st_size for entry in manifest["cases"].values())
-    print(f"Wrote {len(manifest['cases'])} cases ({size / 1e3:.0f} kB) and the manifest to {args.out}.")
+    try:
+        manifest = generate(args.out, args.case)
+    except ValueError as error:
+        parser.error(str(error))
+    written = args.case or list(manifest["cases"])
+    size = sum((args.out / manifest["cases"][name]["file"]).stat().st_size for name in written)
+    print(f"Wrote {len(written)} cases ({size / 1e3:.0f} kB) and the manifest to {args.out}.")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,58 @@ import json
 import pytest
 
 from benchmarks import run, unroll
+from benchmarks.sys_keras import keras_version
 
 ROW_KEYS = {"system", "label", "notes", "forward", "train", "forward_gflops", "forward_peak_fraction"}
 ROW_KEYS |= {"forward_speedup_vs_torch_eager", "train_speedup_vs_torch_eager", "wall_s"}
+
+
+def _same(value, expected):
+    """A figure the suite derives from the timings it reports against the same arithmetic here
+    (None where a timing is missing)."""
+    return value is None if expected is None else value == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def _expected_status(system, phase, backend, workload, skip_slow):
+    """What a working suite reports for one row and phase on this machine."""
+    if system.key == "keras" and keras_version() is None:
+        return "n/a"
+    if phase == "train" and backend in system.slow_train_on and workload in skip_slow:
+        return "skipped"
+    return "ok"
+
+
+def _check_rows(results, name, skip_slow, repeats=1):
+    """Each row's statuses and timings in workload `name`, and the figures derived from them;
+    returns the rows by system."""
+    systems = {s.key: s for s in run.SYSTEMS}
+    backend, peak = results["machine"]["jax_backend"], results["matmul_peak"]["gflops"]
+    flop = results["workloads"][name]["config"]["forward_flop"]
+    rows = {row["system"]: row for row in results["workloads"][name]["rows"]}
+    reference = rows.get(run.REFERENCE)
+    for key, row in rows.items():
+        assert ROW_KEYS <= set(row), key
+        for phase in ("forward", "train"):
+            result, status = row[phase], _expected_status(systems[key], phase, backend, name, skip_slow)
+            assert result["status"] == status, (key, phase, result)
+            if status == "skipped":
+                assert result["reason"] == f"slow on XLA:{backend.upper()}, --skip-slow-baselines", result
+            elif status == "n/a":
+                assert "not installed" in result["reason"], result
+            else:
+                slow = phase == "train" and backend in systems[key].slow_train_on
+                assert "reason" not in result and result["repeats"] == len(result["times_ms"]) == repeats
+                assert result["warmup_calls"] == len(result["warmup_ms"]) == (0 if slow else systems[key].warmup)
+                assert result["best_ms"] == min(result["times_ms"]) > 0, (key, phase, result)
+        forward = row["forward"].get("best_ms")
+        gflops = flop / (forward * 1e6) if forward else None
+        assert _same(row["forward_gflops"], gflops), key
+        assert _same(row["forward_peak_fraction"], gflops and gflops / peak), key
+        for phase in ("forward", "train"):
+            ms, ref_ms = row[phase].get("best_ms"), reference and reference[phase].get("best_ms")
+            speedup = ref_ms / ms if ref_ms and ms else None
+            assert _same(row[f"{phase}_speedup_vs_torch_eager"], speedup), key
+    return rows
 
 
 @pytest.mark.slow
@@ -29,35 +78,37 @@ def test_quick_run_writes_json_and_png(tmp_path):
     assert {"platform", "cpu_count", "versions", "jax_devices"} <= set(machine)
     assert {"jax", "jaxlib", "flax", "torch"} <= set(machine["versions"])
     assert results["settings"]["precision"]["jax_speed"] == "default"
-    assert results["matmul_peak"]["gflops"] > 0
+    peak = results["matmul_peak"]
+    assert peak["gflops"] == max(peak["start"]["gflops"], peak["end"]["gflops"]) > 0
+    for figure in (peak["start"], peak["end"]):
+        assert figure["best_ms"] == min(figure["times_ms"]) > 0
+        assert _same(figure["gflops"], figure["flop"] / (figure["best_ms"] * 1e6))
 
-    assert set(results["workloads"]) == {"w1", "mmnist"}
-    for workload in results["workloads"].values():
+    assert list(results["workloads"]) == ["w1", "mmnist"]
+    backend = machine["jax_backend"]
+    for name, workload in results["workloads"].items():
         assert workload["config"]["quick"] is True
         assert workload["config"]["forward_flop"] > 0
-        rows = {row["system"]: row for row in workload["rows"]}
-        backend = machine["jax_backend"]
-        assert set(rows) == {s.key for s in run.SYSTEMS if s.measured_on(backend)}
-        for row in rows.values():
-            assert ROW_KEYS <= set(row)
-            for phase in ("forward", "train"):
-                assert row[phase]["status"] in {"ok", "skipped", "n/a", "failed"}
-                assert row[phase]["status"] == "ok" or row[phase]["reason"]
+        assert [row["system"] for row in workload["rows"]] == [s.key for s in run.SYSTEMS if s.measured_on(backend)]
+        rows = _check_rows(results, name, skip_slow={"w1", "mmnist"})
         for key in ("port", "torch"):  # the port and its reference always run
             assert rows[key]["forward"]["status"] == rows[key]["train"]["status"] == "ok"
-        assert rows["torch"]["train_speedup_vs_torch_eager"] == pytest.approx(1.0)
-        for key in ("port-xla", "flax", "keras"):  # slow baselines: skipped on CPU, measured elsewhere
-            if key in rows:
-                expected_status = "skipped" if backend == "cpu" else "ok"
-                assert rows[key]["train"]["status"] in {expected_status, "n/a"}
         assert workload["parity"]["max_abs_diff"] < 1e-4
+        assert workload["parity"]["float32_tolerance_score"] <= 1, workload["parity"]
 
     scaling = results["port_scaling"]
     assert set(scaling["compile_s"]) == {str(t) for t in run.QUICK_COMPILE_STEPS}
-    assert scaling["compile_ratio"]["ratio"] > 0
+    for steps, seconds in scaling["compile_s"].items():  # the best of min(repeats, 3) = 1 compilation
+        assert scaling["compile_s_all"][steps] == [seconds] and seconds > 0
+    first, last = (str(t) for t in (run.QUICK_COMPILE_STEPS[0], run.QUICK_COMPILE_STEPS[-1]))
+    ratio = scaling["compile_s"][last] / scaling["compile_s"][first]
+    assert _same(scaling["compile_ratio"]["ratio"], ratio)
     for key in ("without_remat", "with_remat"):
         assert set(scaling["memory"][key]) == {str(t) for t in run.QUICK_MEMORY_STEPS}
-    assert "without_over_with_remat" in scaling["memory_ratio"]
+    longest = str(run.QUICK_MEMORY_STEPS[-1])
+    without, with_remat = (scaling["memory"][key][longest] for key in ("without_remat", "with_remat"))
+    ratio = without["peak_bytes"] / with_remat["peak_bytes"] if without and with_remat else None
+    assert scaling["memory_ratio"] == {"T": int(longest), "without_over_with_remat": ratio}
 
 
 def test_arguments_are_checked():
@@ -80,7 +131,7 @@ def test_accelerator_rows_run_when_named(tmp_path):
 
     results = json.loads((tmp_path / "rows.json").read_text())
     assert results["complete"] is True and results["port_scaling"] is None  # scaling runs with "port" only
-    rows = {row["system"]: row for row in results["workloads"]["w1"]["rows"]}
+    rows = _check_rows(results, "w1", skip_slow=set())  # no torch row: no speed-ups
     assert list(rows) == systems
     for row in rows.values():
         assert row["forward"]["status"] == row["train"]["status"] == "ok", row

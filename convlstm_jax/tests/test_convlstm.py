@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convlstm_jax import ConvLSTM, ConvLSTMCell
+from parity_tests.tolerance import tolerance_for
 
 KEY = jax.random.key(0)
 
@@ -125,8 +126,11 @@ def test_bfloat16_compute_with_float32_params():
     variables, (outputs, states) = _init_apply(model, x)
     assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype("float32")}
     assert outputs[0].dtype == states[0][0].dtype == jnp.bfloat16
-    reference, _ = _model().apply(variables, x)
-    chex.assert_trees_all_close(outputs[0].astype(jnp.float32), reference[0], atol=0.05)
+    reference, reference_states = _model().apply(variables, x)
+    # The policy's bfloat16 bound, against the float32 run (whose own error is far below it).
+    tolerance = tolerance_for("bfloat16")
+    for name, ours, theirs in [("output", outputs[0], reference[0]), *zip("hc", states[0], reference_states[0])]:
+        assert tolerance.score(np.asarray(ours, np.float32), np.asarray(theirs)) <= 1, name
 
 
 def test_param_dtype():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from jax.experimental import checkify
 
@@ -13,7 +13,7 @@ import convlstm_jax
 import convlstm_torch
 from parity_tests.generate import make_inputs
 from parity_tests.runs import model_kwargs, run_jax, run_torch
-from parity_tests.tests.test_live import configs
+from parity_tests.tests.test_live import EXAMPLES, configs
 
 # What each framework calls the input argument; the other arguments share their names.
 INPUT_NAME = {"torch": "input_tensor", "jax": "x"}
@@ -95,7 +95,18 @@ def _corrupt(config, kind):
     return kwargs, x, state if kind.startswith("state") or config["initial_state"] else None
 
 
+def _every_corruption_in_every_rank(test):
+    # Explicit examples: each corruption on a configuration of each rank, the configurations
+    # taken in turn from the live test's examples (every peephole and option among them).
+    by_rank = {rank: [c for c in EXAMPLES.values() if len(c["frame"]) == rank] for rank in (1, 2, 3)}
+    for index, kind in enumerate(sorted(CORRUPTIONS)):
+        for rank, configs_of_rank in by_rank.items():
+            test = example(configs_of_rank[index % len(configs_of_rank)], kind).via(f"{kind}, rank {rank}")(test)
+    return test
+
+
 @given(configs(), st.sampled_from(sorted(CORRUPTIONS)))
+@_every_corruption_in_every_rank
 def test_both_frameworks_reject_bad_input_alike(config, kind):
     kwargs, x, state = _corrupt(config, kind)
     torch_error, jax_error = _torch_error(kwargs, x, state), _jax_error(kwargs, x, state)

@@ -11,6 +11,7 @@ from parity_tests.cases import CASES
 from parity_tests.check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
 from parity_tests.runs import frame_size
 from parity_tests.tolerance import POLICY
+from parity_tests.vectors import MANIFEST as MANIFEST_FILE
 from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
 
 MANIFEST = load_manifest()
@@ -114,6 +115,28 @@ def test_the_cases_cover_every_option():
     assert {"stride", "dilation"} <= {key for c in configs for key in c}
 
 
+BIDIRECTIONAL = sorted(name for name in NAMES if MANIFEST["cases"][name]["config"].get("bidirectional"))
+
+
+def test_the_bidirectional_cases_hold_images_and_volumes():
+    assert {len(frame_size(MANIFEST["cases"][name]["config"])) for name in BIDIRECTIONAL} >= {2, 3}
+
+
+@pytest.mark.parametrize("name", BIDIRECTIONAL)
+def test_the_two_directions_have_their_own_weights(name):
+    # A port that ran both directions with one direction's weights, or swapped them, would pass a
+    # case whose two directions share their weights.
+    _, arrays = _case(name)
+    params = {key.removeprefix("param/") for key in arrays if key.startswith("param/")}
+    forward = sorted(key.removeprefix("forward_layer.") for key in params if key.startswith("forward_layer."))
+    backward = sorted(key.removeprefix("backward_layer.") for key in params if key.startswith("backward_layer."))
+    assert forward and forward == backward and len(params) == 2 * len(forward), sorted(params)
+    shared = [
+        k for k in forward if np.array_equal(arrays[f"param/forward_layer.{k}"], arrays[f"param/backward_layer.{k}"])
+    ]
+    assert not shared, f"{name}: the directions share {shared}"
+
+
 def test_the_vectors_stay_small():
     assert sum(p.stat().st_size for p in VECTORS_DIR.iterdir()) < 2_000_000
 
@@ -141,6 +164,36 @@ def test_a_newer_generator_is_refused(tmp_path):
     write_manifest(tmp_path, {**MANIFEST, "generator": {**MANIFEST["generator"], "format": 2}})
     with pytest.raises(VectorError, match="has format version 2; this code reads version 1"):
         load_manifest(tmp_path)
+
+
+def test_rebuilding_one_case_leaves_the_others_as_they_were(tmp_path):
+    from parity_tests.generate import generate
+
+    shutil.copytree(VECTORS_DIR, tmp_path, dirs_exist_ok=True)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    manifest = generate(tmp_path, ["one_step"])
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert after.keys() == before.keys()
+    assert {name for name in before if after[name] != before[name]} <= {"one_step.safetensors", MANIFEST_FILE}
+    assert load_manifest(tmp_path) == manifest
+    assert {n: e for n, e in manifest["cases"].items() if n != "one_step"} == {
+        n: e for n, e in MANIFEST["cases"].items() if n != "one_step"
+    }
+    shipped, fresh = load_case("one_step", manifest=MANIFEST), load_case("one_step", tmp_path)
+    assert all(np.array_equal(fresh[k], v) for k, v in shipped.items() if not k.startswith("expected/"))
+
+
+def test_rebuilding_some_cases_is_refused_where_it_would_mix_generators(tmp_path):
+    from parity_tests.generate import generate
+
+    with pytest.raises(ValueError, match=r"names must be cases from .*, got \['nope'\]"):
+        generate(tmp_path, ["nope"])
+    with pytest.raises(ValueError, match="Rebuilding some cases needs the manifest of the others: No manifest"):
+        generate(tmp_path, ["one_step"])
+    write_manifest(tmp_path, {**MANIFEST, "generator": {**MANIFEST["generator"], "torch": "1.0"}})
+    with pytest.raises(ValueError, match=r"were made by .*'torch': '1.0'.*: rebuild every case"):
+        generate(tmp_path, ["one_step"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == [MANIFEST_FILE]  # nothing written
 
 
 @pytest.mark.slow

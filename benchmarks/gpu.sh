@@ -11,7 +11,7 @@
 # Runs, each under its own time limit so that one stuck part leaves the others' results:
 #   1. python -m benchmarks.run --workload all --repeats 10 [options]   (limit $BENCH_LIMIT s)
 #      -> <backend>.json, <backend>.png
-#   2. the XLA:CPU float64 bug's test on the GPU (it is expected to pass there)   -> float64.log
+#   2. the float64 gradient tests on the GPU   -> float64.log
 #   3. convlstm-parity for the JAX port on the GPU: every shared vector in float32 (at "highest"
 #      precision) and float64, then every gradient strategy, remat, unroll and bf16 compute on three
 #      of them (limit $PARITY_LIMIT s each)   -> parity.log
@@ -51,7 +51,7 @@ PY
 
 status=0
 timeout "${BENCH_LIMIT:-420}" "$py" -m benchmarks.run --workload all --repeats 10 --out "$out" "$@" || status=1
-timeout 60 "$py" -m pytest -q -p no:cacheprovider convlstm_jax/tests/test_conv.py -k float64 2>&1 \
+timeout 60 "$py" -m pytest -q -p no:cacheprovider convlstm_jax/tests/test_float64.py 2>&1 \
   | tee "$out/float64.log" || status=1
 parity=(timeout "${PARITY_LIMIT:-150}" "$py" -m parity_tests.cli --framework jax)
 "${parity[@]}" >"$out/parity.log" 2>&1 || status=1

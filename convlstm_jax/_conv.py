@@ -10,9 +10,10 @@ gives the convolution its own VJP made of operations that stay fast in a loop:
 - the weight gradient is one contraction per kernel tap: the zero-padded input shifted by the tap
   against the output gradient, over frames and spatial axes: (C_in, C_out) per tap.
 
-The forward pass is XLA's own convolution. The strategy is chosen per backend by
-`resolve_conv_gradient` ("tapwise" on CPU, XLA's own gradients elsewhere, where cuDNN and the TPU
-compiler do not share the pathology).
+The forward pass is XLA's own convolution. `conv_gradient="auto"` chooses per platform when the
+computation is lowered (`lax.platform_dependent`): "tapwise" on CPU, XLA's own gradients elsewhere,
+where cuDNN and the TPU compiler do not share the pathology. So a computation placed on CPU devices
+of a GPU host gets the CPU's choice, and one `jax.export` for several platforms holds each one's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 
 CONV_GRADIENTS = ("auto", "xla", "tapwise")
 
@@ -42,10 +44,14 @@ def check_conv_gradient(conv_gradient: Any) -> str:
     return conv_gradient
 
 
-def resolve_conv_gradient(conv_gradient: str) -> str:
-    """Returns "xla" or "tapwise"; "auto" is "tapwise" on CPU and "xla" on GPU and TPU."""
+def resolve_conv_gradient(conv_gradient: str, platform: str | None = None) -> str:
+    """Returns "xla" or "tapwise": "auto" is "tapwise" on the CPU and "xla" on GPUs and TPUs.
+
+    `platform` ("cpu", "cuda", "rocm", "tpu", ...) defaults to JAX's default backend. The model
+    itself does not call this: it leaves "auto" to `conv`, which chooses when lowering.
+    """
     if check_conv_gradient(conv_gradient) == "auto":
-        return "tapwise" if jax.default_backend() == "cpu" else "xla"
+        return "tapwise" if (platform or jax.default_backend()) == "cpu" else "xla"
     return conv_gradient
 
 
@@ -64,17 +70,50 @@ def check_unroll(unroll: Any) -> None:
 
 
 def resolve_unroll(unroll: int | None) -> int:
-    """`unroll`, or where it is None the backend's own: 5 on GPU, 1 on CPU and TPU."""
+    """`unroll`, or where it is None the backend's own: 5 on GPU, 1 on CPU and TPU.
+
+    Unlike `conv_gradient="auto"`, this choice cannot follow the platform a computation is lowered
+    for: the scan's unroll is fixed when it is traced, so None reads JAX's default backend then.
+    Give an int to export for another platform with its own value.
+    """
     check_unroll(unroll)
     return _UNROLL.get(jax.default_backend(), 1) if unroll is None else unroll
+
+
+CONV_OUTPUT = "convlstm_conv"
+"""The name (`jax.ad_checkpoint.checkpoint_name`) every `conv` output carries, so that a remat
+policy can keep the convolutions and recompute the rest."""
+
+
+def step_remat(remat: bool, dtype: Any) -> dict[str, Any] | None:
+    """How a layer's time step is rematerialised: keyword arguments for `nn.remat`/`nnx.remat`, or
+    None for no remat.
+
+    `remat=True` recomputes everything. In float64, where `remat` is False, the step is still
+    rematerialised, keeping every convolution's output (`CONV_OUTPUT`) and recomputing only the
+    elementwise gate math: XLA:CPU (jaxlib 0.10.2, on processors without AVX-512 or with
+    `--xla_cpu_max_isa=AVX2`) otherwise computes wrong float64 gradients of a conv-peephole layer
+    in the rolled loop for some frame sizes (8, 12, 16, ...; `tools/xla_cpu_float64_repro.py`),
+    silently. Keeping the convolutions makes the recomputation cheap; float32 and bfloat16 are not
+    affected and run as they are.
+    """
+    if remat:
+        return {}
+    if jnp.dtype(dtype) == jnp.float64:
+        return {"policy": jax.checkpoint_policies.save_only_these_names(CONV_OUTPUT)}
+    return None
 
 
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """XLA:CPU options: convolutions and dots by Eigen rather than YNNPACK (jaxlib's default)."""
 
 
-def compiler_options(backend: str | None = None) -> dict[str, Any]:
+def compiler_options(backend: str | jax.Device | None = None) -> dict[str, Any]:
     """The XLA options a ConvLSTM runs fastest with on `backend` (default: JAX's default backend).
+
+    `backend` is a platform name ("cpu", "gpu", "tpu") or a device: compiler options belong to one
+    platform's compiler, so pass the platform the computation will run on where it is not the
+    default backend (`compiler_options(x.devices().pop())`).
 
     For `jax.jit(fn, compiler_options=compiler_options())`. On CPU, Eigen's convolutions and dots
     instead of YNNPACK's (jaxlib's default): measured in BENCHMARKS.md, W1's forward pass 1.9x
@@ -82,6 +121,8 @@ def compiler_options(backend: str | None = None) -> dict[str, Any]:
     rounding only. Empty on GPU and TPU, and on a jaxlib that does not know the option (checked
     once by compiling a no-op with it).
     """
+    if isinstance(backend, jax.Device):
+        backend = backend.platform
     if (backend or jax.default_backend()) != "cpu" or not _cpu_options_known():
         return {}
     return dict(_CPU_OPTIONS)
@@ -98,10 +139,23 @@ def _cpu_options_known() -> bool:
 
 def conv(x: jax.Array, kernel: jax.Array, conv_gradient: str, precision: Any = None) -> jax.Array:
     """The library's one convolution: "same", stride 1, channels-last frames (N, ..., C) by a
-    (..., C_in, C_out) kernel of any spatial rank, differentiated per strategy."""
-    if resolve_conv_gradient(conv_gradient) == "tapwise":
+    (..., C_in, C_out) kernel of any spatial rank, differentiated per strategy.
+
+    "auto" is resolved per platform when the computation is lowered: "tapwise" on CPU, "xla"
+    elsewhere. Lowered for one platform, only that platform's branch is compiled.
+    """
+
+    def tapwise(x: jax.Array, kernel: jax.Array) -> jax.Array:
         return conv_same(x, kernel, precision)
-    return _conv(x, kernel, precision)
+
+    def xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return _conv(x, kernel, precision)
+
+    if check_conv_gradient(conv_gradient) == "auto":
+        y = lax.platform_dependent(x, kernel, cpu=tapwise, default=xla)
+    else:
+        y = tapwise(x, kernel) if conv_gradient == "tapwise" else xla(x, kernel)
+    return checkpoint_name(y, CONV_OUTPUT)
 
 
 def _conv(x: jax.Array, kernel: jax.Array, precision: Any) -> jax.Array:

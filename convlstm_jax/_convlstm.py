@@ -20,7 +20,7 @@ from jax.experimental import checkify
 from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers, spatial_axes
 
 from ._cell import Carry, ConvLSTMCell, check_floating
-from ._conv import check_conv_gradient, check_unroll, resolve_unroll
+from ._conv import check_conv_gradient, check_unroll, resolve_unroll, step_remat
 
 
 def _describe(value: Any) -> str:
@@ -528,8 +528,9 @@ class ConvLSTM(nn.Module):
 
         def scan(cell, carry, xs, mask_h, lengths, hoisted):
             time_axis = 1 if self.batch_first else 0
+            remat = step_remat(self.remat, carry[0].dtype)
             loop = nn.scan(
-                nn.remat(layer_step, static_argnums=(5,)) if self.remat else layer_step,
+                layer_step if remat is None else nn.remat(layer_step, static_argnums=(5,), **remat),
                 variable_broadcast="params",
                 split_rngs={"params": False},
                 in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),

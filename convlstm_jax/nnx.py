@@ -43,7 +43,7 @@ from convlstm_common import LayerSpec, check_peephole, resolve_cell
 from . import _cell
 from ._bidirectional import check_merge, merge_outputs, split_initial_state
 from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
-from ._conv import check_conv_gradient, resolve_unroll
+from ._conv import check_conv_gradient, resolve_unroll, step_remat
 from ._convert import flax_to_torch, torch_to_flax
 from ._convlstm import (
     check_hyperparameters,
@@ -433,8 +433,9 @@ class ConvLSTM(nnx.Module):
             def step(cell, carry, xs):
                 return layer_step(cell, carry, xs, mask_h, lengths, hoisted)
 
+            remat = step_remat(self.remat, carry[0].dtype)
             loop = nnx.scan(
-                nnx.remat(step) if self.remat else step,
+                step if remat is None else nnx.remat(step, **remat),
                 in_axes=(None, nnx.Carry, (time_axis, 0)),
                 out_axes=(nnx.Carry, time_axis),
                 unroll=resolve_unroll(self.unroll),

@@ -309,8 +309,9 @@ def _optimizer(name: str, learning_rate: float, decay: float, clip_norm: float |
 
 
 class _jit:  # a decorator, like jax.jit
-    """`jax.jit(fn, compiler_options=convlstm_jax.compiler_options())`, made at the first call, so
-    that importing this module starts no backend (`jax.distributed.initialize` must come first)."""
+    """`jax.jit(fn, compiler_options=convlstm_jax.compiler_options(device))` for the devices the
+    steps run on (`_placers` places everything on `jax.devices()`), made at the first call, so that
+    importing this module starts no backend (`jax.distributed.initialize` must come first)."""
 
     def __init__(self, fn: Callable) -> None:
         self._fn = fn
@@ -318,7 +319,7 @@ class _jit:  # a decorator, like jax.jit
 
     @functools.cached_property
     def jitted(self) -> Any:
-        return jax.jit(self._fn, compiler_options=compiler_options())
+        return jax.jit(self._fn, compiler_options=compiler_options(jax.devices()[0]))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.jitted(*args, **kwargs)

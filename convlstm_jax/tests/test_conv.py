@@ -123,6 +123,17 @@ def test_compiler_options_give_the_same_results():
     )
 
 
+def test_compiler_options_for_a_device_are_its_platforms(monkeypatch):
+    from convlstm_jax import _conv, compiler_options
+
+    cpu = jax.devices("cpu")[0]
+    assert compiler_options(cpu) == compiler_options("cpu") == {"xla_cpu_experimental_ynn_fusion_type": ""}
+    # A CPU device is the CPU's options whatever the default backend says.
+    monkeypatch.setattr(_conv.jax, "default_backend", lambda: "gpu")
+    assert compiler_options() == {}
+    assert compiler_options(cpu) == {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
 def test_compiler_options_an_older_jaxlib_does_not_know_are_left_out(monkeypatch):
     from convlstm_jax import _conv
 
@@ -132,35 +143,3 @@ def test_compiler_options_an_older_jaxlib_does_not_know_are_left_out(monkeypatch
         assert _conv.compiler_options("cpu") == {}
     finally:
         _conv._cpu_options_known.cache_clear()
-
-
-def _float64_peephole_gradients(frame, **options):
-    """Gradients of a float64 conv-peephole layer over 6 steps, rolled (options) and fully unrolled."""
-    with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.key(0), (6, 1, *frame, 2), jnp.float64)
-        weight = jax.random.normal(jax.random.key(1), (1, 6, *frame, 6), jnp.float64)
-        grads = []
-        for unroll in ({"unroll": 6}, {"unroll": 1, **options}):
-            model = ConvLSTM(2, 6, 1, 1, peephole="conv", param_dtype=jnp.float64, spatial_dims=len(frame), **unroll)
-            variables = model.init(jax.random.key(2), x)
-            step = jax.jit(jax.grad(lambda v, x, m=model: jnp.sum(m.apply(v, x)[0][0] * weight), argnums=(0, 1)))
-            grads.append(step(variables, x))
-        return grads
-
-
-@pytest.mark.xfail(
-    jax.default_backend() == "cpu",
-    strict=True,
-    reason="XLA:CPU (jaxlib 0.10.2) miscompiles float64 gradients of the conv peephole inside a rolled "
-    "loop for some frame sizes (8x8, 1x12, 12): correct at xla_backend_optimization_level=0, unrolled, "
-    "or with remat; float32 is correct",
-)
-@pytest.mark.parametrize("frame", [(8, 8), (12,)])
-def test_float64_conv_peephole_gradients_in_a_rolled_loop(frame):
-    unrolled, rolled = _float64_peephole_gradients(frame)
-    chex.assert_trees_all_close(rolled, unrolled, rtol=1e-9, atol=1e-9)
-
-
-def test_float64_conv_peephole_gradients_with_remat():  # the workaround the README gives
-    unrolled, rolled = _float64_peephole_gradients((8, 8), remat=True)
-    chex.assert_trees_all_close(rolled, unrolled, rtol=1e-9, atol=1e-9)

@@ -1,6 +1,5 @@
 """torch against JAX, live, on random configurations beyond the shared vectors."""
 
-import jax
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -245,6 +244,7 @@ def _check_live(config, seed, runs, record_outcomes):
     assert all(o.passed for o in outcomes), format_table("live", config, outcomes)
 
 
+@pytest.mark.needs_torch
 @given(configs(), st.integers(0, 2**31 - 1))
 @with_examples(FAST_EXAMPLES)
 def test_random_configurations(record_outcomes, config, seed):
@@ -252,16 +252,13 @@ def test_random_configurations(record_outcomes, config, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_torch
 @settings(max_examples=40)
 @given(configs(), st.integers(0, 2**31 - 1))
 @with_examples(list(EXAMPLES))
 def test_many_random_configurations_every_run(record_outcomes, config, seed):
     # Not torch float64: the expected results are its own, computed in this process.
     runs = [_TORCH[1], *_JAX, JAX_CHANNELS_LAST]
-    if config["peephole"] == "conv" and config["steps"] > 1 and jax.default_backend() == "cpu":
-        # XLA:CPU miscompiles these float64 gradients for some frame sizes: a known bug, held by
-        # convlstm_jax/tests/test_conv.py::test_float64_conv_peephole_gradients_in_a_rolled_loop.
-        runs.remove(_JAX[0])
     _check_live(config, seed, runs, record_outcomes)
 
 

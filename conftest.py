@@ -1,10 +1,16 @@
 """Test-wide settings: JAX strict about dtypes and ranks, float32 at full precision, hypothesis
-profiles (`HYPOTHESIS_PROFILE=ci` is derandomised and is what `.ci/run` uses)."""
+profiles (`HYPOTHESIS_PROFILE=ci` is derandomised and is what `.ci/run` uses), and the
+`needs_torch` marker: such tests skip where torch is not installed (a `TORCH=` setup)."""
 
+import importlib.util
 import os
 
 import jax
+import pytest
 from hypothesis import HealthCheck, settings
+
+NO_TORCH = "needs torch, the reference (not installed in this virtualenv)"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -16,3 +22,21 @@ jax.config.update("jax_threefry_partitionable", False)
 settings.register_profile("dev", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+class _WithoutTorch(pytest.Dir):
+    """`convlstm_torch/` where torch is not installed: one skip instead of its import errors."""
+
+    def collect(self):
+        pytest.skip("convlstm_torch is the torch reference: torch is not installed in this virtualenv")
+
+
+def pytest_collect_directory(path, parent):
+    if not HAS_TORCH and path == parent.config.rootpath / "convlstm_torch":
+        return _WithoutTorch.from_parent(parent, path=path)
+    return None
+
+
+def pytest_runtest_setup(item):
+    if not HAS_TORCH and item.get_closest_marker("needs_torch"):
+        pytest.skip(NO_TORCH)

@@ -32,8 +32,8 @@ Example:
   >>> import numpy as np
   >>> mesh = make_mesh("data", 1)
   >>> frames = shard_batch(np.zeros((4, 3, 16, 16, 1), np.float32), mesh)
-  >>> frames.sharding.spec
-  P('data',)
+  >>> tuple(frames.sharding.spec)
+  ('data',)
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def batch_spec(mesh: Mesh) -> PartitionSpec:
     """How arrays of shape (B, T, H, W, C) are split on `mesh`: along B ("data") or H ("spatial").
 
     Example:
-      >>> batch_spec(make_mesh("data", 1)), batch_spec(make_mesh("spatial", 1))
-      (P('data',), P(None, None, 'height'))
+      >>> tuple(batch_spec(make_mesh("data", 1))), tuple(batch_spec(make_mesh("spatial", 1)))
+      (('data',), (None, None, 'height'))
     """
     if _mode(mesh) == "data":
         return PartitionSpec("data")
@@ -121,8 +121,8 @@ def shard_batch(tree: Any, mesh: Mesh) -> Any:
       >>> import numpy as np
       >>> batch = np.zeros((2, 3, 8, 8, 1), np.float32), np.zeros((2, 1, 8, 8, 1), np.float32)
       >>> inputs, targets = shard_batch(batch, make_mesh("spatial", 1))
-      >>> inputs.sharding.spec, len(inputs.addressable_shards)
-      (P(None, None, 'height'), 1)
+      >>> tuple(inputs.sharding.spec), len(inputs.addressable_shards)
+      ((None, None, 'height'), 1)
     """
     mode = _mode(mesh)
     axis, size_name = (0, "batch size B") if mode == "data" else (2, "height H")

@@ -60,6 +60,7 @@ def _check_rows(results, name, skip_slow, repeats=1):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_torch
 def test_quick_run_writes_json_and_png(tmp_path):
     assert run.main(["--quick", "--out", str(tmp_path), "--skip-slow-baselines"]) == 0
 
@@ -124,6 +125,7 @@ def test_arguments_are_checked():
 
 
 @pytest.mark.slow
+@pytest.mark.needs_torch
 def test_accelerator_rows_run_when_named(tmp_path):
     systems = ["port-tapwise", "port-bf16", "torch-bf16"]  # measured by default on GPU/TPU only
     argv = ["--quick", "--workload", "w1", "--only", ",".join(systems), "--out", str(tmp_path), "--name", "rows"]

@@ -2,6 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
 import torch
 
 import convlstm_jax

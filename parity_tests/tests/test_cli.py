@@ -1,6 +1,9 @@
 import shutil
 
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
 import torch
 
 import convlstm_torch

@@ -4,6 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
 import torch
 
 import convlstm_torch

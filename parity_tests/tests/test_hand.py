@@ -16,6 +16,9 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
 import torch
 
 import convlstm_jax

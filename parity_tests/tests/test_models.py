@@ -4,6 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
 import torch
 
 from convlstm_jax.models import EncoderForecaster as JaxModel

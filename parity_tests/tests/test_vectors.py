@@ -46,7 +46,8 @@ def _vector_params():
             name,
             run,
             id=f"{name}-{run.label}-{run.dtype}",
-            marks=[] if run.dtype != "float64" or name in FLOAT64_FAST else [pytest.mark.slow],
+            marks=([] if run.dtype != "float64" or name in FLOAT64_FAST else [pytest.mark.slow])
+            + ([pytest.mark.needs_torch] if run in TORCH_RUNS else []),
         )
         for name in NAMES
         for run in (*TORCH_RUNS, *JAX_RUNS)
@@ -166,6 +167,7 @@ def test_a_newer_generator_is_refused(tmp_path):
         load_manifest(tmp_path)
 
 
+@pytest.mark.needs_torch
 def test_rebuilding_one_case_leaves_the_others_as_they_were(tmp_path):
     from parity_tests.generate import generate
 
@@ -183,6 +185,7 @@ def test_rebuilding_one_case_leaves_the_others_as_they_were(tmp_path):
     assert all(np.array_equal(fresh[k], v) for k, v in shipped.items() if not k.startswith("expected/"))
 
 
+@pytest.mark.needs_torch
 def test_rebuilding_some_cases_is_refused_where_it_would_mix_generators(tmp_path):
     from parity_tests.generate import generate
 

@@ -159,3 +159,15 @@ def test_unroll_arguments_are_checked():
         with pytest.raises(SystemExit):
             unroll.parse_args(["--values", values])
     assert unroll.parse_args(["--values", "2,5", "--quick"]).values == [2, 5]
+
+
+def test_float64_cost_benchmark_reports_the_default_right(capsys):
+    from benchmarks import float64
+
+    float64.main(["--quick"])
+    rows = {line[:24].strip(): line[24:].split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == {"float64", "float64, no remat", "float64, remat=True"}
+    best_ms, ratio, error = (float(v) for v in rows["float64"])
+    assert best_ms > 0 and ratio > 0
+    assert error <= 1e-9  # the default's gradients are the unrolled loop's
+    assert float(rows["float64, no remat"][1]) == 1.0  # the baseline of the ratios

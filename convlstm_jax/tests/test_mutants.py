@@ -11,8 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from jax import lax
+
+pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
+
+import torch
 
 import convlstm_torch
 from convlstm_jax import Bidirectional, ConvLSTM, ConvLSTMCell, flax_to_torch, load_checkpoint, torch_to_flax

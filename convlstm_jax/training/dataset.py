@@ -1,0 +1,46 @@
+"""The sequences a run trains and validates on: `load_data`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import bouncing_digits, load_moving_mnist
+from .config import ConfigError, TrainConfig
+
+
+def load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation sequences, uint8 (N, input_frames + output_frames, H, W, 1).
+
+    With `data="embedded"`, `train_sequences + val_sequences` sequences of two bouncing digits
+    (`data.bouncing_digits`, digits 7/16 of the frame's side, seeded by `seed`), the first ones for
+    training. From a Moving MNIST file, the first `train_sequences` for training and the last
+    `val_sequences` for validation, each cut to its first `input_frames + output_frames` frames:
+    the split depends on the file alone.
+
+    Raises:
+      ConfigError: if the file is missing or unreadable, has too few sequences or frames, or its
+        frames are not `size` x `size`.
+    """
+    wanted = config.train_sequences + config.val_sequences
+    if config.data == "embedded":
+        digit_size = max(1, config.size * 7 // 16)  # 28 pixels in a 64-pixel frame, as Moving MNIST
+        sequences = bouncing_digits(wanted, config.frames, size=config.size, digit_size=digit_size, seed=config.seed)
+        return sequences[: config.train_sequences], sequences[config.train_sequences :]
+    try:
+        sequences = load_moving_mnist(config.data)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(str(error)) from None
+    count, frames, height, width, _ = sequences.shape
+    if (height, width) != (config.size, config.size):
+        raise ConfigError(f"The frames of {config.data!r} are {height}x{width}; pass --size {height} to use them.")
+    if frames < config.frames:
+        raise ConfigError(
+            f"{config.data!r} has {frames} frames a sequence, fewer than "
+            f"input_frames + output_frames = {config.frames}."
+        )
+    if count < wanted:
+        raise ConfigError(
+            f"{config.data!r} has {count} sequences, fewer than train_sequences + val_sequences = {wanted}."
+        )
+    keep = slice(0, config.frames)
+    return sequences[: config.train_sequences, keep].copy(), sequences[count - config.val_sequences :, keep].copy()

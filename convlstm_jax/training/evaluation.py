@@ -1,0 +1,139 @@
+"""Metrics over a whole set of sequences (the model's and the copy-the-last-frame baseline's), their
+printed form, and the run's two plots, `forecasts.png` and `learning_curve.png`."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import metrics
+from ..data import copy_last_frame, to_unit
+from .placement import Placer
+from .steps import TrainState, eval_step, predict
+from .workdir import CURVE_FIGURE, FORECASTS_FIGURE
+
+# The metrics of an evaluation, as `evaluate_dataset` and `baseline_metrics` name them.
+METRICS = ("cross_entropy", "mse", "mae", "ssim")
+
+# The baseline's frames are grey levels k / 255. As probabilities they are kept half a level away from
+# 0 and 1: one white pixel where the truth is black would otherwise make their cross-entropy infinite.
+BASELINE_FLOOR = 1 / 510
+
+
+def _batches(count: int, batch_size: int) -> list[slice]:
+    return [slice(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def _mean_over_batches(score: Callable[[slice], Mapping[str, Any]], count: int, batch_size: int) -> dict[str, float]:
+    """The mean over `count` sequences of per-batch means, weighted by batch length, in float64."""
+    totals: dict[str, float] = {}
+    for batch in _batches(count, batch_size):
+        length = batch.stop - batch.start
+        for name, value in score(batch).items():
+            totals[name] = totals.get(name, 0.0) + float(value) * length
+    return {name: total / count for name, total in totals.items()}
+
+
+def evaluate_dataset(
+    state: TrainState,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    place: Placer | None = None,
+) -> dict[str, float]:
+    """`eval_step`'s four metrics over a whole set of sequences, batch by batch.
+
+    Every metric is a mean over sequences of equal size, so the figure is the same however the set
+    is cut into batches (up to float rounding).
+
+    Args:
+      state: the trained state.
+      inputs, targets: uint8 sequences (N, T_in, H, W, C) and (N, T_out, H, W, C).
+      batch_size: sequences per call of `eval_step`.
+      place: puts a batch `(inputs, targets)` of float32 arrays on the devices (default: as is).
+
+    Returns:
+      `{"cross_entropy": ..., "mse": ..., "mae": ..., "ssim": ...}` as Python floats.
+    """
+    place = place or (lambda batch: batch)
+
+    def score(batch: slice) -> Mapping[str, Any]:
+        return eval_step(state, *place((to_unit(inputs[batch]), to_unit(targets[batch]))))
+
+    return _mean_over_batches(score, len(inputs), batch_size)
+
+
+@jax.jit
+def _baseline_step(forecast: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
+    p = jnp.clip(forecast, BASELINE_FLOOR, 1 - BASELINE_FLOOR)
+    return {
+        "cross_entropy": metrics.cross_entropy(jnp.log(p) - jnp.log1p(-p), truth),
+        "mse": metrics.mse(forecast, truth),
+        "mae": metrics.mae(forecast, truth),
+        "ssim": metrics.ssim(forecast, truth),
+    }
+
+
+def baseline_metrics(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int = 64) -> dict[str, float]:
+    """The four metrics of the forecast that repeats the last input frame (`data.copy_last_frame`).
+
+    MSE, MAE and SSIM are those of the repeated frames themselves; the cross-entropy takes them as
+    probabilities kept `BASELINE_FLOOR` (half a grey level) away from 0 and 1.
+
+    Args:
+      inputs, targets: uint8 sequences (N, T_in, H, W, C) and (N, T_out, H, W, C).
+      batch_size: sequences per batch.
+
+    Returns:
+      `{"cross_entropy": ..., "mse": ..., "mae": ..., "ssim": ...}` as Python floats.
+    """
+
+    def score(batch: slice) -> Mapping[str, Any]:
+        truth = to_unit(targets[batch])
+        return _baseline_step(to_unit(copy_last_frame(inputs[batch], truth.shape[1])), truth)
+
+    return _mean_over_batches(score, len(inputs), batch_size)
+
+
+def _format(values: Mapping[str, float]) -> str:
+    return (
+        f"cross-entropy {values['cross_entropy']:9.2f}  MSE {values['mse']:.5f}  "
+        f"MAE {values['mae']:.5f}  SSIM {values['ssim']:.4f}"
+    )
+
+
+def _save_figures(
+    workdir: pathlib.Path,
+    records: Sequence[Mapping[str, Any]],
+    state: TrainState,
+    val_inputs: np.ndarray,
+    val_targets: np.ndarray,
+    place_batch: Placer,
+) -> None:
+    from ..plots import plot_forecasts, plot_learning_curve
+
+    count = min(3, len(val_inputs))
+    inputs, targets = to_unit(val_inputs[:count]), to_unit(val_targets[:count])
+    forecast = predict(state, place_batch((inputs,))[0])
+    step = int(state.step)
+    plot_forecasts(
+        workdir / FORECASTS_FIGURE, inputs, targets, np.asarray(forecast), title=f"Validation sequences, step {step}"
+    )
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r for r in records if r["kind"] == "val"]
+    baseline = [r for r in records if r["kind"] == "baseline"]
+    plot_learning_curve(
+        workdir / CURVE_FIGURE,
+        train_steps=[r["step"] for r in train],
+        train_loss=[r["loss"] for r in train],
+        val_steps=[r["step"] for r in val],
+        val_cross_entropy=[r["cross_entropy"] for r in val],
+        val_mse=[r["mse"] for r in val],
+        baseline_mse=baseline[0]["mse"] if baseline else None,
+    )

@@ -358,6 +358,7 @@ def parse_network(spec: str) -> NetworkSpec:
     state-to-state kernel and the number of hidden states.
 
     Example:
+      >>> from convlstm_common import parse_network
       >>> net = parse_network("ConvLSTM(9x9)-1x1-128-1x1-64")
       >>> net.input_kernel_size, net.kernel_size, net.hidden_dim
       ((9, 9), ((1, 1), (1, 1)), (128, 64))

@@ -61,6 +61,9 @@ class Bidirectional(nn.Module):
     (`convlstm_jax.torch_to_flax(state_dict, prefix="forward_layer.")` converts one direction).
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax import Bidirectional, ConvLSTM
       >>> model = Bidirectional(ConvLSTM(None, 8, 3, 1, batch_first=True))
       >>> x = jnp.zeros((2, 5, 16, 16, 3))
       >>> variables = model.init(jax.random.key(0), x)

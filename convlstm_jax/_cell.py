@@ -316,6 +316,9 @@ class ConvLSTMCell(nn.RNNCellBase):
         (volumes, (B, D, H, W, C)). Kernels, strides and dilations have one entry per axis.
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax import ConvLSTMCell
       >>> cell = ConvLSTMCell(hidden_dim=8, kernel_size=3)
       >>> x = jnp.zeros((2, 16, 16, 3))
       >>> carry = cell.initialize_carry(jax.random.key(0), x.shape)

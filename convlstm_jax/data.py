@@ -56,6 +56,8 @@ def load_moving_mnist(path: str | os.PathLike[str]) -> np.ndarray:
 
     Examples:
       >>> import tempfile
+      >>> import numpy as np
+      >>> from convlstm_jax.data import load_moving_mnist
       >>> frames = np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4)  # (T, N, H, W)
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     np.save(f"{folder}/mnist_test_seq.npy", frames)
@@ -143,6 +145,7 @@ def bouncing_digits(
       ValueError: if an argument is not positive (`seed`: negative), or `digit_size > size`.
 
     Examples:
+      >>> from convlstm_jax.data import bouncing_digits
       >>> sequences = bouncing_digits(2, 5, size=32, digit_size=16, seed=1)
       >>> sequences.shape, sequences.dtype
       ((2, 5, 32, 32, 1), dtype('uint8'))
@@ -198,6 +201,8 @@ def split_sequences(sequences: np.ndarray, input_frames: int = 10) -> tuple[np.n
       ValueError: if `sequences` has no time axis, or not more than `input_frames` frames.
 
     Examples:
+      >>> import numpy as np
+      >>> from convlstm_jax.data import split_sequences
       >>> inputs, targets = split_sequences(np.zeros((4, 20, 64, 64, 1), np.uint8))
       >>> inputs.shape, targets.shape
       ((4, 10, 64, 64, 1), (4, 10, 64, 64, 1))
@@ -219,6 +224,8 @@ def to_unit(x: np.ndarray) -> np.ndarray:
       TypeError: if `x` is not a uint8 NumPy array.
 
     Examples:
+      >>> import numpy as np
+      >>> from convlstm_jax.data import to_unit
       >>> to_unit(np.array([0, 51, 255], np.uint8))
       array([0. , 0.2, 1. ], dtype=float32)
     """
@@ -250,6 +257,8 @@ def batch_indices(num_examples: int, batch_size: int, step: int, *, seed: int) -
       ValueError: if `batch_size` is not in [1, num_examples], or `step` or `seed` is negative.
 
     Examples:
+      >>> import numpy as np
+      >>> from convlstm_jax.data import batch_indices
       >>> epoch = np.concatenate([batch_indices(10, 5, step, seed=0) for step in (0, 1)])
       >>> sorted(epoch.tolist())
       [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
@@ -278,6 +287,8 @@ def copy_last_frame(inputs: np.ndarray, num_frames: int) -> np.ndarray:
       An array of shape (N, num_frames, ...) and the dtype of `inputs`.
 
     Examples:
+      >>> import numpy as np
+      >>> from convlstm_jax.data import copy_last_frame
       >>> inputs = np.arange(6).reshape(2, 3)  # two sequences of three scalar frames
       >>> copy_last_frame(inputs, 2)
       array([[2, 2],

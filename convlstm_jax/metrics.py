@@ -54,6 +54,8 @@ def mse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       ValueError: if the shapes differ or are not 5-D.
 
     Examples:
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.metrics import mse
       >>> mse(jnp.full((1, 1, 2, 2, 1), 0.5), jnp.zeros((1, 1, 2, 2, 1)))
       Array(0.25, dtype=float32)
     """
@@ -70,6 +72,8 @@ def mae(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       A scalar: the mean of `|predictions - targets|`.
 
     Examples:
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.metrics import mae
       >>> mae(jnp.full((1, 1, 2, 2, 1), 0.5), jnp.ones((1, 1, 2, 2, 1)))
       Array(0.5, dtype=float32)
     """
@@ -103,6 +107,8 @@ def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, fi
       visibility to structural similarity", IEEE Transactions on Image Processing 13(4), 2004.
 
     Examples:
+      >>> import jax
+      >>> from convlstm_jax.metrics import ssim
       >>> frames = jax.random.uniform(jax.random.key(0), (2, 3, 16, 16, 1))
       >>> ssim(frames, frames)
       Array(1., dtype=float32)
@@ -155,6 +161,8 @@ def cross_entropy(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
 
     Examples:
       >>> import math
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.metrics import cross_entropy
       >>> loss = cross_entropy(jnp.zeros((3, 2, 4, 4, 1)), jnp.ones((3, 2, 4, 4, 1)))
       >>> round(float(loss), 4), round(32 * math.log(2), 4)  # 32 pixels a sequence, each log 2
       (22.1807, 22.1807)
@@ -180,6 +188,9 @@ def evaluate(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> dic
       ValueError: if the shapes differ or are not 5-D.
 
     Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.metrics import evaluate
       >>> targets = jnp.zeros((2, 3, 8, 8, 1))
       >>> scores = jax.jit(evaluate)(jnp.full((2, 3, 8, 8, 1), -20.0), targets)
       >>> sorted(scores)

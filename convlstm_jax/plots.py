@@ -49,6 +49,8 @@ def plot_forecasts(
 
     Example:
       >>> import tempfile
+      >>> import numpy as np
+      >>> from convlstm_jax.plots import plot_forecasts
       >>> frames = np.zeros((2, 3, 8, 8, 1), np.float32)
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     plot_forecasts(f"{folder}/forecasts.png", frames, frames, frames)
@@ -113,6 +115,7 @@ def plot_learning_curve(
 
     Example:
       >>> import tempfile
+      >>> from convlstm_jax.plots import plot_learning_curve
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     plot_learning_curve(
       ...         f"{folder}/curve.png", train_steps=[1, 2], train_loss=[9.0, 8.0],

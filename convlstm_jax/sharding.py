@@ -30,6 +30,7 @@ instead of `shard_batch`. The jitted step is the same, run by every process (see
 
 Example:
   >>> import numpy as np
+  >>> from convlstm_jax.sharding import make_mesh, shard_batch
   >>> mesh = make_mesh("data", 1)
   >>> frames = shard_batch(np.zeros((4, 3, 16, 16, 1), np.float32), mesh)
   >>> tuple(frames.sharding.spec)
@@ -61,6 +62,7 @@ def make_mesh(mode: str, num_devices: int | None = None) -> Mesh:
       ValueError: for an unknown mode, or more devices than there are.
 
     Example:
+      >>> from convlstm_jax.sharding import make_mesh
       >>> mesh = make_mesh("spatial", 1)
       >>> mesh.axis_names, mesh.devices.shape
       (('height',), (1,))
@@ -95,6 +97,7 @@ def batch_spec(mesh: Mesh) -> PartitionSpec:
     """How arrays of shape (B, T, H, W, C) are split on `mesh`: along B ("data") or H ("spatial").
 
     Example:
+      >>> from convlstm_jax.sharding import batch_spec, make_mesh
       >>> tuple(batch_spec(make_mesh("data", 1))), tuple(batch_spec(make_mesh("spatial", 1)))
       (('data',), (None, None, 'height'))
     """
@@ -119,6 +122,7 @@ def shard_batch(tree: Any, mesh: Mesh) -> Any:
 
     Example:
       >>> import numpy as np
+      >>> from convlstm_jax.sharding import make_mesh, shard_batch
       >>> batch = np.zeros((2, 3, 8, 8, 1), np.float32), np.zeros((2, 1, 8, 8, 1), np.float32)
       >>> inputs, targets = shard_batch(batch, make_mesh("spatial", 1))
       >>> tuple(inputs.sharding.spec), len(inputs.addressable_shards)
@@ -146,6 +150,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
     Example:
       >>> import numpy as np
+      >>> from convlstm_jax.sharding import make_mesh, replicate
       >>> replicate({"w": np.ones(3)}, make_mesh("data", 1))["w"].sharding.is_fully_replicated
       True
     """

@@ -44,6 +44,8 @@ class Bidirectional(nn.Module):
       `layer_output_list[l]`; the states are each direction's `last_state_list`.
 
     Example:
+      >>> import torch
+      >>> from convlstm_torch import Bidirectional, ConvLSTM
       >>> model = Bidirectional(ConvLSTM(3, 8, 3, 1, batch_first=True))
       >>> outputs, (forward, backward) = model(torch.zeros(2, 5, 3, 16, 16))
       >>> tuple(outputs[0].shape)

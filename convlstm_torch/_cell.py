@@ -60,6 +60,8 @@ class ConvLSTMCell(nn.Module):
         axis.
 
     Example:
+      >>> import torch
+      >>> from convlstm_torch import ConvLSTMCell
       >>> cell = ConvLSTMCell(3, 8, (3, 3), True)
       >>> x = torch.zeros(2, 3, 16, 16)
       >>> h, c = cell(x, cell.init_hidden(2, (16, 16)))

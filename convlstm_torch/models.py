@@ -37,6 +37,8 @@ class EncoderForecaster(nn.Module):
       bias: whether the ConvLSTM convolutions have biases.
 
     Example:
+      >>> import torch
+      >>> from convlstm_torch.models import EncoderForecaster
       >>> model = EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-8", output_frames=2)
       >>> tuple(model(torch.zeros(2, 3, 1, 16, 16)).shape)
       (2, 2, 1, 16, 16)

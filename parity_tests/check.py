@@ -57,7 +57,7 @@ JAX_RUNS = (
 )
 JAX_CHANNELS_LAST = Run("jax channels-last", "float32", lambda c, a: run_jax(c, a, "float32", channels_last=True))
 JAX_NNX = Run("jax nnx", "float32", lambda c, a: run_jax(c, a, "float32", front="nnx"))
-"""The NNX front (`convlstm_jax.nnx.ConvLSTM`); it has no bidirectional module."""
+"""The NNX front: `convlstm_jax.nnx.ConvLSTM`, or `convlstm_jax.nnx.Bidirectional` for a bidirectional case."""
 JAX_STRATEGIES = (
     Run("jax xla-gradients", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="xla")),
     Run("jax tapwise", "float32", lambda c, a: run_jax(c, a, "float32", conv_gradient="tapwise")),

@@ -1,8 +1,10 @@
 """Reading and writing the shared vectors: one safetensors file per case, and a JSON manifest.
 
-The manifest records, per case, the configuration, seed, tolerance and the file's sha256; and,
-once, the generator's format version and the versions of torch and NumPy that made the files.
-Every read checks the file against its sha256, so a changed byte is an error naming the file.
+The manifest records, per case, the configuration, seed and the file's sha256; and, once, the
+generator's format version, the versions of torch and NumPy that made the files, the reference's
+dtype (float64) and the tolerance policy of `parity_tests.tolerance`, one for every case. That copy
+is a record: the checks take their tolerances from `parity_tests.tolerance` itself. Every read
+checks the file against its sha256, so a changed byte is an error naming the file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Hyperparameters shared by `convlstm_torch` and `convlstm_jax`.
 
-Pure Python, no framework: both packages resolve and check their constructor arguments here, so a
-configuration means the same thing, and fails with the same message, in either framework.
+Pure Python, no framework: both packages declare their options here (`convlstm_common.options`)
+and resolve and check their constructor arguments here, so a configuration means the same thing,
+and fails with the same message, in either framework.
 """
 
 from ._hparams import PEEPHOLES as PEEPHOLES
@@ -17,12 +18,16 @@ from ._hparams import resolve_encoder_forecaster as resolve_encoder_forecaster
 from ._hparams import resolve_kernel as resolve_kernel
 from ._hparams import resolve_layers as resolve_layers
 from ._hparams import spatial_axes as spatial_axes
+from .options import CellOptions as CellOptions
+from .options import StackOptions as StackOptions
 
 __all__ = [
     "PEEPHOLES",
     "SPATIAL_DIMS",
+    "CellOptions",
     "LayerSpec",
     "NetworkSpec",
+    "StackOptions",
     "check_peephole",
     "check_rate",
     "check_spatial_dims",

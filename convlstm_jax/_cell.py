@@ -22,8 +22,10 @@ from flax.typing import Dtype, PrecisionLike
 from jax import lax
 
 from convlstm_common import LayerSpec, check_peephole, resolve_cell, spatial_axes
+from convlstm_common.options import document
 
 from ._conv import channels_last_dimensions, check_conv_gradient, conv
+from .options import JaxCellOptions
 
 Carry = tuple[jax.Array, jax.Array]
 
@@ -210,6 +212,11 @@ def gates(
     return (h_next, c_next), h_next
 
 
+def step_options(cell: JaxCellOptions) -> dict[str, Any]:
+    """The options of a cell (Linen or NNX) that its math (`fused_step`, `state_step`) reads."""
+    return {"peephole": cell.peephole, "precision": cell.precision, "conv_gradient": cell.conv_gradient}
+
+
 def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) -> LayerSpec:
     """Checks one step's carry and inputs; returns `spec` with the inputs' channels as input_dim.
 
@@ -262,7 +269,8 @@ class _ConvWeights(nn.Module):
         return weights
 
 
-class ConvLSTMCell(nn.RNNCellBase):
+@document("jax", JaxCellOptions)
+class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
     """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
 
     Frames may also be signals (B, L, C) or volumes (B, D, H, W, C): `spatial_dims`. With `*` a
@@ -296,24 +304,8 @@ class ConvLSTMCell(nn.RNNCellBase):
         odd sizes only. The state-to-state kernel (and the peephole convolutions'); also the
         input-to-state one unless `input_kernel_size` is given.
       bias: whether the convolutions have biases.
-      peephole: `"conv"`, `"hadamard"` or `None`.
-      input_dim: channels of X, or None to take them from the input.
-      dtype: the dtype of the computation (default: inferred from input and params).
-      param_dtype: the dtype of the parameters.
-      precision: the precision of the convolutions (`jax.lax.Precision`).
-      conv_gradient: how convolution gradients are computed: `"xla"` (XLA's own), `"tapwise"`
-        (flipped-kernel convolutions and one matmul per kernel tap, fast inside a loop on CPU;
-        see `convlstm_jax._conv`), or `"auto"` (default: `"tapwise"` on CPU, `"xla"` elsewhere).
-        The forward pass is the same.
-      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`; Shi et
-        al. 2015 write a network with a 9x9 one and 1x1 state-to-state kernels "ConvLSTM(9x9)-1x1-64".
-      padding: the input-to-state convolution's, `"same"` (default: zero padding
-        dilation·(k // 2)) or `"valid"` (none). The state-to-state convolution is always "same":
-        the state has the size of the input-to-state convolution's output.
-      stride: the input-to-state convolution's stride, an int or a pair (default 1).
-      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
-      spatial_dims: the frames' spatial axes: 1 (signals, (B, L, C)), 2 (images, default) or 3
-        (volumes, (B, D, H, W, C)). Kernels, strides and dilations have one entry per axis.
+      input_dim: channels of X, or None (default) to take them from the input.
+      {options}
 
     Example:
       >>> import jax
@@ -331,17 +323,7 @@ class ConvLSTMCell(nn.RNNCellBase):
     hidden_dim: int
     kernel_size: int | tuple[int, ...] = 3
     bias: bool = True
-    peephole: str | None = "conv"
-    input_dim: int | None = None
-    dtype: Dtype | None = None
-    param_dtype: Dtype = jnp.float32
-    precision: PrecisionLike = None
-    conv_gradient: str = "auto"
-    input_kernel_size: int | tuple[int, ...] | None = None
-    padding: str = "same"
-    stride: int | tuple[int, ...] = 1
-    dilation: int | tuple[int, ...] = 1
-    spatial_dims: int = 2
+    input_dim: int | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         self.spec()
@@ -434,7 +416,7 @@ class ConvLSTMCell(nn.RNNCellBase):
         return {}
 
     def _options(self) -> dict[str, Any]:
-        return {"peephole": self.peephole, "precision": self.precision, "conv_gradient": self.conv_gradient}
+        return step_options(self)
 
     def _dtype(self, x: jax.Array) -> Dtype:
         return compute_dtype(self.dtype, x, self.param_dtype)

@@ -1,26 +1,30 @@
 """A stack of ConvLSTM layers, each a time loop compiled once with `nn.scan`.
 
 The stack's logic (checks, layouts, lengths, dropout masks, the layers around their time loops) is
-in functions of the module's hyperparameters, which the NNX stack (`convlstm_jax.nnx`) shares.
+in functions of its options (`JaxStackOptions`, which the Linen and NNX stacks are) and its layers'
+`LayerSpec`s. What differs between Linen and NNX (making cells, the time loop, dropout's randomness)
+comes in through a small protocol, `StackFrontend`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax.typing import Dtype, PrecisionLike
+from flax.typing import Dtype
 from jax.experimental import checkify
 
 from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers, spatial_axes
+from convlstm_common.options import cell_kwargs, document
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import check_conv_gradient, check_unroll, resolve_unroll, step_remat
+from .options import JaxCellOptions, JaxStackOptions
 
 
 def _describe(value: Any) -> str:
@@ -54,11 +58,57 @@ def check_finite(name: str, x: jax.Array) -> None:
     checkify.check(bad == 0, f"{name} holds {{bad}} NaN or inf value(s) (check_finite=True).", bad=bad)
 
 
-# A stack below is the Linen `ConvLSTM` or the NNX one (`convlstm_jax.nnx.ConvLSTM`): anything with
-# this module's hyperparameters as attributes. These functions are the stack's logic for both.
+class Cell(Protocol):
+    """A layer's cell as `run_stack` uses it: the methods of `ConvLSTMCell`."""
+
+    def __call__(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]: ...
+
+    def input_projection(self, inputs: jax.Array) -> jax.Array: ...
+
+    def state_step(self, carry: Carry, projected_inputs: jax.Array | None) -> tuple[Carry, jax.Array]: ...
 
 
-def layer_specs(stack: Any) -> tuple[LayerSpec, ...]:
+class StackFrontend(Protocol):
+    """What a framework (Linen, NNX) gives `run_stack`: its cells, its time loop, its randomness."""
+
+    def cell(self, index: int, spec: LayerSpec, dtype: Dtype) -> Cell:
+        """Layer `index`'s cell, computing in `dtype`."""
+        ...
+
+    def scan(
+        self, cell: Cell, carry: Carry, xs: tuple[jax.Array, jax.Array], mask_h, lengths, hoisted: bool
+    ) -> tuple[Carry, jax.Array]:
+        """Runs `layer_step(cell, carry, (inputs, t), mask_h, lengths, hoisted)` over the time axis of
+        `inputs` (and of `t`, axis 0); returns the last carry and the outputs."""
+        ...
+
+    def deterministic(self) -> bool:
+        """Whether dropout is off; asked only when masks are to be drawn."""
+        ...
+
+    def dropout_key(self) -> jax.Array:
+        """A fresh key for each drawn mask."""
+        ...
+
+
+def cell_options(stack: JaxStackOptions, spec: LayerSpec, dtype: Dtype) -> dict[str, Any]:
+    """The keyword arguments of layer `spec`'s cell in `stack`, computing in `dtype`: its sizes, and
+    every cell option (`JaxCellOptions`), per layer where the stack takes one per layer."""
+    return {
+        "hidden_dim": spec.hidden_dim,
+        "kernel_size": spec.kernel_size,
+        "input_dim": spec.input_dim,
+        "bias": stack.bias,
+        **cell_kwargs(stack, spec, JaxCellOptions),
+        "dtype": dtype,
+    }
+
+
+# A stack below is the Linen `ConvLSTM` or the NNX one (`convlstm_jax.nnx.ConvLSTM`), both
+# `JaxStackOptions`. These functions are the stack's logic for both.
+
+
+def layer_specs(stack: JaxStackOptions) -> tuple[LayerSpec, ...]:
     """One `LayerSpec` per layer of `stack`; input_dim 0 where it is inferred from the input."""
     return resolve_layers(
         stack.input_dim,
@@ -73,7 +123,7 @@ def layer_specs(stack: Any) -> tuple[LayerSpec, ...]:
     )
 
 
-def check_hyperparameters(stack: Any) -> tuple[LayerSpec, ...]:
+def check_hyperparameters(stack: JaxStackOptions) -> tuple[LayerSpec, ...]:
     """Checks `stack`'s hyperparameters; returns its `layer_specs`.
 
     Raises:
@@ -88,7 +138,7 @@ def check_hyperparameters(stack: Any) -> tuple[LayerSpec, ...]:
     return specs
 
 
-def per_layer_tuples(stack: Any, specs: tuple[LayerSpec, ...]) -> dict[str, tuple]:
+def per_layer_tuples(stack: JaxStackOptions, specs: tuple[LayerSpec, ...]) -> dict[str, tuple]:
     """`stack`'s per-layer lists, resolved to tuples with one entry per layer (hashable, and read as
     per-layer again: a list [3, 1] of kernels stays "3x3, then 1x1", not one 3x1 kernel)."""
     tuples = {}
@@ -100,7 +150,9 @@ def per_layer_tuples(stack: Any, specs: tuple[LayerSpec, ...]) -> dict[str, tupl
     return tuples
 
 
-def stack_state_sizes(stack: Any, frame: tuple[int, ...], input_dim: int | None = None) -> list[tuple[int, ...]]:
+def stack_state_sizes(
+    stack: JaxStackOptions, frame: tuple[int, ...], input_dim: int | None = None
+) -> list[tuple[int, ...]]:
     """The spatial size of each layer's state for input frames of size `frame`; see `ConvLSTM.state_sizes`."""
     specs = layer_specs(stack)
     if stack.input_dim is None:
@@ -108,7 +160,7 @@ def stack_state_sizes(stack: Any, frame: tuple[int, ...], input_dim: int | None 
     return state_sizes(specs, frame)
 
 
-def zero_states(stack: Any, input_shape: tuple[int, ...]) -> list[Carry]:
+def zero_states(stack: JaxStackOptions, input_shape: tuple[int, ...]) -> list[Carry]:
     """Zero initial states for a sequence of shape `input_shape`; see `ConvLSTM.initialize_carry`."""
     rank = stack.spatial_dims
     if len(input_shape) != rank + 3:
@@ -146,28 +198,20 @@ def layer_step(cell: Any, carry: Carry, xs: tuple[jax.Array, jax.Array], mask_h,
 
 
 def run_stack(
-    stack: Any,
+    stack: JaxStackOptions,
+    frontend: StackFrontend,
     x: jax.Array,
     hidden_state: Sequence[Carry] | None,
     *,
     seq_lengths: jax.Array | None,
     dropout_masks: Sequence[tuple[jax.Array | None, jax.Array | None]] | None,
-    deterministic: Callable[[], bool],
-    dropout_key: Callable[[], jax.Array],
-    cell: Callable[[int, LayerSpec, Dtype], Any],
-    scan: Callable[..., tuple[Carry, jax.Array]],
 ):
     """A stack's forward pass (`ConvLSTM.__call__`) around its layers' time loops.
 
     Args:
-      stack: the module, for its hyperparameters.
+      stack: the stack's options.
+      frontend: its cells, time loop and randomness (`StackFrontend`).
       x, hidden_state, seq_lengths, dropout_masks: as `ConvLSTM.__call__` takes them.
-      deterministic: tells whether dropout is off; asked only when masks are to be drawn.
-      dropout_key: a fresh key for each drawn mask.
-      cell: `cell(index, spec, dtype)` gives layer `index`'s cell, computing in `dtype`, with the
-        methods of `ConvLSTMCell` (`__call__`, `input_projection`, `state_step`).
-      scan: `scan(cell, carry, (inputs, times), mask_h, lengths, hoisted)` runs `layer_step` over
-        the time axis of `inputs` (and of `times`, axis 0); returns the last carry and the outputs.
     """
     specs = check_input(stack, x)
     time_axis = 1 if stack.batch_first else 0
@@ -191,8 +235,8 @@ def run_stack(
     lengths = check_lengths(seq_lengths, batch, steps)
     if dropout_masks is not None:
         masks = check_dropout_masks(stack, dropout_masks, specs, batch, frame, sizes, dtype)
-    elif (stack.dropout or stack.recurrent_dropout) and not deterministic():
-        masks = draw_dropout_masks(stack, specs, batch, frame, sizes, dtype, dropout_key)
+    elif (stack.dropout or stack.recurrent_dropout) and not frontend.deterministic():
+        masks = draw_dropout_masks(stack, specs, batch, frame, sizes, dtype, frontend.dropout_key)
     else:
         masks = [(None, None)] * len(specs)
     if stack.reverse:
@@ -208,7 +252,7 @@ def run_stack(
         else:
             h, c = hidden_state[index]
             carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
-        layer_cell = cell(index, spec, dtype)
+        layer_cell = frontend.cell(index, spec, dtype)
         mask_x, mask_h = masks[index]
         if mask_x is not None:  # the same mask at every step, in the input's dtype (which the cell casts)
             layer_input = layer_input * jnp.expand_dims(mask_x, time_axis).astype(layer_input.dtype)
@@ -217,7 +261,7 @@ def run_stack(
         hoisted = spec.input_dim > 0 and not spec.fused
         if hoisted:
             layer_input = layer_cell.input_projection(layer_input)
-        carry, layer_input = scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)
+        carry, layer_input = frontend.scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)
         layer_outputs.append(layer_input)
         last_states.append(carry)
 
@@ -250,7 +294,9 @@ def check_lengths(seq_lengths: Any, batch: int, steps: int) -> jax.Array | None:
     return lengths.astype(jnp.int32)
 
 
-def draw_dropout_masks(stack: Any, specs, batch, frame, sizes, dtype, dropout_key: Callable[[], jax.Array]) -> list:
+def draw_dropout_masks(
+    stack: JaxStackOptions, specs, batch, frame, sizes, dtype, dropout_key: Callable[[], jax.Array]
+) -> list:
     """One `(input_mask, state_mask)` per layer, each drawn once for the whole sequence."""
 
     def draw(rate: float, frame: tuple[int, int], depth: int) -> jax.Array | None:
@@ -265,7 +311,7 @@ def draw_dropout_masks(stack: Any, specs, batch, frame, sizes, dtype, dropout_ke
     ]
 
 
-def check_dropout_masks(stack: Any, masks, specs, batch, frame, sizes, dtype) -> list:
+def check_dropout_masks(stack: JaxStackOptions, masks, specs, batch, frame, sizes, dtype) -> list:
     """Explicit `dropout_masks` checked, channels-last and in `dtype`."""
     if not isinstance(masks, (list, tuple)) or len(masks) != len(specs):
         raise ValueError(
@@ -293,14 +339,14 @@ def check_dropout_masks(stack: Any, masks, specs, batch, frame, sizes, dtype) ->
     return checked
 
 
-def layout(stack: Any) -> str:
+def layout(stack: JaxStackOptions) -> str:
     """The input's layout, such as "(B, T, H, W, C)"."""
     axes = spatial_axes(stack.spatial_dims)
     frame = f"{axes}, C" if stack.channels_last else f"C, {axes}"
     return f"(B, T, {frame})" if stack.batch_first else f"(T, B, {frame})"
 
 
-def check_input(stack: Any, x: Any) -> tuple[LayerSpec, ...]:
+def check_input(stack: JaxStackOptions, x: Any) -> tuple[LayerSpec, ...]:
     """Checks the input sequence; returns the layers' specs, the first with x's channels."""
     check_floating("x", x)
     if x.ndim != stack.spatial_dims + 3:
@@ -338,7 +384,9 @@ def state_shape(batch: int, frame: tuple[int, ...], hidden_dim: int, channels_la
     return (batch, *frame, hidden_dim) if channels_last else (batch, hidden_dim, *frame)
 
 
-def check_hidden_state(stack: Any, hidden_state: Any, specs, batch: int, sizes: list[tuple[int, int]]) -> None:
+def check_hidden_state(
+    stack: JaxStackOptions, hidden_state: Any, specs, batch: int, sizes: list[tuple[int, int]]
+) -> None:
     """Checks the initial states: a list of one `(h, c)` per layer, in the stack's layout."""
     if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != len(specs):
         got = len(hidden_state) if isinstance(hidden_state, (list, tuple)) else type(hidden_state).__name__
@@ -357,7 +405,8 @@ def check_hidden_state(stack: Any, hidden_state: Any, specs, batch: int, sizes: 
                 )
 
 
-class ConvLSTM(nn.Module):
+@document("jax", JaxStackOptions)
+class ConvLSTM(JaxStackOptions, nn.Module):
     """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
 
     The hyperparameters, their order and defaults are those of `convlstm_torch.ConvLSTM`; the
@@ -365,49 +414,7 @@ class ConvLSTM(nn.Module):
     compiled program does not grow with the sequence length.
 
     Attributes:
-      input_dim: channels of the input, or None to take them from the input. When given, an input
-        with another channel count is an error. 0 makes a stack without input, which runs on a
-        zero-channel x of shape (B, T, H, W, 0) (the forecaster of Shi et al. 2015).
-      hidden_dim: hidden channels, one int for every layer or a list with one per layer.
-      kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
-      num_layers: number of stacked layers.
-      batch_first: the input is (B, T, ...) if True, else (T, B, ...).
-      bias: whether the convolutions have biases.
-      return_all_layers: return every layer's outputs and final state, not only the last layer's.
-      peephole: `"conv"` (default), `"hadamard"` or `None`; see `ConvLSTMCell`.
-      channels_last: frames are (H, W, C) if True (default), else (C, H, W) as in PyTorch. Inputs,
-        initial states, outputs and final states all use this layout.
-      dtype: the dtype of the computation (default: inferred from input and params).
-      param_dtype: the dtype of the parameters.
-      precision: the precision of the convolutions (`jax.lax.Precision`).
-      conv_gradient: `"auto"` (default), `"xla"` or `"tapwise"`: how convolution gradients are
-        computed; see `ConvLSTMCell`. Every choice gives the same results up to float rounding.
-      remat: recompute each step's activations in the backward pass instead of storing them
-        (`flax.linen.remat`): a train step's memory then grows with T by the carries alone.
-      unroll: time steps per iteration of each layer's scan (`jax.lax.scan`'s `unroll`); None
-        (default) takes the backend's own: 5 on GPU (where it runs faster), 1 on CPU and TPU.
-      check_finite: check that the input and initial state hold no NaN or inf, with
-        `jax.experimental.checkify`: outside `jit` a failure raises at once; under `jit`, wrap
-        the function in `checkify.checkify` and call `.throw()` on the error it returns. Off by
-        default: NaN and inf otherwise propagate as IEEE arithmetic makes them.
-      input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
-        for `kernel_size`, which is then the state-to-state kernel only.
-      reverse: process time backwards (each sequence within its own length, see `seq_lengths`).
-      keep_order: with `reverse`, return outputs in the input's time order (default), else in
-        the order they were computed (as `flax.linen.RNN`'s `keep_order=False`).
-      dropout: the rate of dropout on each layer's input (the input-to-state path), with one mask
-        per sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`).
-      recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
-      deterministic: see `__call__`.
-      padding: the input-to-state convolutions' padding, `"same"` (default) or `"valid"`, for
-        every layer or a list with one per layer. The state-to-state convolution is always "same":
-        a layer's state, and so its output, has the size of its input-to-state convolution's output
-        (`state_sizes`).
-      stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
-      dilation: the input-to-state convolutions' dilation, in the same forms.
-      spatial_dims: the frames' spatial axes: 1 (sequences of signals, x of (B, T, L, C)), 2
-        (images, default) or 3 (volumes, (B, T, D, H, W, C)). Kernels, strides and dilations then
-        have one entry per axis, and every shape below has these axes where it says (H, W).
+      {options}
 
     Returns from `__call__`:
       `(layer_outputs, last_states)`, the reference's structure. `layer_outputs[l]` is layer l's
@@ -417,6 +424,9 @@ class ConvLSTM(nn.Module):
       `return_all_layers`. With `channels_last=False` the frames are (hidden_dim, H, W).
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax import ConvLSTM
       >>> model = ConvLSTM(None, [16, 8], (3, 3), 2, batch_first=True)
       >>> x = jnp.zeros((4, 10, 32, 32, 1))
       >>> variables = model.init(jax.random.key(0), x[:1, :1])  # params do not depend on B, T, H, W
@@ -424,33 +434,6 @@ class ConvLSTM(nn.Module):
       >>> outputs[0].shape, states[0][0].shape
       ((4, 10, 32, 32, 8), (4, 32, 32, 8))
     """
-
-    input_dim: int | None
-    hidden_dim: int | Sequence[int]
-    kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]]
-    num_layers: int
-    batch_first: bool = False
-    bias: bool = True
-    return_all_layers: bool = False
-    peephole: str | None = "conv"
-    channels_last: bool = True
-    dtype: Dtype | None = None
-    param_dtype: Dtype = jnp.float32
-    precision: PrecisionLike = None
-    conv_gradient: str = "auto"
-    remat: bool = False
-    unroll: int | None = None
-    check_finite: bool = False
-    input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None
-    reverse: bool = False
-    keep_order: bool = True
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    deterministic: bool | None = None
-    padding: str | Sequence[str] = "same"
-    stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
-    dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1
-    spatial_dims: int = 2
 
     def __post_init__(self) -> None:
         # Flax turns list fields into tuples when it clones a module, and a tuple of two ints reads
@@ -507,49 +490,8 @@ class ConvLSTM(nn.Module):
           `(layer_outputs, last_states)`; see the class docstring.
         """
 
-        def cell(index: int, spec: LayerSpec, dtype: Dtype) -> ConvLSTMCell:
-            return ConvLSTMCell(
-                hidden_dim=spec.hidden_dim,
-                kernel_size=spec.kernel_size,
-                bias=self.bias,
-                peephole=self.peephole,
-                input_dim=spec.input_dim,
-                dtype=dtype,
-                param_dtype=self.param_dtype,
-                precision=self.precision,
-                conv_gradient=self.conv_gradient,
-                input_kernel_size=spec.input_kernel_size,
-                padding=spec.padding,
-                stride=spec.stride,
-                dilation=spec.dilation,
-                spatial_dims=self.spatial_dims,
-                name=f"cell_{index}",
-            )
-
-        def scan(cell, carry, xs, mask_h, lengths, hoisted):
-            time_axis = 1 if self.batch_first else 0
-            remat = step_remat(self.remat, carry[0].dtype)
-            loop = nn.scan(
-                layer_step if remat is None else nn.remat(layer_step, static_argnums=(5,), **remat),
-                variable_broadcast="params",
-                split_rngs={"params": False},
-                in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),
-                out_axes=time_axis,
-                unroll=resolve_unroll(self.unroll),
-            )
-            return loop(cell, carry, xs, mask_h, lengths, hoisted)
-
-        return run_stack(
-            self,
-            x,
-            hidden_state,
-            seq_lengths=seq_lengths,
-            dropout_masks=dropout_masks,
-            deterministic=lambda: nn.merge_param("deterministic", self.deterministic, deterministic),
-            dropout_key=lambda: self.make_rng("dropout"),
-            cell=cell,
-            scan=scan,
-        )
+        frontend = _LinenFrontend(self, deterministic)
+        return run_stack(self, frontend, x, hidden_state, seq_lengths=seq_lengths, dropout_masks=dropout_masks)
 
     @nn.nowrap
     def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> list[Carry]:
@@ -560,3 +502,34 @@ class ConvLSTM(nn.Module):
         """
         del rng
         return zero_states(self, input_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinenFrontend:
+    """The Linen `ConvLSTM`'s cells (submodules `cell_<l>`), `nn.scan` loops and `"dropout"` RNGs."""
+
+    module: ConvLSTM
+    deterministic_argument: bool | None
+
+    def cell(self, index: int, spec: LayerSpec, dtype: Dtype) -> ConvLSTMCell:
+        return ConvLSTMCell(**cell_options(self.module, spec, dtype), name=f"cell_{index}")
+
+    def scan(self, cell, carry, xs, mask_h, lengths, hoisted):
+        module = self.module
+        time_axis = 1 if module.batch_first else 0
+        remat = step_remat(module.remat, carry[0].dtype)
+        loop = nn.scan(
+            layer_step if remat is None else nn.remat(layer_step, static_argnums=(5,), **remat),
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=((time_axis, 0), nn.broadcast, nn.broadcast, nn.broadcast),
+            out_axes=time_axis,
+            unroll=resolve_unroll(module.unroll),
+        )
+        return loop(cell, carry, xs, mask_h, lengths, hoisted)
+
+    def deterministic(self) -> bool:
+        return nn.merge_param("deterministic", self.module.deterministic, self.deterministic_argument)
+
+    def dropout_key(self) -> jax.Array:
+        return self.module.make_rng("dropout")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from convlstm_common import check_peephole, resolve_cell, spatial_axes
+from convlstm_common.options import CellOptions, document
 
 CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 """The torch convolution of each spatial rank."""
@@ -18,7 +21,9 @@ def _check_float(name: str, tensor: torch.Tensor) -> None:
         raise TypeError(f"{name} must have a floating-point dtype, got {tensor.dtype}.")
 
 
-class ConvLSTMCell(nn.Module):
+@document("torch", CellOptions)
+@dataclasses.dataclass(eq=False, repr=False)
+class ConvLSTMCell(nn.Module, CellOptions):
     """One ConvLSTM step on (B, C, H, W) tensors.
 
     Frames may also be signals (B, C, L) or volumes (B, C, D, H, W): `spatial_dims`. With `*` a
@@ -48,16 +53,7 @@ class ConvLSTMCell(nn.Module):
         only. The state-to-state kernel (and the peephole convolutions'); also the input-to-state
         one unless `input_kernel_size` is given.
       bias: whether the convolutions have biases.
-      peephole: `"conv"`, `"hadamard"` or `None`.
-      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.
-      padding: the input-to-state convolution's, `"same"` (default: zero padding
-        dilation·(k // 2)) or `"valid"`. The state-to-state convolution is always "same": the
-        state has the size of the input-to-state convolution's output.
-      stride: the input-to-state convolution's stride, an int or a pair (default 1).
-      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
-      spatial_dims: the frames' spatial axes: 1 (signals, `nn.Conv1d`), 2 (images, default,
-        `nn.Conv2d`) or 3 (volumes, `nn.Conv3d`). Kernels, strides and dilations have one entry per
-        axis.
+      {options}
 
     Example:
       >>> import torch
@@ -69,25 +65,24 @@ class ConvLSTMCell(nn.Module):
       (2, 8, 16, 16)
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dim: int,
-        kernel_size,
-        bias: bool = True,
-        *,
-        peephole="conv",
-        input_kernel_size=None,
-        padding="same",
-        stride=1,
-        dilation=1,
-        spatial_dims: int = 2,
-    ):
+    input_dim: int
+    hidden_dim: int
+    kernel_size: int | tuple[int, ...]
+    bias: bool = True
+
+    def __post_init__(self) -> None:
         super().__init__()
-        if input_dim is None:
+        if self.input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
         spec = resolve_cell(
-            input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation, spatial_dims
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.spatial_dims,
         )
         self.spec = spec
         self.spatial_dims = spec.spatial_dims
@@ -98,8 +93,8 @@ class ConvLSTMCell(nn.Module):
         self.input_kernel_size = spec.input_kernel_size
         self.input_padding, self.stride, self.dilation = spec.padding, spec.stride, spec.dilation
         self.padding = tuple(k // 2 for k in self.kernel_size)
-        self.bias = bias
-        self.peephole = check_peephole(peephole)
+        self.peephole = check_peephole(self.peephole)
+        bias = self.bias
 
         def conv(in_channels: int, out_channels: int, kernel=self.kernel_size, use_bias=bias) -> nn.Module:
             padding = tuple(k // 2 for k in kernel)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from convlstm_common import check_peephole, check_rate, resolve_layers, spatial_axes
+from convlstm_common.options import CellOptions, StackOptions, cell_kwargs, document
 
 from ._cell import ConvLSTMCell, _check_float
 
@@ -30,41 +33,13 @@ def flip_sequences(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tenso
     return torch.gather(x, 1, index)
 
 
-class ConvLSTM(nn.Module):
+@document("torch", StackOptions)
+@dataclasses.dataclass(eq=False, repr=False)
+class ConvLSTM(nn.Module, StackOptions):
     """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
 
     Args:
-      input_dim: channels of the input; 0 for a stack without input, which runs on a zero-channel
-        input_tensor (B, T, 0, H, W) (the forecaster of Shi et al. 2015).
-      hidden_dim: hidden channels, one int for every layer or a list with one per layer.
-      kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
-      num_layers: number of stacked layers.
-      batch_first: the input is (B, T, C, H, W) if True, else (T, B, C, H, W).
-      bias: whether the convolutions have biases.
-      return_all_layers: return every layer's outputs and final state, not only the last layer's.
-      peephole: `"conv"` (the seed, default), `"hadamard"` (the paper) or `None` (ndrplz); see
-        `ConvLSTMCell`.
-      check_finite: raise ValueError when the input or initial state holds NaN or inf (one
-        device sync per call). Off by default: NaN and inf otherwise propagate.
-      input_kernel_size: the input-to-state kernel, in the forms of `kernel_size`; None (default)
-        for `kernel_size`. Layers where the two differ have keys `conv_x.*` and `conv_h.weight`
-        instead of `conv.*`.
-      reverse: process time backwards (each sequence within its own length, see `forward`).
-      keep_order: with `reverse`, return outputs in the input's time order (default), else in the
-        order they were computed.
-      dropout: the rate of dropout on each layer's input (the input-to-state path), one mask per
-        sequence, the same at every step (Gal and Ghahramani 2016, as in Keras `ConvLSTM2D`);
-        only in training mode (`model.train()`), drawn from torch's global generator.
-      recurrent_dropout: the same on the hidden state read by the state-to-state convolution.
-      padding: the input-to-state convolutions' padding, `"same"` (default) or `"valid"`, for
-        every layer or a list with one per layer. A layer's state (and output) has the size of its
-        input-to-state convolution's output (`state_sizes`); the state-to-state convolution is
-        always "same".
-      stride: the input-to-state convolutions' stride, an int or a pair, or a list of those.
-      dilation: the input-to-state convolutions' dilation, in the same forms.
-      spatial_dims: the frames' spatial axes: 1 (sequences of signals, input (B, T, C, L)), 2
-        (images, default) or 3 (volumes, (B, T, C, D, H, W)). Kernels, strides and dilations then
-        have one entry per axis, and every shape below has these axes where it says (H, W).
+      {options}
 
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
@@ -73,6 +48,8 @@ class ConvLSTM(nn.Module):
       (B, hidden_dim, H, W). Both lists hold only the last layer's entry unless `return_all_layers`.
 
     Example:
+      >>> import torch
+      >>> from convlstm_torch import ConvLSTM
       >>> model = ConvLSTM(1, [16, 8], (3, 3), 2, batch_first=True)
       >>> outputs, states = model(torch.zeros(4, 10, 1, 32, 32))
       >>> tuple(outputs[0].shape), tuple(states[0][0].shape)
@@ -83,33 +60,20 @@ class ConvLSTM(nn.Module):
     ndrplz/ConvLSTM_pytorch into `peephole=None`.
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dim,
-        kernel_size,
-        num_layers: int,
-        batch_first: bool = False,
-        bias: bool = True,
-        return_all_layers: bool = False,
-        *,
-        peephole="conv",
-        check_finite: bool = False,
-        input_kernel_size=None,
-        reverse: bool = False,
-        keep_order: bool = True,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        padding="same",
-        stride=1,
-        dilation=1,
-        spatial_dims: int = 2,
-    ):
+    def __post_init__(self) -> None:
         super().__init__()
-        if input_dim is None:
+        if self.input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
         specs = resolve_layers(
-            input_dim, hidden_dim, kernel_size, num_layers, input_kernel_size, padding, stride, dilation, spatial_dims
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.num_layers,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.spatial_dims,
         )
         self.spatial_dims = specs[0].spatial_dims
         self.input_dim = specs[0].input_dim
@@ -117,29 +81,11 @@ class ConvLSTM(nn.Module):
         self.kernel_size = [s.kernel_size for s in specs]
         self.input_kernel_size = [s.input_kernel_size for s in specs]
         self.num_layers = len(specs)
-        self.batch_first = batch_first
-        self.bias = bias
-        self.return_all_layers = return_all_layers
-        self.peephole = check_peephole(peephole)
-        self.check_finite = check_finite
-        self.reverse, self.keep_order = reverse, keep_order
-        self.dropout, self.recurrent_dropout = (
-            check_rate("dropout", dropout),
-            check_rate("recurrent_dropout", recurrent_dropout),
-        )
+        self.peephole = check_peephole(self.peephole)
+        self.dropout = check_rate("dropout", self.dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", self.recurrent_dropout)
         self.cell_list = nn.ModuleList(
-            ConvLSTMCell(
-                s.input_dim,
-                s.hidden_dim,
-                s.kernel_size,
-                bias,
-                peephole=peephole,
-                input_kernel_size=s.input_kernel_size,
-                padding=s.padding,
-                stride=s.stride,
-                dilation=s.dilation,
-                spatial_dims=s.spatial_dims,
-            )
+            ConvLSTMCell(s.input_dim, s.hidden_dim, s.kernel_size, self.bias, **cell_kwargs(self, s, CellOptions))
             for s in specs
         )
 

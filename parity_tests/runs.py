@@ -23,32 +23,24 @@ from typing import Any
 
 import numpy as np
 
+from convlstm_common.options import StackOptions, declared
+
 Config = dict[str, Any]
 Arrays = dict[str, np.ndarray]
 
 
 def model_kwargs(config: Config) -> dict[str, Any]:
-    """The keyword arguments shared by `convlstm_torch.ConvLSTM` and `convlstm_jax.ConvLSTM`."""
-    return {
-        "input_dim": config["input_dim"],
-        "hidden_dim": list(config["hidden_dim"]),
-        "kernel_size": [tuple(k) for k in config["kernel_size"]],
-        "num_layers": config["num_layers"],
-        "batch_first": config["batch_first"],
-        "bias": config["bias"],
-        "return_all_layers": config["return_all_layers"],
-        "peephole": config["peephole"],
-        "input_kernel_size": [tuple(k) for k in config["input_kernel_size"]] if "input_kernel_size" in config else None,
-        "reverse": config.get("reverse", False),
-        "keep_order": config.get("keep_order", True),
-        "padding": config.get("padding", "same"),
-        "stride": _per_layer_pairs(config.get("stride", 1)),
-        "dilation": _per_layer_pairs(config.get("dilation", 1)),
-        "spatial_dims": len(frame_size(config)),
-    }
+    """The options a case gives `convlstm_torch.ConvLSTM` and `convlstm_jax.ConvLSTM`.
+
+    Every declared option (`convlstm_common.options.StackOptions`) that `config` holds, with the
+    tuples JSON turned into lists turned back (a list of lists is one tuple per layer), and
+    `spatial_dims` read from the frame; the others keep their declared defaults.
+    """
+    kwargs = {f.name: _from_json(config[f.name]) for f in declared(StackOptions) if f.name in config}
+    return kwargs | {"spatial_dims": len(frame_size(config))}
 
 
-def _per_layer_pairs(value: Any) -> Any:
+def _from_json(value: Any) -> Any:
     # JSON turns (kh, kw) tuples into lists; a list of lists is one tuple per layer.
     return [tuple(v) if isinstance(v, list) else v for v in value] if isinstance(value, list) else value
 

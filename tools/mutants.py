@@ -31,7 +31,6 @@ import dataclasses
 import difflib
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 BINARY = {
@@ -96,13 +95,13 @@ class Mutant:
 
     def original_line(self, source: str) -> str:
         """The changed line (or lines) as it is, stripped."""
-        return " ".join(part.strip() for part in _lines_touched(source, self.start, self.end, len(self.text)))
+        return " ".join(part.strip() for part in _lines_touched(source, self.start, self.end))
 
     def mutated_line(self, source: str) -> str:
         """The changed line (or lines) once mutated, stripped."""
         mutated = self.apply(source)
         end = self.start + len(self.text.encode())
-        return " ".join(part.strip() for part in _lines_touched(mutated, self.start, end, 0))
+        return " ".join(part.strip() for part in _lines_touched(mutated, self.start, end))
 
     def diff(self, source: str) -> str:
         """A unified diff of the change, with one line of context."""
@@ -116,7 +115,8 @@ class Mutant:
         return "".join(lines)
 
 
-def _lines_touched(source: str, start: int, end: int, _: int) -> list[str]:
+def _lines_touched(source: str, start: int, end: int) -> list[str]:
+    """The whole lines that bytes `start:end` of `source` touch."""
     data = source.encode()
     first = data.rfind(b"\n", 0, start) + 1
     last = data.find(b"\n", max(end, start))
@@ -404,9 +404,3 @@ def generate(path: Path, root: Path, skip_functions: frozenset[str] = frozenset(
         seen.add(mutated)
         unique.append(mutant)
     return unique
-
-
-def iter_lines(mutants: list[Mutant], source: str) -> Iterator[tuple[Mutant, str, str]]:
-    """Each mutant with its original and mutated line."""
-    for mutant in mutants:
-        yield mutant, mutant.original_line(source), mutant.mutated_line(source)

@@ -4,6 +4,7 @@
     .venv/bin/python -m tools.mutation --list              # count the mutants, run nothing
     .venv/bin/python -m tools.mutation --target convlstm_jax/_cell.py --jobs 1
     .venv/bin/python -m tools.mutation --survivors-of tools/mutation_results.json   # rerun survivors only
+    .venv/bin/python -m tools.mutation --line convlstm_jax/_cell.py:200 --target convlstm_jax/_cell.py
 
 For each target module, `tools.mutants` makes mutants (one small change of the source each: an
 operator, a comparison, a constant, a condition, a slice bound, a swapped argument, a returned
@@ -24,7 +25,13 @@ so a mutant that leaves a compiled program as it was costs no compilation.
 
 Results go to `tools/mutation_results.json` (`--output`): the commit and the target files'
 hashes, the command, the runtime, per target the kill command and counts, the survivors with
-their diffs, the equivalent mutants with their reasons, and every mutant's outcome.
+their diffs, the equivalent mutants with their reasons, and every mutant's outcome. After new
+tests or new entries in the equivalents list, `--survivors-of` reruns only the survivors of an
+earlier results file and merges their new outcomes into it (each run is listed under "runs").
+
+Out of scope, and not mutated: docstrings, strings and f-strings, type annotations, `raise` and
+`assert` statements and the conditions of branches that only raise, and per target the functions
+named in its `out_of_scope` (input validation, error messages, speed settings), with the reason.
 """
 
 from __future__ import annotations
@@ -170,6 +177,7 @@ TARGETS = (
             f"{JAX_TESTS}/test_convlstm.py",
             f"{JAX_TESTS}/test_ranks.py",
             *strategies(("two_layers_all", "signals_options"), ("remat", "unroll=2", "bf16-compute")),
+            f"{JAX_TESTS}/test_float64.py",
             RELIABILITY,
         ),
         {
@@ -200,6 +208,8 @@ TARGETS = (
         (
             JAX_MUTANT_TESTS,
             f"{JAX_TESTS}/test_conv.py",
+            f"{JAX_TESTS}/test_export.py",
+            f"{JAX_TESTS}/test_float64.py",
             HAND,
             *vectors("jax", ("float32",), ("two_layers_all", "three_layers_all", "signals", "volumes")),
             *strategies(("two_layers_all", "signals_options"), ("tapwise", "xla-gradients", "bf16-compute")),

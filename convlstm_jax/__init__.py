@@ -4,7 +4,9 @@ from ._bidirectional import Bidirectional as Bidirectional
 from ._cell import ConvLSTMCell as ConvLSTMCell
 from ._conv import compiler_options as compiler_options
 from ._convert import flax_to_torch as flax_to_torch
+from ._convert import infer_architecture as infer_architecture
 from ._convert import load_checkpoint as load_checkpoint
+from ._convert import read_state_dict as read_state_dict
 from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 
@@ -14,6 +16,8 @@ __all__ = [
     "ConvLSTMCell",
     "compiler_options",
     "flax_to_torch",
+    "infer_architecture",
     "load_checkpoint",
+    "read_state_dict",
     "torch_to_flax",
 ]

@@ -1,26 +1,40 @@
 """Weights between `convlstm_torch` and `convlstm_jax`, with NumPy only.
 
-The one module that knows both layouts:
+The one module that knows both layouts. `CONVERSION_TABLE` says, for a layer `l`, which torch
+state_dict key (under `cell_list.l.`) holds which Flax params (under `cell_l/`), in which layers
+(a condition on the layer's `LayerSpec`, the peephole variant and the bias), with which shape, and
+how the values change on the way (`Transform`). `torch_to_flax`, `flax_to_torch` and
+`expected_torch_shapes` read it; `infer_architecture` reads the layer specs from the weights of
+either side:
 
-| torch key (layer l: `cell_list.l.`) | torch shape          | Flax param (`cell_l/`)           | Flax shape          |
-|--------------------------------------|----------------------|----------------------------------|---------------------|
-| `conv.weight[:, :in]` (acts on X)    | (4·hid, in, kh, kw)  | `input_to_state/kernel`          | (kh, kw, in, 4·hid) |
-| `conv.weight[:, in:]` (acts on H)    | (4·hid, hid, kh, kw) | `state_to_state/kernel`          | (kh, kw, hid, 4·hid)|
-| `conv.bias`                          | (4·hid,)             | `input_to_state/bias`            | (4·hid,)            |
-| `conv_x.weight`, `conv_x.bias`       | (4·hid, in, k'h, k'w)| `input_to_state/kernel`, `bias`  | (k'h,k'w,in,4·hid) |
-| `conv_h.weight` (and `conv_h.bias`)  | (4·hid, hid, kh, kw) | `state_to_state/kernel` (`bias`) | (kh, kw, hid, 4·hid)|
-| `conv_c.weight`, `conv_c.bias`       | (2·hid, hid, kh, kw) | `peephole_conv_if/kernel`, `bias`| (kh, kw, hid, 2·hid)|
-| `conv_cnext.weight`, `.bias`         | (hid, hid, kh, kw)   | `peephole_conv_o/kernel`, `bias` | (kh, kw, hid, hid)  |
-| `w_ci`, `w_cf`, `w_co`               | (hid, 1, 1)          | `peephole_i`, `_f`, `_o`         | (hid,)              |
+>>> for entry in CONVERSION_TABLE:
+...     print(f"{entry.torch:18} {', '.join(entry.flax):44} {entry.layers:15} {entry.transform.name}")
+conv.weight        input_to_state/kernel, state_to_state/kernel fused           fused kernel
+conv.bias          input_to_state/bias                          fused           as is
+conv_x.weight      input_to_state/kernel                        separate, input kernel
+conv_x.bias        input_to_state/bias                          separate, input as is
+conv_h.weight      state_to_state/kernel                        separate        kernel
+conv_h.bias        state_to_state/bias                          no input        as is
+conv_c.weight      peephole_conv_if/kernel                      every           kernel
+conv_c.bias        peephole_conv_if/bias                        every           as is
+conv_cnext.weight  peephole_conv_o/kernel                       every           kernel
+conv_cnext.bias    peephole_conv_o/bias                         every           as is
+w_ci               peephole_i                                   every           hadamard
+w_cf               peephole_f                                   every           hadamard
+w_co               peephole_o                                   every           hadamard
 
-Kernels are shown for images; for signals (`spatial_dims=1`) and volumes (3) they have one size per
-spatial axis, (k,) or (kd, kh, kw), in the same places (torch `Conv1d`/`Conv3d` keys are the same),
-and the peephole weights are (hid, 1) or (hid, 1, 1, 1).
+Torch kernels are (O, I, *spatial), Flax kernels (*spatial, I, O), for one, two or three spatial
+axes (`Conv1d`/`Conv2d`/`Conv3d` keys are the same). `conv` is the seed's single convolution over
+[X, H], (4·hid, in + hid, *k): its first `in` input channels act on X (`input_to_state`), the
+others on H (`state_to_state`); a layer is fused where `LayerSpec.fused` says so. Otherwise it has
+`conv_x` and `conv_h`, and a layer without input has `conv_h` alone, with the bias. `conv_c` is
+(2·hid, hid, *k), `conv_cnext` (hid, hid, *k); the Hadamard peepholes are (hid, 1, ...) in torch
+(one 1 per spatial axis) and (hid,) in Flax. The gate order (i, f, o, g) is the same on both sides.
+Conversion only slices, concatenates, transposes and reshapes, so torch -> Flax -> torch gives
+back the same bits.
 
-`conv` is the seed's single convolution over [X, H]; a layer whose input-to-state kernel (k'h, k'w)
-differs from its state-to-state kernel has `conv_x` and `conv_h` instead, and a layer without input
-has `conv_h` alone, with the bias. The gate order (i, f, o, g) is the same on both sides. Conversion
-only slices, transposes and reshapes, so torch -> Flax -> torch gives back the same bits.
+The NNX modules' converters (`to_linen`, `from_linen`, `from_torch`, `to_torch`) live here too;
+`convlstm_jax.nnx` exports them.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ml_dtypes
@@ -36,18 +50,16 @@ import numpy as np
 
 from convlstm_common import LayerSpec
 
-_LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
-_CONV = {
-    "conv": "input_to_state",
-    "conv_x": "input_to_state",
-    "conv_h": "state_to_state",
-    "conv_c": "peephole_conv_if",
-    "conv_cnext": "peephole_conv_o",
-}
-_HADAMARD = {"w_ci": "peephole_i", "w_cf": "peephole_f", "w_co": "peephole_o"}
 
+def to_numpy(value: Any) -> np.ndarray:
+    """`value` (a torch tensor, a JAX or NumPy array, or anything `np.asarray` takes) as a NumPy array.
 
-def _to_numpy(value: Any) -> np.ndarray:
+    Torch tensors are detached and moved to the CPU without importing torch; torch bfloat16 becomes
+    `ml_dtypes.bfloat16`, exactly.
+
+    >>> to_numpy([1.0, 2.0])
+    array([1., 2.])
+    """
     if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: go through float32, exactly
@@ -60,39 +72,176 @@ def _is_float(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or dtype == ml_dtypes.bfloat16
 
 
-def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bias: bool) -> dict[str, tuple]:
-    """The reference's state_dict keys and shapes for a stack of `specs`."""
-    shapes: dict[str, tuple] = {}
-    for index, spec in enumerate(specs):
-        hid, kernel, prefix = spec.hidden_dim, spec.kernel_size, f"cell_list.{index}."
-        # name: (out channels, in channels, kernel, has a bias)
-        if spec.fused:
-            convs = {"conv": (4 * hid, spec.input_dim + hid, kernel, bias)}
-        else:
-            convs = {"conv_h": (4 * hid, hid, kernel, bias and not spec.input_dim)}
-            if spec.input_dim:
-                convs["conv_x"] = (4 * hid, spec.input_dim, spec.input_kernel_size, bias)
-        if peephole == "conv":
-            convs.update(conv_c=(2 * hid, hid, kernel, bias), conv_cnext=(hid, hid, kernel, bias))
-        for name, (out_channels, in_channels, size, has_bias) in convs.items():
-            shapes[f"{prefix}{name}.weight"] = (out_channels, in_channels, *size)
-            if has_bias:
-                shapes[f"{prefix}{name}.bias"] = (out_channels,)
-        if peephole == "hadamard":
-            shapes.update({f"{prefix}{name}": (hid, *(1,) * spec.spatial_dims) for name in _HADAMARD})
-    return shapes
+def kernel_to_flax(weight: np.ndarray) -> np.ndarray:
+    """A torch kernel (O, I, *spatial) as a Flax one (*spatial, I, O), for any number of spatial axes.
 
-
-def _kernel_to_flax(weight: np.ndarray) -> np.ndarray:
-    """A torch kernel (O, I, *spatial) as a Flax one (*spatial, I, O)."""
+    >>> kernel_to_flax(np.zeros((8, 3, 5, 7))).shape
+    (5, 7, 3, 8)
+    """
     rank = weight.ndim - 2
     return np.transpose(weight, (*range(2, rank + 2), 1, 0))
 
 
-def _kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
-    """A Flax kernel (*spatial, I, O) as a torch one (O, I, *spatial)."""
+def kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """A Flax kernel (*spatial, I, O) as a torch one (O, I, *spatial); the inverse of `kernel_to_flax`.
+
+    >>> kernel_to_torch(np.zeros((5, 7, 3, 8))).shape
+    (8, 3, 5, 7)
+    """
     rank = kernel.ndim - 2
     return np.transpose(kernel, (rank + 1, rank, *range(rank)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """How the values of one table entry change between the layouts.
+
+    `to_flax(array, spec)` takes the torch array and gives one Flax array per path of the entry;
+    `to_torch(arrays, spec)` takes those and gives the torch array back, bit for bit.
+    """
+
+    name: str
+    to_flax: Callable[[np.ndarray, LayerSpec], tuple[np.ndarray, ...]]
+    to_torch: Callable[[tuple[np.ndarray, ...], LayerSpec], np.ndarray]
+
+
+def _split_fused(weight: np.ndarray, spec: LayerSpec) -> tuple[np.ndarray, np.ndarray]:
+    kernel = kernel_to_flax(weight)  # the input channels are X's, then H's
+    return kernel[..., : spec.input_dim, :], kernel[..., spec.input_dim :, :]
+
+
+AS_IS = Transform("as is", lambda value, spec: (value,), lambda values, spec: values[0])
+KERNEL = Transform(
+    "kernel", lambda weight, spec: (kernel_to_flax(weight),), lambda kernels, spec: kernel_to_torch(kernels[0])
+)
+FUSED_KERNEL = Transform(
+    "fused kernel", _split_fused, lambda kernels, spec: kernel_to_torch(np.concatenate(kernels, axis=-2))
+)
+HADAMARD = Transform(
+    "hadamard",
+    lambda weight, spec: (weight.reshape(spec.hidden_dim),),
+    lambda values, spec: values[0].reshape(values[0].shape[0], *(1,) * spec.spatial_dims),
+)
+
+LAYERS: dict[str, Callable[[LayerSpec], bool]] = {
+    "fused": lambda spec: spec.fused,
+    "separate": lambda spec: not spec.fused,
+    "separate, input": lambda spec: not spec.fused and spec.input_dim > 0,
+    "no input": lambda spec: not spec.input_dim,
+    "every": lambda spec: True,
+}
+"""The conditions on a layer's spec that `ConversionEntry.layers` names."""
+
+SIZES: dict[str, Callable[[LayerSpec], tuple[int, ...]]] = {
+    "4h": lambda spec: (4 * spec.hidden_dim,),
+    "2h": lambda spec: (2 * spec.hidden_dim,),
+    "h": lambda spec: (spec.hidden_dim,),
+    "i": lambda spec: (spec.input_dim,),
+    "i+h": lambda spec: (spec.input_dim + spec.hidden_dim,),
+    "k": lambda spec: spec.kernel_size,
+    "k'": lambda spec: spec.input_kernel_size,
+    "1": lambda spec: (1,) * spec.spatial_dims,
+}
+"""The sizes `ConversionEntry.shape` names: h hidden and i input channels, the state-to-state kernel
+k and the input-to-state kernel k' (one size per spatial axis), and a 1 per spatial axis."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionEntry:
+    """One row of `CONVERSION_TABLE`: a torch key of layer l and the Flax params it holds.
+
+    Attributes:
+      torch: the key under `cell_list.<l>.`.
+      flax: the param paths under `cell_<l>/` ("input_to_state/kernel"), in the order of
+        `transform.to_flax`'s results.
+      layers: the layers that have it, a key of `LAYERS` (a condition on the `LayerSpec`).
+      peephole: the peephole variant it belongs to, or None where every variant has it.
+      bias: whether only stacks with biases have it.
+      shape: the torch shape, as keys of `SIZES`.
+      transform: how the values change between the layouts.
+    """
+
+    torch: str
+    flax: tuple[str, ...]
+    layers: str
+    peephole: str | None
+    bias: bool
+    shape: tuple[str, ...]
+    transform: Transform
+
+    def applies(self, spec: LayerSpec, peephole: str | None, bias: bool) -> bool:
+        """Whether a layer of `spec` in a stack of `peephole` and `bias` has this entry."""
+        return LAYERS[self.layers](spec) and self.peephole in (None, peephole) and (bias or not self.bias)
+
+    def torch_shape(self, spec: LayerSpec) -> tuple[int, ...]:
+        """The torch array's shape in a layer of `spec`.
+
+        >>> CONVERSION_TABLE[0].torch_shape(LayerSpec(3, 16, (5, 5)))
+        (64, 19, 5, 5)
+        """
+        return tuple(size for name in self.shape for size in SIZES[name](spec))
+
+
+# fmt: off
+CONVERSION_TABLE: tuple[ConversionEntry, ...] = (
+    #                torch key            Flax paths (under cell_<l>/)
+    #                layers               peephole    bias   torch shape         transform
+    ConversionEntry("conv.weight",       ("input_to_state/kernel", "state_to_state/kernel"),
+                    "fused",             None,       False, ("4h", "i+h", "k"), FUSED_KERNEL),
+    ConversionEntry("conv.bias",         ("input_to_state/bias",),
+                    "fused",             None,       True,  ("4h",),            AS_IS),
+    ConversionEntry("conv_x.weight",     ("input_to_state/kernel",),
+                    "separate, input",   None,       False, ("4h", "i", "k'"),  KERNEL),
+    ConversionEntry("conv_x.bias",       ("input_to_state/bias",),
+                    "separate, input",   None,       True,  ("4h",),            AS_IS),
+    ConversionEntry("conv_h.weight",     ("state_to_state/kernel",),
+                    "separate",          None,       False, ("4h", "h", "k"),   KERNEL),
+    ConversionEntry("conv_h.bias",       ("state_to_state/bias",),  # without input, the bias moves here
+                    "no input",          None,       True,  ("4h",),            AS_IS),
+    ConversionEntry("conv_c.weight",     ("peephole_conv_if/kernel",),
+                    "every",             "conv",     False, ("2h", "h", "k"),   KERNEL),
+    ConversionEntry("conv_c.bias",       ("peephole_conv_if/bias",),
+                    "every",             "conv",     True,  ("2h",),            AS_IS),
+    ConversionEntry("conv_cnext.weight", ("peephole_conv_o/kernel",),
+                    "every",             "conv",     False, ("h", "h", "k"),    KERNEL),
+    ConversionEntry("conv_cnext.bias",   ("peephole_conv_o/bias",),
+                    "every",             "conv",     True,  ("h",),             AS_IS),
+    ConversionEntry("w_ci",              ("peephole_i",),
+                    "every",             "hadamard", False, ("h", "1"),         HADAMARD),
+    ConversionEntry("w_cf",              ("peephole_f",),
+                    "every",             "hadamard", False, ("h", "1"),         HADAMARD),
+    ConversionEntry("w_co",              ("peephole_o",),
+                    "every",             "hadamard", False, ("h", "1"),         HADAMARD),
+)
+# fmt: on
+"""Every weight of a ConvLSTM layer, torch key by torch key (see the module's docstring)."""
+
+
+_LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
+_CELL = re.compile(r"cell_(\d+)")
+_CONV = {entry.torch.rsplit(".", 1)[0] for entry in CONVERSION_TABLE if entry.torch.endswith(".weight")}
+
+
+def _variant(present: Callable[[ConversionEntry], bool]) -> tuple[str | None, bool]:
+    """The peephole variant and bias of a stack whose weights include the entries `present` says."""
+    found = [entry for entry in CONVERSION_TABLE if present(entry)]
+    peepholes = {entry.peephole for entry in found}
+    peephole = "conv" if "conv" in peepholes else "hadamard" if "hadamard" in peepholes else None
+    return peephole, any(entry.bias and entry.peephole is None for entry in found)
+
+
+def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bias: bool) -> dict[str, tuple]:
+    """The reference's state_dict keys and shapes for a stack of `specs`.
+
+    >>> expected_torch_shapes((LayerSpec(2, 4, (3, 3)),), peephole=None, bias=True)
+    {'cell_list.0.conv.weight': (16, 6, 3, 3), 'cell_list.0.conv.bias': (16,)}
+    """
+    return {
+        f"cell_list.{index}.{entry.torch}": entry.torch_shape(spec)
+        for index, spec in enumerate(specs)
+        for entry in CONVERSION_TABLE
+        if entry.applies(spec, peephole, bias)
+    }
 
 
 def _spatial_dims(state_dict: Mapping[str, np.ndarray]) -> int:
@@ -104,30 +253,52 @@ def _spatial_dims(state_dict: Mapping[str, np.ndarray]) -> int:
 
 
 def infer_architecture(
-    state_dict: Mapping[str, np.ndarray], spatial_dims: int | None = None
+    weights: Mapping[str, Any], spatial_dims: int | None = None
 ) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
-    """Reads the stack's layers, peephole variant and bias from a state_dict's keys and shapes.
+    """Reads the stack's layers, peephole variant and bias from its weights' names and shapes.
 
-    The spatial rank is `spatial_dims`, or where None that of the first convolution's weight. A
-    layer whose `conv.weight` is missing or malformed gets a best guess, so that the comparison
-    with the expected keys reports every problem at once.
+    `weights` is a `convlstm_torch.ConvLSTM` state_dict (`cell_list.0.conv.weight`, ...; torch
+    tensors or arrays), or `convlstm_jax.ConvLSTM` variables (`{"params": {"cell_0": ...}}` or the
+    params mapping itself). The spatial rank is `spatial_dims`, or where None that of the first
+    convolution's weight (of each layer's kernels, for Flax params).
+
+    In a state_dict, a layer whose `conv.weight` is missing or malformed gets a best guess, so that
+    the comparison with the expected keys reports every problem at once; layer l's input channels
+    are layer l-1's hidden channels. A layer with `conv_x` and `conv_h` of equal kernels gets
+    `padding="valid"`: its input-to-state convolution changes the frame size by a padding, stride
+    or dilation that the weights do not hold, and "valid" stands for them. Flax params do not tell
+    the two apart: their layers get `padding="same"` (pass the model's own specs where it matters).
+
+    Returns:
+      `(specs, peephole, bias)`: a `LayerSpec` per layer, the peephole variant ("conv",
+      "hadamard" or None) and whether the convolutions have biases.
+
+    Example:
+      >>> state_dict = {
+      ...     "cell_list.0.conv.weight": np.zeros((64, 17, 3, 3), np.float32),
+      ...     "cell_list.0.conv.bias": np.zeros(64, np.float32),
+      ... }
+      >>> specs, peephole, bias = infer_architecture(state_dict)
+      >>> [(s.input_dim, s.hidden_dim, s.kernel_size) for s in specs], peephole, bias
+      ([(1, 16, (3, 3))], None, True)
+      >>> infer_architecture(torch_to_flax(state_dict)) == (specs, peephole, bias)
+      True
     """
-    rank = _spatial_dims(state_dict) if spatial_dims is None else spatial_dims
+    if any(isinstance(value, Mapping) for value in weights.values()):
+        return _flax_architecture(weights, spatial_dims)
+    rank = _spatial_dims(weights) if spatial_dims is None else spatial_dims
     layers: dict[int, set[str]] = {}
-    for key in state_dict:
+    for key in weights:
         match = _LAYER_KEY.match(key)
         if match:
             layers.setdefault(int(match.group(1)), set()).add(match.group(2))
     names = set().union(*layers.values()) if layers else set()
-    peephole = "conv" if names & {"conv_c.weight", "conv_c.bias", "conv_cnext.weight", "conv_cnext.bias"} else None
-    if peephole is None and names & set(_HADAMARD):
-        peephole = "hadamard"
-    bias = bool(names & {"conv.bias", "conv_x.bias", "conv_h.bias"})
+    peephole, bias = _variant(lambda entry: entry.torch in names)
     specs = []
     previous_hidden = 0
 
     def shape_of(index: int, name: str) -> tuple[int, ...]:
-        shape = tuple(getattr(state_dict.get(f"cell_list.{index}.{name}.weight"), "shape", ()))
+        shape = tuple(getattr(weights.get(f"cell_list.{index}.{name}.weight"), "shape", ()))
         return shape if len(shape) == rank + 2 and shape[0] % 4 == 0 else ()
 
     for index in range(max(layers) + 1 if layers else 0):
@@ -148,6 +319,37 @@ def infer_architecture(
     # Layer l reads layer l-1's hidden state: build the expectation from that, not from the file.
     for index in range(1, len(specs)):
         specs[index] = dataclasses.replace(specs[index], input_dim=specs[index - 1].hidden_dim)
+    return tuple(specs), peephole, bias
+
+
+def _flax_architecture(
+    variables: Mapping[str, Any], spatial_dims: int | None
+) -> tuple[tuple[LayerSpec, ...], str | None, bool]:
+    """`infer_architecture` of Flax params: the kernels (*k, in, out) give each layer's spec."""
+    params = variables["params"] if "params" in variables else variables
+    cells = {}
+    for name, cell in params.items():
+        match = _CELL.fullmatch(str(name))
+        if match and isinstance(cell, Mapping):
+            cells[int(match.group(1))] = cell
+    paths = {path for cell in cells.values() for path, _ in _leaves(cell)}
+    peephole, bias = _variant(lambda entry: bool(paths & set(entry.flax)))
+    specs = []
+    previous_hidden = 0
+
+    def shape_of(cell: Mapping[str, Any], name: str) -> tuple[int, ...]:
+        conv = cell.get(name)
+        shape = tuple(np.shape(conv["kernel"])) if isinstance(conv, Mapping) and "kernel" in conv else ()
+        return shape if len(shape) >= 3 and spatial_dims in (None, len(shape) - 2) else ()
+
+    for index in range(max(cells) + 1 if cells else 0):
+        cell = cells.get(index, {})
+        state, inputs = shape_of(cell, "state_to_state"), shape_of(cell, "input_to_state")
+        hid = state[-2] if state else previous_hidden or 1
+        kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 2)
+        spec = LayerSpec(inputs[-2] if inputs else 0, hid, kernel, inputs[:-2] or None)
+        specs.append(spec)
+        previous_hidden = spec.hidden_dim
     return tuple(specs), peephole, bias
 
 
@@ -266,7 +468,7 @@ def torch_to_flax(
         raise TypeError(f"state_dict must be a mapping from keys to arrays, got {type(state_dict).__name__}.")
     if prefix:
         state_dict = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
-    arrays = {key: _to_numpy(value) for key, value in state_dict.items()}
+    arrays = {key: to_numpy(value) for key, value in state_dict.items()}
     if dtype is not None:
         arrays = {key: value.astype(dtype) if _is_float(value.dtype) else value for key, value in arrays.items()}
     specs, peephole, bias = _architecture(arrays, model)
@@ -279,27 +481,25 @@ def torch_to_flax(
 
     params: dict[str, Any] = {}
     for index, spec in enumerate(specs):
-        layer = {key.split(".", 2)[2]: value for key, value in arrays.items() if key.startswith(f"cell_list.{index}.")}
         cell: dict[str, Any] = {}
-        for torch_name, flax_name in _CONV.items():
-            if f"{torch_name}.weight" not in layer:
-                continue
-            kernel = _kernel_to_flax(layer[f"{torch_name}.weight"])  # OIHW -> HWIO
-            if torch_name == "conv":
-                cell["state_to_state"] = {"kernel": kernel[..., spec.input_dim :, :]}
-                kernel = kernel[..., : spec.input_dim, :]
-            cell[flax_name] = {"kernel": kernel}
-            if f"{torch_name}.bias" in layer:
-                cell[flax_name]["bias"] = layer[f"{torch_name}.bias"]
-        for torch_name, flax_name in _HADAMARD.items():
-            if torch_name in layer:
-                cell[flax_name] = layer[torch_name].reshape(spec.hidden_dim)
+        for entry in CONVERSION_TABLE:
+            if entry.applies(spec, peephole, bias):
+                values = entry.transform.to_flax(arrays[f"cell_list.{index}.{entry.torch}"], spec)
+                for path, value in zip(entry.flax, values):
+                    *parents, leaf = path.split("/")
+                    node = cell
+                    for parent in parents:
+                        node = node.setdefault(parent, {})
+                    node[leaf] = value
         params[f"cell_{index}"] = cell
     return {"params": params}
 
 
 def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, np.ndarray]:
     """Converts `convlstm_jax.ConvLSTM` variables (or their gradients) into a reference state_dict.
+
+    The layers are read from the params with `infer_architecture`; a layer is the seed's single
+    convolution (`conv`) where its `LayerSpec.fused` says so, else `conv_x` and `conv_h`.
 
     Args:
       variables: `{"params": {...}}` as `init` returns it, or the params mapping itself. Any
@@ -314,62 +514,74 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
 
     Raises:
       ValueError: a name is not one of this library's parameters; the message lists them all.
+
+    Example:
+      >>> variables = {"params": {"cell_0": {
+      ...     "input_to_state": {"kernel": np.zeros((3, 3, 1, 64)), "bias": np.zeros(64)},
+      ...     "state_to_state": {"kernel": np.zeros((3, 3, 16, 64))},
+      ... }}}
+      >>> {key: value.shape for key, value in flax_to_torch(variables).items()}
+      {'cell_list.0.conv.weight': (64, 17, 3, 3), 'cell_list.0.conv.bias': (64,)}
     """
     if not isinstance(variables, Mapping):
         raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
     params = variables["params"] if "params" in variables else variables
+    specs, peephole, bias = infer_architecture(params)
+    model_specs = model.layer_specs() if model is not None else ()
+    known = {path.split("/")[0] for entry in CONVERSION_TABLE for path in entry.flax}
     state_dict: dict[str, np.ndarray] = {}
     problems = []
-    flax_to_torch_conv = {"peephole_conv_if": "conv_c", "peephole_conv_o": "conv_cnext"}
-    flax_to_torch_hadamard = {flax_name: torch_name for torch_name, flax_name in _HADAMARD.items()}
-
-    def put(name: str, value: Mapping[str, Any], kernel: np.ndarray) -> None:
-        state_dict[f"{name}.weight"] = _kernel_to_torch(kernel)  # HWIO -> OIHW
-        if "bias" in value:
-            state_dict[f"{name}.bias"] = _to_numpy(value["bias"])
-
-    specs = model.layer_specs() if model is not None else ()
-
-    def plain(layer: int) -> bool:  # an input-to-state convolution that keeps the frame size
-        if layer >= len(specs):
-            return True
-        spec = specs[layer]
-        return spec.padding == "same" and set(spec.stride) == {1} and set(spec.dilation) == {1}
-
     for cell_name in sorted(params, key=_natural):
-        match = re.fullmatch(r"cell_(\d+)", cell_name)
+        match = _CELL.fullmatch(str(cell_name))
         if not match or not isinstance(params[cell_name], Mapping):
             problems.append(f"unexpected entry {cell_name!r} (expected cell_0, cell_1, ...)")
             continue
-        prefix, cell = f"cell_list.{match.group(1)}.", params[cell_name]
-        state = cell.get("state_to_state")
-        rank = 2  # the spatial rank, read from the state-to-state kernel where there is one
-        if not isinstance(state, Mapping) or "kernel" not in state:
-            problems.append(f"{cell_name}: no 'state_to_state' kernel")
-        else:
-            kernel_h, inputs = _to_numpy(state["kernel"]), cell.get("input_to_state")
-            rank = kernel_h.ndim - 2
-            if isinstance(inputs, Mapping) and "kernel" in inputs:
-                kernel_x = _to_numpy(inputs["kernel"])
-                if kernel_x.shape[:-2] == kernel_h.shape[:-2] and plain(int(match.group(1))):  # the seed's one conv
-                    put(prefix + "conv", inputs, np.concatenate([kernel_x, kernel_h], axis=-2))
-                else:
-                    put(prefix + "conv_x", inputs, kernel_x)
-                    put(prefix + "conv_h", state, kernel_h)
-            else:
-                put(prefix + "conv_h", state, kernel_h)
-        for name, value in cell.items():
-            if name in flax_to_torch_hadamard:
-                value = _to_numpy(value)
-                state_dict[prefix + flax_to_torch_hadamard[name]] = value.reshape(value.shape[0], *(1,) * rank)
-            elif name in flax_to_torch_conv and isinstance(value, Mapping) and "kernel" in value:
-                put(prefix + flax_to_torch_conv[name], value, _to_numpy(value["kernel"]))
-            elif name not in ("input_to_state", "state_to_state"):
-                problems.append(f"{cell_name}: unexpected entry {name!r}")
+        index, cell = int(match.group(1)), params[cell_name]
+        spec = specs[index]
+        if index < len(model_specs):  # the frame geometry is the model's, not in the weights
+            geometry = model_specs[index]
+            spec = dataclasses.replace(
+                spec, padding=geometry.padding, stride=geometry.stride, dilation=geometry.dilation
+            )
+        leaves = {path: value for path, value in _leaves(cell)}
+        covered = set()
+        for entry in CONVERSION_TABLE:
+            if not entry.applies(spec, peephole, bias):
+                continue
+            covered.update(entry.flax)
+            missing = [path for path in entry.flax if path not in leaves]
+            if not missing:
+                arrays = tuple(to_numpy(leaves[path]) for path in entry.flax)
+                state_dict[f"cell_list.{index}.{entry.torch}"] = entry.transform.to_torch(arrays, spec)
+            elif not entry.bias:  # a bias may be left out; a kernel or peephole may not
+                problems += [f"{cell_name}: no {_name(path)}" for path in missing]
+        problems += [f"{cell_name}: unexpected entry {name!r}" for name in cell if name not in known]
+        problems += [
+            f"{cell_name}: unexpected entry {path!r}"
+            for path in leaves
+            if path not in covered and path.split("/")[0] in known
+        ]
     if problems:
-        raise ValueError("These variables are not a convlstm_jax.ConvLSTM's:\n  - " + "\n  - ".join(problems))
+        raise ValueError(
+            "These variables are not a convlstm_jax.ConvLSTM's:\n  - " + "\n  - ".join(dict.fromkeys(problems))
+        )
     # Fresh, writable, C-ordered arrays: what `torch.from_numpy` takes without a warning.
     return {key: np.array(value, order="C") for key, value in state_dict.items()}
+
+
+def _leaves(cell: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """A cell's params by path: ("input_to_state/kernel", array), ..., ("peephole_i", array)."""
+    for name, value in cell.items():
+        if isinstance(value, Mapping):
+            yield from ((f"{name}/{key}", leaf) for key, leaf in value.items())
+        else:
+            yield name, value
+
+
+def _name(path: str) -> str:
+    """A param path for messages: 'state_to_state' kernel, 'peephole_i'."""
+    parent, _, leaf = path.rpartition("/")
+    return f"{parent!r} {leaf}" if parent else repr(leaf)
 
 
 def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
@@ -416,3 +628,112 @@ def load_checkpoint(
       `{"params": ...}`, as `torch_to_flax` returns it.
     """
     return torch_to_flax(read_state_dict(path), model, prefix=prefix, dtype=dtype)
+
+
+_DIRECTIONS = ("forward_layer", "backward_layer")
+
+
+def to_linen(model: Any) -> dict[str, Any]:
+    """The weights of `model` (an NNX `ConvLSTM` or `ConvLSTMCell`) as Linen variables.
+
+    Returns:
+      `{"params": ...}`, for the Linen twin's `apply` (`convlstm_jax.ConvLSTM` with the same
+      hyperparameters) or `convlstm_jax.flax_to_torch`. The arrays are the model's own.
+    """
+    from flax import nnx
+
+    return {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))}
+
+
+def from_linen(model: Any, variables: Mapping[str, Any]) -> Any:
+    """Puts the weights of Linen variables into `model` (an NNX `ConvLSTM` or `ConvLSTMCell`).
+
+    Args:
+      model: the module to update, in place.
+      variables: `{"params": ...}` of the Linen twin (as its `init` or `convlstm_jax.torch_to_flax`
+        return them), or the params mapping itself. Values are taken as they are (arrays of any
+        dtype; NumPy arrays become JAX arrays).
+
+    Returns:
+      `model`.
+
+    Raises:
+      ValueError: the params' names or shapes are not the model's; the message lists every
+        difference.
+    """
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
+    params = variables["params"] if "params" in variables else variables
+    state = nnx.state(model, nnx.Param)
+    expected = _shapes(nnx.to_pure_dict(state))
+    given = _shapes(params)
+    problems = [f"missing {path} (shape {expected[path]})" for path in sorted(expected.keys() - given.keys())]
+    problems += [f"unexpected {path} (shape {given[path]})" for path in sorted(given.keys() - expected.keys())]
+    problems += [
+        f"{path} has shape {given[path]}, expected {expected[path]}"
+        for path in sorted(expected.keys() & given.keys())
+        if given[path] != expected[path]
+    ]
+    if problems:
+        raise ValueError(
+            f"These params do not fit this {type(model).__name__} ({len(problems)} problem(s)):\n  - "
+            + "\n  - ".join(problems)
+        )
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, _plain(params)))
+    nnx.update(model, state)
+    return model
+
+
+def from_torch(model: Any, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None) -> Any:
+    """Puts the weights of a `convlstm_torch.ConvLSTM` state_dict into `model`, an NNX `ConvLSTM`.
+
+    `convlstm_jax.torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype)`, then `from_linen`:
+    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments. A
+    `Bidirectional` takes a `convlstm_torch.Bidirectional`'s (keys `forward_layer.*`,
+    `backward_layer.*`).
+
+    Returns:
+      `model`, updated in place.
+    """
+    from .nnx import Bidirectional
+
+    if isinstance(model, Bidirectional):
+        for direction in _DIRECTIONS:
+            from_torch(getattr(model, direction), state_dict, prefix=f"{prefix}{direction}.", dtype=dtype)
+        return model
+    return from_linen(model, torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype))
+
+
+def to_torch(model: Any) -> dict[str, np.ndarray]:
+    """The weights of `model`, an NNX `ConvLSTM`, as a `convlstm_torch.ConvLSTM` state_dict of NumPy
+    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`); of a `Bidirectional`, as a
+    `convlstm_torch.Bidirectional`'s."""
+    from .nnx import Bidirectional
+
+    if isinstance(model, Bidirectional):
+        return {
+            f"{direction}.{key}": value
+            for direction in _DIRECTIONS
+            for key, value in to_torch(getattr(model, direction)).items()
+        }
+    return flax_to_torch(to_linen(model), model)
+
+
+def _plain(tree: Any) -> Any:
+    """A nested mapping as nested dicts (a Linen FrozenDict included)."""
+    if isinstance(tree, Mapping):
+        return {key: _plain(value) for key, value in tree.items()}
+    return tree
+
+
+def _shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:
+    if isinstance(tree, Mapping):
+        shapes = {}
+        for key, value in tree.items():
+            shapes.update(_shapes(value, f"{path}/{key}" if path else str(key)))
+        return shapes
+    return {path: tuple(np.shape(tree))}

@@ -15,7 +15,8 @@ from convlstm_common import NetworkSpec, check_peephole, parse_network, resolve_
 
 from ._cell import check_floating, torch_default_init
 from ._conv import check_conv_gradient
-from ._convert import _to_numpy, flax_to_torch, torch_to_flax
+from ._convert import flax_to_torch, torch_to_flax
+from ._convert import to_numpy as _to_numpy
 from ._convlstm import ConvLSTM
 
 

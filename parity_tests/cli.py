@@ -194,7 +194,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _read_checkpoint(path: Path, prefix: str) -> dict[str, Any]:
-    from convlstm_jax._convert import read_state_dict
+    from convlstm_jax import read_state_dict
 
     if not path.is_file():
         raise ValueError(f"--checkpoint {path}: no such file.")
@@ -249,7 +249,7 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
     """
     import convlstm_jax
     import convlstm_torch
-    from convlstm_jax._convert import infer_architecture
+    from convlstm_jax import infer_architecture
 
     from .generate import make_inputs
 

@@ -12,12 +12,14 @@ import numpy as np
 from flax.typing import Dtype, PrecisionLike
 
 from convlstm_common import NetworkSpec, check_peephole, parse_network, resolve_encoder_forecaster
+from convlstm_common.options import declared
 
 from ._cell import check_floating, torch_default_init
 from ._conv import check_conv_gradient
 from ._convert import flax_to_torch, torch_to_flax
 from ._convert import to_numpy as _to_numpy
 from ._convlstm import ConvLSTM
+from .options import JaxStackOptions
 
 
 def space_to_depth(frames: jax.Array, patch_size: int) -> jax.Array:
@@ -27,6 +29,8 @@ def space_to_depth(frames: jax.Array, patch_size: int) -> jax.Array:
     orders them, so the two frameworks' models see the same patch channels.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.models import space_to_depth
       >>> space_to_depth(jnp.arange(16.0).reshape(4, 4, 1), 2)[0, 0]
       Array([0., 1., 4., 5.], dtype=float32)
     """
@@ -75,6 +79,9 @@ class EncoderForecaster(nn.Module):
       dtype, param_dtype, precision, conv_gradient, remat, unroll: as in `ConvLSTM`.
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.models import EncoderForecaster
       >>> model = EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-8", output_frames=2)
       >>> frames = jnp.zeros((2, 3, 16, 16, 1))
       >>> variables = model.init(jax.random.key(0), frames)
@@ -129,6 +136,7 @@ class EncoderForecaster(nn.Module):
         model's attributes (`peephole`, `dtype`, `remat`, ...).
 
         Example:
+          >>> from convlstm_jax.models import EncoderForecaster
           >>> model = EncoderForecaster.from_spec("ConvLSTM(9x9)-1x1-128-1x1-64")
           >>> model.input_kernel_size, model.kernel_size, model.hidden_dim
           ((9, 9), ((1, 1), (1, 1)), (128, 64))
@@ -163,16 +171,9 @@ class EncoderForecaster(nn.Module):
             list(self.kernel_size),
             len(self.hidden_dim),
             batch_first=True,
-            return_all_layers=True,
-            peephole=self.peephole,
             bias=self.bias,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            precision=self.precision,
-            conv_gradient=self.conv_gradient,
-            remat=self.remat,
-            unroll=self.unroll,
-            input_kernel_size=self.input_kernel_size,
+            return_all_layers=True,
+            **{f.name: getattr(self, f.name) for f in declared(JaxStackOptions) if f.kw_only and hasattr(self, f.name)},
             name=name,
         )
 

@@ -15,8 +15,9 @@ This module is imported on its own (`from convlstm_jax import nnx as cnnx`); `co
 itself exports the Linen modules.
 
 Example:
+  >>> import jax.numpy as jnp
   >>> from flax import nnx
-  >>> from convlstm_jax.nnx import ConvLSTM
+  >>> from convlstm_jax.nnx import ConvLSTM, to_linen
   >>> model = ConvLSTM(1, [8, 4], 3, 2, batch_first=True, rngs=nnx.Rngs(0))
   >>> x = jnp.zeros((2, 5, 16, 16, 1))
   >>> outputs, states = nnx.jit(lambda model, x: model(x))(model, x)
@@ -28,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -35,9 +37,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from flax.typing import Dtype, PrecisionLike
+from flax.typing import Dtype
 
 from convlstm_common import LayerSpec, check_peephole, resolve_cell
+from convlstm_common.options import document
 
 from . import _cell
 from ._bidirectional import check_merge, merge_outputs, split_initial_state
@@ -45,6 +48,7 @@ from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init,
 from ._conv import check_conv_gradient, resolve_unroll, step_remat
 from ._convert import from_linen, from_torch, to_linen, to_torch
 from ._convlstm import (
+    cell_options,
     check_hyperparameters,
     layer_specs,
     layer_step,
@@ -53,6 +57,7 @@ from ._convlstm import (
     stack_state_sizes,
     zero_states,
 )
+from .options import JaxCellOptions, JaxStackOptions
 
 __all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell", "from_linen", "from_torch", "to_linen", "to_torch"]
 
@@ -77,7 +82,9 @@ class _ConvWeights(nnx.Module):
             self.bias = nnx.Param(init(rngs.params(), (features,), param_dtype))
 
 
-class ConvLSTMCell(nnx.RNNCellBase):
+@document("jax", JaxCellOptions)
+@dataclasses.dataclass(eq=False, repr=False)
+class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
     """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
 
     The NNX twin of `convlstm_jax.ConvLSTMCell`, whose docstring writes out the math: the same
@@ -87,23 +94,17 @@ class ConvLSTMCell(nnx.RNNCellBase):
     Args:
       input_dim: channels of X; 0 for a cell without input (it runs on a zero-channel X).
       hidden_dim: channels of H and C.
-      kernel_size: the state-to-state kernel (and the peephole convolutions'), (kh, kw) or an int;
-        odd sizes only. Also the input-to-state one unless `input_kernel_size` is given.
+      kernel_size: the state-to-state kernel (and the peephole convolutions'), an int or one size
+        per spatial axis ((kh, kw) for images); odd sizes only. Also the input-to-state one unless
+        `input_kernel_size` is given.
       bias: whether the convolutions have biases.
-      peephole: `"conv"` (default), `"hadamard"` or `None`.
-      dtype: the dtype of the computation (default: inferred from input and params).
-      param_dtype: the dtype of the parameters.
-      precision: the precision of the convolutions (`jax.lax.Precision`).
-      conv_gradient: `"auto"` (default), `"xla"` or `"tapwise"`; see `convlstm_jax.ConvLSTMCell`.
-      input_kernel_size: the input-to-state kernel, or None (default) for `kernel_size`.
-      padding: the input-to-state convolution's, `"same"` (default) or `"valid"`.
-      stride: the input-to-state convolution's stride, an int or a pair (default 1).
-      dilation: the input-to-state convolution's dilation, an int or a pair (default 1).
-      spatial_dims: the frames' spatial axes: 1 (signals, (B, L, C)), 2 (images, default) or 3
-        (volumes, (B, D, H, W, C)).
+      {options}
       rngs: draws the weights, from its `"params"` stream.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from convlstm_jax.nnx import ConvLSTMCell
       >>> cell = ConvLSTMCell(3, 8, 3, rngs=nnx.Rngs(0))
       >>> x = jnp.zeros((2, 16, 16, 3))
       >>> (h, c), out = cell(cell.initialize_carry(x.shape), x)
@@ -111,45 +112,29 @@ class ConvLSTMCell(nnx.RNNCellBase):
       (2, 16, 16, 8)
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dim: int,
-        kernel_size: int | tuple[int, ...] = 3,
-        *,
-        bias: bool = True,
-        peephole: str | None = "conv",
-        dtype: Dtype | None = None,
-        param_dtype: Dtype = jnp.float32,
-        precision: PrecisionLike = None,
-        conv_gradient: str = "auto",
-        input_kernel_size: int | tuple[int, int] | None = None,
-        padding: str = "same",
-        stride: int | tuple[int, int] = 1,
-        dilation: int | tuple[int, int] = 1,
-        spatial_dims: int = 2,
-        rngs: nnx.Rngs,
-    ):
-        _require_input_dim(input_dim)
+    input_dim: int
+    hidden_dim: int
+    kernel_size: int | tuple[int, ...] = 3
+    _: dataclasses.KW_ONLY
+    bias: bool = True
+    rngs: dataclasses.InitVar[nnx.Rngs]
+
+    def __post_init__(self, rngs: nnx.Rngs) -> None:
+        _require_input_dim(self.input_dim)
         spec = resolve_cell(
-            input_dim, hidden_dim, kernel_size, input_kernel_size, padding, stride, dilation, spatial_dims
+            self.input_dim,
+            self.hidden_dim,
+            self.kernel_size,
+            self.input_kernel_size,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.spatial_dims,
         )
-        check_peephole(peephole)
-        check_conv_gradient(conv_gradient)
-        self.input_dim = spec.input_dim
-        self.hidden_dim = spec.hidden_dim
-        self.kernel_size = spec.kernel_size
-        self.input_kernel_size = spec.input_kernel_size
-        self.padding = spec.padding
-        self.stride = spec.stride
-        self.dilation = spec.dilation
-        self.spatial_dims = spec.spatial_dims
-        self.bias = bias
-        self.peephole = peephole
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.precision = precision
-        self.conv_gradient = conv_gradient
+        check_peephole(self.peephole)
+        check_conv_gradient(self.conv_gradient)
+        for name in ("input_dim", "hidden_dim", "kernel_size", "input_kernel_size", "padding", "stride", "dilation"):
+            setattr(self, name, getattr(spec, name))
 
         hid, kernel = spec.hidden_dim, spec.kernel_size
 
@@ -160,21 +145,23 @@ class ConvLSTMCell(nnx.RNNCellBase):
                 features,
                 fan_in=fan_in(spec, name),
                 use_bias=use_bias,
-                param_dtype=param_dtype,
+                param_dtype=self.param_dtype,
                 rngs=rngs,
             )
 
         if spec.input_dim:
-            self.input_to_state = conv_weights("input_to_state", spec.input_kernel_size, spec.input_dim, 4 * hid, bias)
+            self.input_to_state = conv_weights(
+                "input_to_state", spec.input_kernel_size, spec.input_dim, 4 * hid, self.bias
+            )
         # Without input, the bias moves to the state-to-state convolution.
-        self.state_to_state = conv_weights("state_to_state", kernel, hid, 4 * hid, bias and not spec.input_dim)
-        if peephole == "conv":
-            self.peephole_conv_if = conv_weights("peephole_conv_if", kernel, hid, 2 * hid, bias)
-            self.peephole_conv_o = conv_weights("peephole_conv_o", kernel, hid, hid, bias)
-        elif peephole == "hadamard":
-            self.peephole_i = nnx.Param(jnp.zeros((hid,), param_dtype))
-            self.peephole_f = nnx.Param(jnp.zeros((hid,), param_dtype))
-            self.peephole_o = nnx.Param(jnp.zeros((hid,), param_dtype))
+        self.state_to_state = conv_weights("state_to_state", kernel, hid, 4 * hid, self.bias and not spec.input_dim)
+        if self.peephole == "conv":
+            self.peephole_conv_if = conv_weights("peephole_conv_if", kernel, hid, 2 * hid, self.bias)
+            self.peephole_conv_o = conv_weights("peephole_conv_o", kernel, hid, hid, self.bias)
+        elif self.peephole == "hadamard":
+            self.peephole_i = nnx.Param(jnp.zeros((hid,), self.param_dtype))
+            self.peephole_f = nnx.Param(jnp.zeros((hid,), self.param_dtype))
+            self.peephole_o = nnx.Param(jnp.zeros((hid,), self.param_dtype))
 
     def spec(self) -> LayerSpec:
         """The cell's resolved hyperparameters."""
@@ -232,16 +219,16 @@ class ConvLSTMCell(nnx.RNNCellBase):
         return self.spatial_dims + 1
 
     def _options(self) -> dict[str, Any]:
-        return {"peephole": self.peephole, "precision": self.precision, "conv_gradient": self.conv_gradient}
+        return _cell.step_options(self)
 
 
-class ConvLSTM(nnx.Module):
+@document("jax", JaxStackOptions)
+@dataclasses.dataclass(eq=False, repr=False)
+class ConvLSTM(nnx.Module, JaxStackOptions):
     """A stack of `ConvLSTMCell` layers, each run over the whole sequence before the next.
 
-    The NNX twin of `convlstm_jax.ConvLSTM`: the same hyperparameters, with the same names and
-    defaults (see its docstring for each), the same call and the same results. `input_dim` is
-    required (0 for a stack without input), the options after `num_layers` are keyword-only, and
-    `rngs` comes last.
+    The NNX twin of `convlstm_jax.ConvLSTM`: the same options (`JaxStackOptions`), the same call and
+    the same results. `input_dim` is required (0 for a stack without input), and `rngs` comes last.
 
     Dropout (`dropout`, `recurrent_dropout`) is on in training and off in evaluation, as in
     `flax.nnx.Dropout`: `model.train()` and `model.eval()` set the `deterministic` attribute (or
@@ -250,18 +237,7 @@ class ConvLSTM(nnx.Module):
     `rngs` given at construction, or of those given to the call.
 
     Args:
-      input_dim: channels of the input; 0 for a stack without input.
-      hidden_dim: hidden channels, one int for every layer or a list with one per layer.
-      kernel_size: (kh, kw) (or an int) for every layer, or a list with one per layer; odd only.
-      num_layers: number of stacked layers.
-      batch_first, bias, return_all_layers, peephole, channels_last, dtype, param_dtype, precision,
-        conv_gradient, check_finite, input_kernel_size, reverse, keep_order, dropout,
-        recurrent_dropout, padding, stride, dilation, spatial_dims: as in `convlstm_jax.ConvLSTM`.
-      remat: recompute each step's activations in the backward pass (`flax.nnx.remat`).
-      unroll: time steps per iteration of each layer's `nnx.scan`; None (default): the backend's
-        own, as in `convlstm_jax.ConvLSTM`.
-      deterministic: None (default: to be set by `train()`/`eval()` or at the call when dropout
-        is on), True (no dropout) or False.
+      {options}
       rngs: draws the weights (`"params"` stream) and, when dropout is on, the masks (`"dropout"`,
         or the default stream where there is none).
 
@@ -273,6 +249,9 @@ class ConvLSTM(nnx.Module):
       is (B, T, H, W, hidden_dim[l]) whatever `batch_first` says, `last_states[l]` is `(h, c)`.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from convlstm_jax.nnx import ConvLSTM
       >>> model = ConvLSTM(2, 8, 3, 1, dropout=0.2, rngs=nnx.Rngs(0))
       >>> x = jnp.ones((5, 3, 16, 16, 2))  # (T, B, H, W, C)
       >>> model.train()
@@ -283,88 +262,17 @@ class ConvLSTM(nnx.Module):
       ((3, 5, 16, 16, 8), (3, 16, 16, 8))
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dim: int | Sequence[int],
-        kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]],
-        num_layers: int,
-        *,
-        batch_first: bool = False,
-        bias: bool = True,
-        return_all_layers: bool = False,
-        peephole: str | None = "conv",
-        channels_last: bool = True,
-        dtype: Dtype | None = None,
-        param_dtype: Dtype = jnp.float32,
-        precision: PrecisionLike = None,
-        conv_gradient: str = "auto",
-        remat: bool = False,
-        unroll: int | None = None,
-        check_finite: bool = False,
-        input_kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] | None = None,
-        reverse: bool = False,
-        keep_order: bool = True,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        deterministic: bool | None = None,
-        padding: str | Sequence[str] = "same",
-        stride: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
-        dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
-        spatial_dims: int = 2,
-        rngs: nnx.Rngs,
-    ):
-        _require_input_dim(input_dim)
-        self.input_dim = input_dim
-        self.hidden_dim = hidden_dim
-        self.kernel_size = kernel_size
-        self.num_layers = num_layers
-        self.batch_first = batch_first
-        self.bias = bias
-        self.return_all_layers = return_all_layers
-        self.peephole = peephole
-        self.channels_last = channels_last
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.precision = precision
-        self.conv_gradient = conv_gradient
-        self.remat = remat
-        self.unroll = unroll
-        self.check_finite = check_finite
-        self.input_kernel_size = input_kernel_size
-        self.reverse = reverse
-        self.keep_order = keep_order
-        self.dropout = dropout
-        self.recurrent_dropout = recurrent_dropout
-        self.deterministic = deterministic
-        self.padding = padding
-        self.stride = stride
-        self.dilation = dilation
-        self.spatial_dims = spatial_dims
+    _: dataclasses.KW_ONLY
+    rngs: dataclasses.InitVar[nnx.Rngs]
+
+    def __post_init__(self, rngs: nnx.Rngs) -> None:
+        _require_input_dim(self.input_dim)
         specs = check_hyperparameters(self)
         for name, value in per_layer_tuples(self, specs).items():
             setattr(self, name, value)
-
         for index, spec in enumerate(specs):
-            cell = ConvLSTMCell(
-                spec.input_dim,
-                spec.hidden_dim,
-                spec.kernel_size,
-                bias=bias,
-                peephole=peephole,
-                dtype=dtype,
-                param_dtype=param_dtype,
-                precision=precision,
-                conv_gradient=conv_gradient,
-                input_kernel_size=spec.input_kernel_size,
-                padding=spec.padding,
-                stride=spec.stride,
-                dilation=spec.dilation,
-                spatial_dims=spec.spatial_dims,
-                rngs=rngs,
-            )
-            setattr(self, f"cell_{index}", cell)
-        self.rngs = rngs["dropout"].fork() if dropout or recurrent_dropout else nnx.data(None)
+            setattr(self, f"cell_{index}", ConvLSTMCell(**cell_options(self, spec, self.dtype), rngs=rngs))
+        self.rngs = rngs["dropout"].fork() if self.dropout or self.recurrent_dropout else nnx.data(None)
 
     def layer_specs(self) -> tuple[LayerSpec, ...]:
         """One `LayerSpec` (input_dim, hidden_dim, kernel_size, ...) per layer."""
@@ -413,46 +321,60 @@ class ConvLSTM(nnx.Module):
           `(layer_outputs, last_states)`; see the class docstring.
         """
 
-        def is_deterministic() -> bool:
-            for value in (deterministic, self.deterministic):
-                if value is not None:
-                    return value
-            raise ValueError(
-                f'dropout is on ({self.dropout}, recurrent {self.recurrent_dropout}): "deterministic" must be passed '
-                "to the constructor or at call time, or set with model.train() or model.eval()."
-            )
-
         stream = self.rngs if rngs is None else rngs
         if isinstance(stream, nnx.Rngs):
             stream = stream["dropout"]
+        frontend = _NNXFrontend(self, deterministic, stream)
+        return run_stack(self, frontend, x, hidden_state, seq_lengths=seq_lengths, dropout_masks=dropout_masks)
 
-        def scan(cell, carry, xs, mask_h, lengths, hoisted):
-            time_axis = 1 if self.batch_first else 0
 
-            def step(cell, carry, xs):
-                return layer_step(cell, carry, xs, mask_h, lengths, hoisted)
+# NNX's metaclass hides the dataclass signature from `inspect.signature(cls)` (and `help`).
+for _module in (ConvLSTMCell, ConvLSTM):
+    _module.__signature__ = inspect.Signature(list(inspect.signature(_module.__init__).parameters.values())[1:])
 
-            remat = step_remat(self.remat, carry[0].dtype)
-            loop = nnx.scan(
-                step if remat is None else nnx.remat(step, **remat),
-                in_axes=(None, nnx.Carry, (time_axis, 0)),
-                out_axes=(nnx.Carry, time_axis),
-                unroll=resolve_unroll(self.unroll),
-            )
-            return loop(cell, carry, xs)
 
-        return run_stack(
-            self,
-            x,
-            hidden_state,
-            seq_lengths=seq_lengths,
-            dropout_masks=dropout_masks,
-            deterministic=is_deterministic,
-            dropout_key=lambda: stream(),
-            # Each cell infers the stack's compute dtype from its inputs (or has the stack's `dtype`).
-            cell=lambda index, spec, dtype: getattr(self, f"cell_{index}"),
-            scan=scan,
+@dataclasses.dataclass(frozen=True)
+class _NNXFrontend:
+    """The NNX `ConvLSTM`'s cells (built with it), `nnx.scan` loops and dropout stream."""
+
+    module: ConvLSTM
+    deterministic_argument: bool | None
+    stream: Any
+
+    def cell(self, index: int, spec: LayerSpec, dtype: Dtype) -> ConvLSTMCell:
+        cell = getattr(self.module, f"cell_{index}")
+        # Built with the stack's `dtype`: that, or (None) the dtype of its inputs and params, which is `dtype`.
+        if cell.dtype is not None and jnp.dtype(cell.dtype) != jnp.dtype(dtype):
+            raise ValueError(f"cell_{index} computes in {cell.dtype}, the stack in {dtype}: set both alike.")
+        return cell
+
+    def scan(self, cell, carry, xs, mask_h, lengths, hoisted):
+        module = self.module
+        time_axis = 1 if module.batch_first else 0
+
+        def step(cell, carry, xs):
+            return layer_step(cell, carry, xs, mask_h, lengths, hoisted)
+
+        remat = step_remat(module.remat, carry[0].dtype)
+        loop = nnx.scan(
+            step if remat is None else nnx.remat(step, **remat),
+            in_axes=(None, nnx.Carry, (time_axis, 0)),
+            out_axes=(nnx.Carry, time_axis),
+            unroll=resolve_unroll(module.unroll),
         )
+        return loop(cell, carry, xs)
+
+    def deterministic(self) -> bool:
+        for value in (self.deterministic_argument, self.module.deterministic):
+            if value is not None:
+                return value
+        raise ValueError(
+            f'dropout is on ({self.module.dropout}, recurrent {self.module.recurrent_dropout}): "deterministic" '
+            "must be passed to the constructor or at call time, or set with model.train() or model.eval()."
+        )
+
+    def dropout_key(self) -> jax.Array:
+        return self.stream()
 
 
 class Bidirectional(nnx.Module):
@@ -475,6 +397,9 @@ class Bidirectional(nnx.Module):
     `from_torch` and `to_torch` use the torch twin's keys `forward_layer.*`, `backward_layer.*`.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from convlstm_jax.nnx import Bidirectional, ConvLSTM
       >>> model = Bidirectional(ConvLSTM(3, 8, 3, 1, batch_first=True, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
       >>> outputs, (forward, backward) = model(jnp.zeros((2, 5, 16, 16, 3)))
       >>> outputs[0].shape

@@ -140,6 +140,7 @@ JAX_MUTANT_TESTS = f"{JAX_TESTS}/test_mutants.py"
 TORCH_MUTANT_TESTS = f"{TORCH_TESTS}/test_mutants.py"
 TORCH_VECTORS = vectors("torch", ("float32", "float64"), ALL_CASES)
 RELIABILITY = "parity_tests/tests/test_reliability.py::test_nan_and_inf_are_caught_on_request"
+OPTIONS_TESTS = "parity_tests/tests/test_options.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +156,11 @@ VALIDATION = "input validation that raises: covered by the error tests"
 MESSAGES = "builds error messages or a repr only"
 
 TARGETS = (
+    Target(
+        "convlstm_common/options.py",
+        (OPTIONS_TESTS, "convlstm_common", *vectors("jax", ("float32",), CELL_CASES), *TORCH_VECTORS),
+        {"document": "writes docstrings only: covered by the options tests", "describe": MESSAGES},
+    ),
     Target(
         "convlstm_jax/_cell.py",
         (
@@ -172,6 +178,7 @@ TARGETS = (
         "convlstm_jax/_convlstm.py",
         (
             JAX_MUTANT_TESTS,
+            OPTIONS_TESTS,
             *vectors("jax", ("float32",), ALL_CASES),
             f"{JAX_TESTS}/test_sequence_options.py",
             f"{JAX_TESTS}/test_convlstm.py",
@@ -192,6 +199,7 @@ TARGETS = (
         (
             JAX_MUTANT_TESTS,
             f"{JAX_TESTS}/test_convert.py",
+            f"{JAX_TESTS}/test_conversion_table.py",
             *vectors(
                 "jax",
                 ("float32",),
@@ -200,6 +208,7 @@ TARGETS = (
             *vectors("jax", ("float32",), ("stride", "signals_options", "volumes", "no_peephole_no_bias")),
             f"{JAX_TESTS}/test_models.py",
             f"{JAX_TESTS}/test_ranks.py",
+            f"{JAX_TESTS}/test_nnx.py",
         ),
         {"_check_state_dict": VALIDATION, "_dtype_problems": VALIDATION, "_prefix_hint": MESSAGES},
     ),
@@ -244,7 +253,7 @@ TARGETS = (
     ),
     Target(
         "convlstm_torch/_convlstm.py",
-        (TORCH_MUTANT_TESTS, *TORCH_VECTORS, TORCH_TESTS, RELIABILITY),
+        (TORCH_MUTANT_TESTS, OPTIONS_TESTS, *TORCH_VECTORS, TORCH_TESTS, RELIABILITY),
         {
             "_describe": MESSAGES,
             "_check_input": VALIDATION,

@@ -5,6 +5,9 @@
   the imported object; every other docstring is read from the source, without importing anything.
 - Napoleon's Google style accepts an "Example:" heading as well as "Examples:"; griffe reads only
   the latter as examples (code to show as such), so "Example:" headings are read as "Examples:".
+- An option declared with `option(default, doc=...)` (`convlstm_common.options`) shows its default
+  as its value, and in the signatures of the dataclasses that inherit it, not the whole call; a
+  required option shows none.
 - An "Args" entry may document several parameters at once (`inputs, targets: ...`, the names
   possibly running over several lines); griffe expects one name per entry, so such an entry is
   read as one entry per name, each with the shared description.
@@ -64,6 +67,12 @@ def split_shared_entries(text: str) -> str:
 
 
 class GoogleDocstrings(griffe.Extension):
+    def on_attribute_instance(self, *, attr: griffe.Attribute, **kwargs) -> None:
+        value = attr.value
+        if isinstance(value, griffe.ExprCall) and str(value.function) == "option":
+            positional = [a for a in value.arguments if not isinstance(a, griffe.ExprKeyword)]
+            attr.value = positional[0] if positional else None
+
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is None:
             return

@@ -137,3 +137,29 @@ def test_every_shared_option_is_set_by_some_vector_or_is_listed_with_a_reason():
             f"no shared vector sets {field.name!r}: add a case to parity_tests/cases.py and regenerate "
             "(python -m parity_tests.generate --case NAME)"
         )
+
+
+SEED_SIGNATURE = "input_dim, hidden_dim, kernel_size, num_layers, batch_first=False, bias=True, return_all_layers=False"
+"""The seed's `ConvLSTM` signature, as its README writes it: the positional API every stack keeps."""
+
+DEFAULTS = {
+    "peephole": "conv",  # the seed's convolutions of the cell state
+    "input_kernel_size": None,
+    "padding": "same",
+    "stride": 1,
+    "dilation": 1,
+    "spatial_dims": 2,
+    "check_finite": False,  # NaN and inf propagate unless asked
+    "reverse": False,
+    "keep_order": True,
+    "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+}
+"""The options beyond the seed's and their defaults: each leaves the seed's model as it was."""
+
+
+def test_the_stacks_keep_the_seeds_positional_arguments_and_every_default_leaves_the_seeds_model():
+    positional = [f for f in declared(StackOptions) if not f.kw_only]
+    written = ", ".join(f.name if f.default is dataclasses.MISSING else f"{f.name}={f.default}" for f in positional)
+    assert written == SEED_SIGNATURE
+    assert {f.name: f.default for f in declared(StackOptions) if f.kw_only} == DEFAULTS

@@ -107,11 +107,7 @@ def cell_kwargs(options: Any, spec: LayerSpec, cls: type) -> dict[str, Any]:
 
     Per-layer options come from the layer's `spec`, the others from the stack's `options`.
     """
-    return {
-        f.name: getattr(spec if f.metadata["from_spec"] else options, f.name)
-        for f in declared(cls)
-        if f.kw_only and hasattr(options, f.name)
-    }
+    return {f.name: getattr(spec if f.metadata["from_spec"] else options, f.name) for f in declared(cls)}
 
 
 Kernel = Any
@@ -149,7 +145,6 @@ class CellOptions:
     )
     spatial_dims: int = option(
         2,
-        from_spec=True,
         doc="the frames' spatial axes: 1 (sequences of signals, frames (L,)), 2 (images, default, "
         "(H, W)) or 3 (volumes, (D, H, W)). Kernels, strides and dilations then have one entry per axis, "
         "and every shape given as (H, W) has these axes instead.",

@@ -26,8 +26,9 @@ so a mutant that leaves a compiled program as it was costs no compilation.
 Results go to `tools/mutation_results.json` (`--output`): the commit and the target files'
 hashes, the command, the runtime, per target the kill command and counts, the survivors with
 their diffs, the equivalent mutants with their reasons, and every mutant's outcome. After new
-tests or new entries in the equivalents list, `--survivors-of` reruns only the survivors of an
-earlier results file and merges their new outcomes into it (each run is listed under "runs").
+tests or new entries in the equivalents list, `--survivors-of` reruns the survivors of an earlier
+results file and the mutants of lines changed since, and merges their outcomes into it (the
+mutants of lines that are gone leave it; each run is listed under "runs").
 
 Out of scope, and not mutated: docstrings, strings and f-strings, type annotations, `raise` and
 `assert` statements and the conditions of branches that only raise, and per target the functions
@@ -464,10 +465,13 @@ def main(argv: list[str] | None = None) -> int:
         found = generate(ROOT / target.path, ROOT, frozenset(target.out_of_scope))
         planned[target.path] = select(identify(found, sources[target.path]), args.fraction)
     previous: dict = {}
+    current = {i.id for items in planned.values() for i in items}  # every mutant of the code as it is
     if args.survivors_of:
+        # The earlier survivors, and the mutants of lines changed since (which it did not run).
         previous = json.loads(args.survivors_of.read_text())
         wanted = {s["id"] for s in previous["survivors"]}
-        planned = {p: [i for i in items if i.id in wanted] for p, items in planned.items()}
+        known = {m["id"] for m in previous["mutants"]}
+        planned = {p: [i for i in items if i.id in wanted or i.id not in known] for p, items in planned.items()}
     if args.line:
         wanted_lines = {tuple(spec.rsplit(":", 1)) for spec in args.line}
         planned = {p: [i for i in items if (p, str(i.mutant.line)) in wanted_lines] for p, items in planned.items()}
@@ -549,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     entries = [entry(item, outcome) for item, outcome in outcomes.values()]
     runs = [run]
     if args.survivors_of:  # this run's outcomes replace the earlier ones; the rest stand
-        merged = {e["id"]: e for e in previous["mutants"]}
+        # Mutants of lines that have changed since are gone from the code, and from the results.
+        merged = {e["id"]: e for e in previous["mutants"] if e["file"] not in planned or e["id"] in current}
         for e in merged.values():
             reason = EQUIVALENT.get((e["file"], e["original"], e["mutated"]))
             if e["status"] == "survived" and reason is not None:

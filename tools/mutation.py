@@ -166,6 +166,7 @@ TARGETS = (
         "convlstm_jax/_cell.py",
         (
             JAX_MUTANT_TESTS,
+            OPTIONS_TESTS,
             HAND,
             *vectors("jax", ("float32",), CELL_CASES),
             *strategies(("two_layers_all", "signals_options"), ("bf16-compute", "xla-gradients")),
@@ -249,7 +250,7 @@ TARGETS = (
     ),
     Target(
         "convlstm_torch/_cell.py",
-        (TORCH_MUTANT_TESTS, HAND, *TORCH_VECTORS, TORCH_TESTS),
+        (TORCH_MUTANT_TESTS, OPTIONS_TESTS, HAND, *TORCH_VECTORS, TORCH_TESTS),
         {"_check_float": VALIDATION, "_check_step": VALIDATION, "extra_repr": MESSAGES},
     ),
     Target(

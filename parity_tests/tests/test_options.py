@@ -163,3 +163,16 @@ def test_the_stacks_keep_the_seeds_positional_arguments_and_every_default_leaves
     written = ", ".join(f.name if f.default is dataclasses.MISSING else f"{f.name}={f.default}" for f in positional)
     assert written == SEED_SIGNATURE
     assert {f.name: f.default for f in declared(StackOptions) if f.kw_only} == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("module", "positional"),
+    [
+        pytest.param("convlstm_torch", ["input_dim", "hidden_dim", "kernel_size", "bias"], marks=TORCH, id="torch"),
+        pytest.param("convlstm_jax", ["hidden_dim", "kernel_size", "bias"], id="linen"),  # as flax's ConvLSTMCell
+        pytest.param("convlstm_jax.nnx", ["input_dim", "hidden_dim", "kernel_size"], id="nnx"),
+    ],
+)
+def test_the_cells_take_their_sizes_by_position_and_every_option_by_keyword(module, positional):
+    taken = parameters(front(module, "ConvLSTMCell"))
+    assert [n for n, p in taken.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == positional

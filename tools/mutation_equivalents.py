@@ -17,6 +17,7 @@ _HOISTING = (
 )
 _REMAT = "rematerialisation trades memory for compute: the gradients are the same"
 _STRATEGY = "which gradient strategy runs (tapwise or XLA's): both compute the same convolution and gradients"
+_FROZEN = "whether a record refuses assignment: nothing assigns to it once it is made"
 _REPORT = "only which problems the error lists for a state_dict that is refused either way (with a ValueError)"
 
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -55,21 +56,20 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "hoisted = spec.input_dim > 0 and not spec.fused",
         "hoisted = spec.input_dim > 0 and spec.fused",
     ): _HOISTING,
-    ("convlstm_jax/_convlstm.py", "remat: bool = False", "remat: bool = True"): _REMAT,
     (
         "convlstm_jax/_convlstm.py",
-        "remat = step_remat(self.remat, carry[0].dtype)",
-        "remat = step_remat(carry[0].dtype, self.remat)",
+        "remat = step_remat(module.remat, carry[0].dtype)",
+        "remat = step_remat(carry[0].dtype, module.remat)",
     ): _REMAT + " (a dtype is truthy: every step rematerialised)",
     (
         "convlstm_jax/_convlstm.py",
-        "remat = step_remat(self.remat, carry[0].dtype)",
-        "remat = step_remat(self.remat, carry[1].dtype)",
+        "remat = step_remat(module.remat, carry[0].dtype)",
+        "remat = step_remat(module.remat, carry[1].dtype)",
     ): _ONE_DTYPE,
     (
         "convlstm_jax/_convlstm.py",
-        'deterministic=lambda: nn.merge_param("deterministic", self.deterministic, deterministic),',
-        'deterministic=lambda: nn.merge_param("deterministic", deterministic, self.deterministic),',
+        'return nn.merge_param("deterministic", self.module.deterministic, self.deterministic_argument)',
+        'return nn.merge_param("deterministic", self.deterministic_argument, self.module.deterministic)',
     ): "flax.linen.merge_param is symmetric: it takes whichever of the two is set",
     (
         "convlstm_jax/_conv.py",
@@ -145,11 +145,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "first = dataclasses.replace(model_specs[0], input_dim=specs[0].input_dim if specs else 0)",
         "first = dataclasses.replace(model_specs[0], input_dim=specs[0].input_dim if specs else 1)",
     ): _REPORT + " (one without any layer)",
-    (
-        "convlstm_jax/_convert.py",
-        "rank = 2  # the spatial rank, read from the state-to-state kernel where there is one",
-        "rank = 3  # the spatial rank, read from the state-to-state kernel where there is one",
-    ): "used only for a cell without a state-to-state kernel, which is refused before anything is returned",
+    ("convlstm_jax/_convlstm.py", "@dataclasses.dataclass(frozen=True)", "@dataclasses.dataclass(frozen=False)"): (
+        _FROZEN
+    ),
+    ("convlstm_jax/_convert.py", "@dataclasses.dataclass(frozen=True)", "@dataclasses.dataclass(frozen=False)"): (
+        _FROZEN
+    ),
     ("convlstm_jax/models.py", "remat: bool = False", "remat: bool = True"): _REMAT,
     ("convlstm_jax/models.py", "dtype = states[0][0].dtype", "dtype = states[0][1].dtype"): _ONE_DTYPE,
 }

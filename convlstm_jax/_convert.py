@@ -340,11 +340,16 @@ def _flax_architecture(
     def shape_of(cell: Mapping[str, Any], name: str) -> tuple[int, ...]:
         conv = cell.get(name)
         shape = tuple(np.shape(conv["kernel"])) if isinstance(conv, Mapping) and "kernel" in conv else ()
-        return shape if len(shape) >= 3 and spatial_dims in (None, len(shape) - 2) else ()
+        return shape if len(shape) >= 3 else ()
 
     for index in range(max(cells) + 1 if cells else 0):
         cell = cells.get(index, {})
         state, inputs = shape_of(cell, "state_to_state"), shape_of(cell, "input_to_state")
+        if state and spatial_dims is not None and len(state) - 2 != spatial_dims:
+            raise ValueError(
+                f"cell_{index}/state_to_state/kernel has shape {state}: a {len(state) - 2}-D kernel "
+                f"(*kernel_size, hidden_dim, 4·hidden_dim), not {spatial_dims}-D (spatial_dims={spatial_dims})."
+            )
         hid = state[-2] if state else previous_hidden or 1
         kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 2)
         spec = LayerSpec(inputs[-2] if inputs else 0, hid, kernel, inputs[:-2] or None)

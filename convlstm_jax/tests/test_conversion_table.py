@@ -129,3 +129,19 @@ def test_a_bidirectional_state_dict_converts_by_direction(rank, peephole, bias):
         variables = torch_to_flax(state_dict, model, prefix=f"{direction}.")
         back |= {f"{direction}.{key}": value for key, value in flax_to_torch(variables, model).items()}
     _assert_bits_equal(back, state_dict)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_the_reader_takes_the_rank_of_flax_params_or_refuses_another(rank):
+    model = _model(rank, "conv", True, "separate kernels")
+    variables = torch_to_flax(_reference_state_dict(rank, "conv", True, "separate kernels"), model)
+    assert infer_architecture(variables, rank) == infer_architecture(variables)
+    assert infer_architecture(variables, rank)[0] == model.layer_specs()
+    other = 1 + rank % 3
+    with pytest.raises(ValueError, match=rf"cell_0/state_to_state/kernel has shape .*: a {rank}-D kernel"):
+        infer_architecture(variables, other)
+
+
+def test_no_flax_params_convert_to_nothing():
+    assert infer_architecture({"params": {}}) == ((), None, False)
+    assert flax_to_torch({"params": {}}) == {}

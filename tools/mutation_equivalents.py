@@ -154,3 +154,23 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("convlstm_jax/models.py", "remat: bool = False", "remat: bool = True"): _REMAT,
     ("convlstm_jax/models.py", "dtype = states[0][0].dtype", "dtype = states[0][1].dtype"): _ONE_DTYPE,
 }
+
+_GUESS = (
+    "the sizes guessed for a Flax cell without a state-to-state kernel: every conversion refuses such params, "
+    "and the guess only shapes the list of problems"
+)
+_HIDDEN_GUESS = "hid = state[-2] if state else previous_hidden or 1"
+_KERNEL_GUESS = "kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 2)"
+EQUIVALENT |= {
+    ("convlstm_jax/_convert.py", original, mutated): _GUESS
+    for original, mutated in (
+        (_HIDDEN_GUESS, "hid = state[-2] if state else previous_hidden and 1"),
+        (_HIDDEN_GUESS, "hid = state[-2] if state else previous_hidden or 0"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:2] or (1,) * (spatial_dims or 2)"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-3] or (1,) * (spatial_dims or 2)"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-2] and (1,) * (spatial_dims or 2)"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-2] or (0,) * (spatial_dims or 2)"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims and 2)"),
+        (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 3)"),
+    )
+}

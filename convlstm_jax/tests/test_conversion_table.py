@@ -145,3 +145,11 @@ def test_the_reader_takes_the_rank_of_flax_params_or_refuses_another(rank):
 def test_no_flax_params_convert_to_nothing():
     assert infer_architecture({"params": {}}) == ((), None, False)
     assert flax_to_torch({"params": {}}) == {}
+
+
+def test_a_flax_param_that_no_entry_covers_is_refused():
+    model = _model(2, "conv", True, "fused")
+    variables = torch_to_flax(_reference_state_dict(2, "conv", True, "fused"), model)
+    variables["params"]["cell_0"]["state_to_state"]["bias"] = np.zeros(12, np.float32)  # a layer with input has none
+    with pytest.raises(ValueError, match=r"cell_0: unexpected entry 'state_to_state/bias'"):
+        flax_to_torch(variables, model)

@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from ._hparams import LayerSpec
+from ._hparams import LayerSpec, resolve_cell
 
 FRAMEWORKS = ("torch", "jax")
 """The frameworks a front belongs to; an option's doc may carry a note for each."""
@@ -108,6 +108,22 @@ def cell_kwargs(options: Any, spec: LayerSpec, cls: type) -> dict[str, Any]:
     Per-layer options come from the layer's `spec`, the others from the stack's `options`.
     """
     return {f.name: getattr(spec if f.metadata["from_spec"] else options, f.name) for f in declared(cls)}
+
+
+def cell_spec(cell: Any) -> LayerSpec:
+    """A cell's sizes and cell options (`input_dim`, `hidden_dim`, `kernel_size`, `input_kernel_size`,
+    `padding`, `stride`, `dilation`, `spatial_dims`) checked and resolved into its `LayerSpec`
+    (`input_dim` 0 where it is None, to be inferred)."""
+    return resolve_cell(
+        cell.input_dim,
+        cell.hidden_dim,
+        cell.kernel_size,
+        cell.input_kernel_size,
+        cell.padding,
+        cell.stride,
+        cell.dilation,
+        cell.spatial_dims,
+    )
 
 
 Kernel = Any

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 from flax.typing import Dtype, PrecisionLike
 from jax import lax
 
-from convlstm_common import LayerSpec, check_peephole, resolve_cell, spatial_axes
-from convlstm_common.options import document
+from convlstm_common import LayerSpec, check_peephole, spatial_axes
+from convlstm_common.options import cell_spec, document
 
 from ._conv import channels_last_dimensions, check_conv_gradient, conv
 from .options import JaxCellOptions
@@ -334,16 +334,7 @@ class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
     @nn.nowrap
     def spec(self) -> LayerSpec:
         """The cell's resolved hyperparameters (input_dim 0 when inferred from the input)."""
-        return resolve_cell(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.spatial_dims,
-        )
+        return cell_spec(self)
 
     def setup(self) -> None:
         spec = self.spec()

@@ -39,8 +39,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.typing import Dtype
 
-from convlstm_common import LayerSpec, check_peephole, resolve_cell
-from convlstm_common.options import document
+from convlstm_common import LayerSpec, check_peephole
+from convlstm_common.options import cell_spec, document
 
 from . import _cell
 from ._bidirectional import check_merge, merge_outputs, split_initial_state
@@ -121,16 +121,7 @@ class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
 
     def __post_init__(self, rngs: nnx.Rngs) -> None:
         _require_input_dim(self.input_dim)
-        spec = resolve_cell(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.spatial_dims,
-        )
+        spec = cell_spec(self)
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
         for name in ("input_dim", "hidden_dim", "kernel_size", "input_kernel_size", "padding", "stride", "dilation"):
@@ -165,15 +156,7 @@ class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
 
     def spec(self) -> LayerSpec:
         """The cell's resolved hyperparameters."""
-        return LayerSpec(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-        )
+        return cell_spec(self)
 
     def weights(self) -> _cell.Weights:
         """The cell's params as a nested dict of arrays (`convlstm_jax._cell.Weights`)."""

@@ -54,28 +54,27 @@ Example (the defaults train in about five minutes on two CPU cores):
 
 import sys
 
-from .training import (
-    CheckpointError,
-    ConfigError,
-    TrainConfig,
-    TrainingInterrupted,
-    TrainResult,
-    TrainState,
-    baseline_metrics,
-    build_model,
-    build_parser,
-    create_train_state,
-    eval_step,
-    evaluate_dataset,
-    load_data,
-    main,
-    make_optimizer,
-    predict,
-    restore_latest,
-    save_checkpoint,
-    train,
-    train_step,
-)
+from . import training
+from .training import CheckpointError as CheckpointError
+from .training import ConfigError as ConfigError
+from .training import TrainConfig as TrainConfig
+from .training import TrainingInterrupted as TrainingInterrupted
+from .training import TrainResult as TrainResult
+from .training import TrainState as TrainState
+from .training import baseline_metrics as baseline_metrics
+from .training import build_model as build_model
+from .training import build_parser as build_parser
+from .training import create_train_state as create_train_state
+from .training import eval_step as eval_step
+from .training import evaluate_dataset as evaluate_dataset
+from .training import load_data as load_data
+from .training import main as main
+from .training import make_optimizer as make_optimizer
+from .training import predict as predict
+from .training import restore_latest as restore_latest
+from .training import save_checkpoint as save_checkpoint
+from .training import train as train
+from .training import train_step as train_step
 from .training.checkpoints import CONFIG_ITEM as CONFIG_ITEM
 from .training.checkpoints import CORRUPT_MARK as CORRUPT_MARK
 from .training.checkpoints import DIGEST_ITEM as DIGEST_ITEM
@@ -90,28 +89,7 @@ from .training.workdir import CURVE_FIGURE as CURVE_FIGURE
 from .training.workdir import FORECASTS_FIGURE as FORECASTS_FIGURE
 from .training.workdir import LOG_FILE as LOG_FILE
 
-__all__ = [
-    "CheckpointError",
-    "ConfigError",
-    "TrainConfig",
-    "TrainResult",
-    "TrainState",
-    "TrainingInterrupted",
-    "baseline_metrics",
-    "build_model",
-    "build_parser",
-    "create_train_state",
-    "eval_step",
-    "evaluate_dataset",
-    "load_data",
-    "main",
-    "make_optimizer",
-    "predict",
-    "restore_latest",
-    "save_checkpoint",
-    "train",
-    "train_step",
-]
+__all__ = list(training.__all__)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, resolve_cell, spatial_axes
-from convlstm_common.options import CellOptions, document
+from convlstm_common import check_peephole, spatial_axes
+from convlstm_common.options import CellOptions, cell_spec, document
 
 CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 """The torch convolution of each spatial rank."""
@@ -74,16 +74,7 @@ class ConvLSTMCell(nn.Module, CellOptions):
         super().__init__()
         if self.input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
-        spec = resolve_cell(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.spatial_dims,
-        )
+        spec = cell_spec(self)
         self.spec = spec
         self.spatial_dims = spec.spatial_dims
         convolution = CONVOLUTIONS[spec.spatial_dims]

@@ -5,6 +5,7 @@
     .venv/bin/python -m tools.mutation --target convlstm_jax/_cell.py --jobs 1
     .venv/bin/python -m tools.mutation --survivors-of tools/mutation_results.json   # rerun survivors only
     .venv/bin/python -m tools.mutation --line convlstm_jax/_cell.py:200 --target convlstm_jax/_cell.py
+    .venv/bin/python -m tools.mutation --resume            # go on with an interrupted run
 
 For each target module, `tools.mutants` makes mutants (one small change of the source each: an
 operator, a comparison, a constant, a condition, a slice bound, a swapped argument, a returned
@@ -29,6 +30,11 @@ their diffs, the equivalent mutants with their reasons, and every mutant's outco
 tests or new entries in the equivalents list, `--survivors-of` reruns the survivors of an earlier
 results file and the mutants of lines changed since, and merges their outcomes into it (the
 mutants of lines that are gone leave it; each run is listed under "runs").
+
+Every outcome is also appended, as it comes, to a journal (`/tmp/mutation/journal.jsonl`,
+`--journal`) with the hash of the source it mutated. `--resume` takes from the journal the
+outcomes of mutants whose file is unchanged since, and runs the rest: a run that was
+interrupted (a full run takes about two hours on two cores) loses only the mutants in flight.
 
 Out of scope, and not mutated: docstrings, strings and f-strings, type annotations, `raise` and
 `assert` statements and the conditions of branches that only raise, and per target the functions
@@ -449,18 +455,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--line", action="append", default=[], help="run only mutants at FILE:LINE (repeatable)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the results file (JSON)")
+    parser.add_argument(
+        "--journal", type=Path, default=WORK / "journal.jsonl", help="where each outcome is appended as it comes"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="take the journal's outcomes for unchanged files; run the rest"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
+    commit = git("rev-parse", "HEAD")  # the code the copies are made of, not what is committed meanwhile
     targets = [t for t in TARGETS if not args.target or t.path in args.target]
     unknown = set(args.target or ()) - {t.path for t in TARGETS}
     if unknown:
         print(f"Unknown targets {sorted(unknown)}; the targets are {[t.path for t in TARGETS]}.", file=sys.stderr)
         return 2
     sources = {t.path: (ROOT / t.path).read_text() for t in targets}
+    uncommitted = [line[3:] for line in git("status", "--porcelain", "--", *sources).splitlines()]
     planned: dict[str, list[Planned]] = {}
     for target in targets:
         found = generate(ROOT / target.path, ROOT, frozenset(target.out_of_scope))
@@ -507,8 +521,19 @@ def main(argv: list[str] | None = None) -> int:
                 outcomes[item.id] = (item, Outcome("equivalent", reason=reason))
             else:
                 queue.append(item)
+    digests = {path: hashlib.sha256(source.encode()).hexdigest() for path, source in sources.items()}
+    if args.resume:
+        journaled = read_journal(args.journal, digests)
+        resumed = [item for item in queue if item.id in journaled]
+        for item in resumed:
+            outcomes[item.id] = (item, journaled[item.id])
+        queue = [item for item in queue if item.id not in journaled]
+        log(f"Resumed: {len(resumed)} outcomes from {args.journal}")
+    else:
+        args.journal.parent.mkdir(parents=True, exist_ok=True)
+        args.journal.write_text("")
     total, done = len(queue), [0]
-    log(f"{total} mutants to run, {len(outcomes)} listed as equivalent, {args.jobs} worker(s)")
+    log(f"{total} mutants to run, {len(outcomes)} listed as equivalent or resumed, {args.jobs} worker(s)")
 
     def work(worker: int) -> None:
         while True:
@@ -520,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_mutant(mutant, item.source, prepared[mutant.path], copies[worker])
             with lock:
                 outcomes[item.id] = (item, outcome)
+                record = {"id": item.id, "sha256": digests[mutant.path], **dataclasses.asdict(outcome)}
+                with args.journal.open("a") as journal:
+                    journal.write(json.dumps(record) + "\n")
                 done[0] += 1
                 print(
                     f"[{done[0]}/{total}] {outcome.status:8s} {outcome.seconds:5.0f} s  {mutant.path}:{mutant.line} "
@@ -533,8 +561,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = {
         "command": " ".join(["python -m tools.mutation", *(sys.argv[1:] if argv is None else argv)]),
-        "commit": git("rev-parse", "HEAD"),
-        "uncommitted_target_files": [line[3:] for line in git("status", "--porcelain", "--", *sources).splitlines()],
+        "commit": commit,
+        "uncommitted_target_files": uncommitted,
         "started": started.isoformat(timespec="seconds"),
         "runtime_s": round(time.monotonic() - clock),
         "jobs": args.jobs,
@@ -576,6 +604,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 STATUSES = ("killed", "timeout", "survived", "equivalent", "error")
+
+
+def read_journal(path: Path, digests: dict[str, str]) -> dict[str, Outcome]:
+    """The journal's outcomes of mutants whose file still has the hash it had when they ran."""
+    if not path.exists():
+        return {}
+    outcomes = {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a run killed while writing it
+            continue
+        name, digest = record.pop("id"), record.pop("sha256")
+        if digests.get(name.split("|", 1)[0]) == digest:
+            outcomes[name] = Outcome(**record)
+    return outcomes
 
 
 def entry(item: Planned, outcome: Outcome) -> dict:

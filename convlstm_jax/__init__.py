@@ -7,6 +7,7 @@ from ._convert import flax_to_torch as flax_to_torch
 from ._convert import infer_architecture as infer_architecture
 from ._convert import load_checkpoint as load_checkpoint
 from ._convert import read_state_dict as read_state_dict
+from ._convert import torch_module as torch_module
 from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 
@@ -19,5 +20,6 @@ __all__ = [
     "infer_architecture",
     "load_checkpoint",
     "read_state_dict",
+    "torch_module",
     "torch_to_flax",
 ]

@@ -742,3 +742,59 @@ def _shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:
             shapes.update(_shapes(value, f"{path}/{key}" if path else str(key)))
         return shapes
     return {path: tuple(np.shape(tree))}
+
+
+def torch_module(model: Any, variables: Mapping[str, Any]) -> Any:
+    """The torch twin of a Linen `ConvLSTM` or `Bidirectional`, holding `variables`' weights.
+
+    The twin is `convlstm_torch.ConvLSTM` (or `convlstm_torch.Bidirectional`) with every shared
+    option of `model` (`convlstm_common.options.StackOptions`), `input_dim` read from the weights
+    where the model leaves it None, and the weights converted by `flax_to_torch`. It is in eval mode
+    and has the variables' float dtype; `channels_last` is JAX's only: the twin takes (B, T, C, H, W).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from convlstm_jax import ConvLSTM, torch_module
+      >>> model = ConvLSTM(None, 4, 3, 1, batch_first=True)
+      >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)))
+      >>> twin = torch_module(model, variables)
+      >>> twin.cell_list[0]
+      ConvLSTMCell(
+        input_dim=3, hidden_dim=4, kernel_size=(3, 3), bias=True, peephole='conv'
+        (conv): Conv2d(7, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        (conv_c): Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        (conv_cnext): Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+      )
+    """
+    import torch
+
+    import convlstm_torch
+    from convlstm_common.options import StackOptions, declared
+
+    from ._bidirectional import Bidirectional
+    from ._convlstm import ConvLSTM
+
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
+    params = variables["params"] if "params" in variables else variables
+    if isinstance(model, Bidirectional):
+        layer = model.layer
+        forward = torch_module(layer, {"params": params["forward_layer"]})
+        twin = convlstm_torch.Bidirectional(forward, merge=model.merge)
+        state_dict = {
+            f"{direction}.{key}": torch.from_numpy(value)
+            for direction in _DIRECTIONS
+            for key, value in flax_to_torch({"params": params[direction]}, layer).items()
+        }
+    elif isinstance(model, ConvLSTM):
+        options = {field.name: getattr(model, field.name) for field in declared(StackOptions)}
+        if options["input_dim"] is None:
+            options["input_dim"] = infer_architecture(params, model.spatial_dims)[0][0].input_dim
+        twin = convlstm_torch.ConvLSTM(**options)
+        state_dict = {key: torch.from_numpy(value) for key, value in flax_to_torch(params, model).items()}
+    else:
+        raise TypeError(f"model must be a Linen convlstm_jax.ConvLSTM or Bidirectional, got {type(model).__name__}.")
+    dtypes = {value.dtype for value in state_dict.values()}
+    twin.to(dtypes.pop() if len(dtypes) == 1 else torch.float32)
+    twin.load_state_dict(state_dict)
+    return twin.eval()

@@ -25,7 +25,7 @@ What the artifact fixes and what it leaves open:
   ambient `jax.default_matmul_precision` are fixed when the model is traced, on the exporting
   host;
 - `compiler_options` are not part of a StableHLO module: `load` compiles with
-  `convlstm_jax.compiler_options()` for the default backend.
+  `convlstm_jax.compiler_options()` for the default backend, or the options it is given.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from jax import export as jax_export
 
 from ._bidirectional import Bidirectional
 from ._cell import check_floating
-from ._conv import compiler_options, resolve_unroll
+from ._conv import compiler_options as _default_compiler_options
+from ._conv import resolve_unroll
 from ._convlstm import ConvLSTM, layout
 from .models import EncoderForecaster
 
@@ -190,18 +191,23 @@ class ExportedModel:
     """A loaded artifact, called as the exported model: `loaded(x)` (or `loaded(variables, x)` for
     `weights="arguments"`, then the initial states and `seq_lengths=` where exported with them).
 
-    The call is `jax.jit`-compiled with `convlstm_jax.compiler_options()` for the default backend.
+    The call is `jax.jit`-compiled with `compiler_options`.
 
     Attributes:
       exported: the `jax.export.Exported`: its `platforms`, `in_avals`, `out_avals`,
         `mlir_module()`.
+      compiler_options: the XLA options the call is compiled with; by default
+        `convlstm_jax.compiler_options()`, the default backend's.
     """
 
-    def __init__(self, exported: jax_export.Exported) -> None:
+    def __init__(self, exported: jax_export.Exported, compiler_options: Mapping[str, Any] | None = None) -> None:
         if not isinstance(exported, jax_export.Exported):
             raise TypeError(f"exported must be a jax.export.Exported, got {type(exported).__name__}.")
+        if compiler_options is not None and not isinstance(compiler_options, Mapping):
+            raise TypeError(f"compiler_options must be a mapping or None, got {type(compiler_options).__name__}.")
         self.exported = exported
-        self._call = jax.jit(exported.call, compiler_options=compiler_options())
+        self.compiler_options = dict(_default_compiler_options() if compiler_options is None else compiler_options)
+        self._call = jax.jit(exported.call, compiler_options=self.compiler_options)
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -260,11 +266,14 @@ def save(exported: jax_export.Exported | ExportedModel, path: str | os.PathLike,
     return written
 
 
-def load(path: str | os.PathLike) -> ExportedModel:
+def load(path: str | os.PathLike, *, compiler_options: Mapping[str, Any] | None = None) -> ExportedModel:
     """Reads an artifact written by `save`, as a callable `ExportedModel`.
 
     Args:
       path: the file `save` wrote (the bytes, not the ".mlir" text).
+      compiler_options: the XLA options to compile the call with; None (default):
+        `convlstm_jax.compiler_options()`, the default backend's. Give the options of the platform
+        the inputs are on where it is not the default backend's (`{}` for none).
 
     Returns:
       An `ExportedModel`: call it on arrays as the exported model.
@@ -285,12 +294,14 @@ def load(path: str | os.PathLike) -> ExportedModel:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
+    if compiler_options is not None and not isinstance(compiler_options, Mapping):
+        raise TypeError(f"compiler_options must be a mapping or None, got {type(compiler_options).__name__}.")
     data = Path(path).read_bytes()
     try:
         exported = jax_export.deserialize(bytearray(data))
     except Exception as error:  # flatbuffers and version errors come in several types
         raise ValueError(f"{str(path)!r} is not a serialized jax.export artifact: {error}") from error
-    return ExportedModel(exported)
+    return ExportedModel(exported, compiler_options)
 
 
 def _check_model(model: Any) -> ConvLSTM | EncoderForecaster:

@@ -141,7 +141,8 @@ def test_the_cases_are_run_by_default_or_slow_but_those_with_dropout_masks():
 
 def random_variables(model, x, seed=0):
     """Variables of `model`'s shapes with random values (no `init` to compile)."""
-    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    options = {} if isinstance(model, EncoderForecaster) else {"deterministic": True}
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, **options), x)
     leaves, tree = jax.tree.flatten(shapes)
     rng = np.random.default_rng(seed)
     return jax.tree.unflatten(tree, [jnp.asarray(rng.normal(0, 0.3, s.shape), s.dtype) for s in leaves])
@@ -152,9 +153,9 @@ def random(shape, seed=0):
 
 
 SYMBOLIC = {
-    # name: (model, example shape, the initial state and lengths as inputs)
+    # name: (model, example shape, the initial state and lengths as inputs); dropout is off in the artifact
     "stack_valid_stride": (
-        lambda: ConvLSTM(2, [4, 3], 3, 2, batch_first=True, padding=["valid", "same"], stride=2, unroll=1),
+        lambda: ConvLSTM(2, [4, 3], 3, 2, batch_first=True, padding=["valid", "same"], stride=2, dropout=0.3, unroll=1),
         (2, 3, 9, 8, 2),
         False,
     ),
@@ -164,7 +165,9 @@ SYMBOLIC = {
         True,
     ),
     "bidirectional_channels_first": (
-        lambda: Bidirectional(ConvLSTM(2, 3, 3, 1, batch_first=True, channels_last=False, unroll=1), "sum"),
+        lambda: Bidirectional(
+            ConvLSTM(2, 3, 3, 1, batch_first=True, channels_last=False, recurrent_dropout=0.5, unroll=1), "sum"
+        ),
         (2, 3, 2, 6, 5),
         True,
     ),
@@ -290,6 +293,10 @@ def test_the_loaded_artifact_is_for_the_platforms_asked_and_lowers_for_each(tmp_
     loaded = stablehlo.load(paths[0])
     assert loaded.platforms == PLATFORMS == tuple(loaded.exported.platforms)
     y = random((3, 4, 6, 5, 2), 1)
+    # The call compiles with the library's options for the default backend, or those given.
+    assert loaded.compiler_options == convlstm_jax.compiler_options()
+    with pytest.raises(jax.errors.JaxRuntimeError, match="xla_no_such_option"):
+        stablehlo.load(paths[0], compiler_options={"xla_no_such_option": "1"})(y)
     for platform in PLATFORMS:
         text = jax.jit(loaded.exported.call).trace(y).lower(lowering_platforms=(platform,)).as_text()
         # every layer's convolutions, and each layer's time loop
@@ -412,5 +419,9 @@ def test_save_and_load_refuse_bad_arguments(tmp_path):
         stablehlo.load(tmp_path / "other")
     with pytest.raises(FileNotFoundError):
         stablehlo.load(tmp_path / "missing")
+    with pytest.raises(TypeError, match=r"compiler_options must be a mapping or None, got list"):
+        stablehlo.load(tmp_path / "other", compiler_options=[])
     with pytest.raises(TypeError, match=r"exported must be a jax\.export\.Exported, got bytes"):
         stablehlo.ExportedModel(b"")
+    with pytest.raises(TypeError, match=r"compiler_options must be a mapping or None, got str"):
+        stablehlo.ExportedModel(exported, "O3")

@@ -1,0 +1,455 @@
+"""ONNX export of a `ConvLSTM` or `Bidirectional`: the whole-sequence model and the single-step one.
+
+The time loop is exported as one ONNX `Scan` (torch's `scan` higher-order op, which
+`torch.onnx.export(..., dynamo=True)` translates), so the sequence length stays dynamic; the
+layers of a stack run inside the same `Scan` body, step by step (layer l at step t reads layer
+l - 1 at step t and its own state at step t - 1, as in the layer-by-layer reference).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from convlstm_common import spatial_axes
+
+from ._bidirectional import Bidirectional
+from ._convlstm import ConvLSTM, flip_sequences
+
+MIN_OPSET = 18
+"""The oldest ONNX opset the export writes (torch's exporter translates to opset 18 and newer)."""
+
+MAX_OPSET = 25
+"""The newest ONNX opset tested (with onnxruntime 1.32)."""
+
+_EXTERNAL_DATA_BYTES = 1 << 30
+"""Weights larger than this go to a `.data` file beside the model (ONNX files hold at most 2 GiB)."""
+
+
+def _stacks(model: ConvLSTM | Bidirectional) -> list[ConvLSTM]:
+    return [model.forward_layer, model.backward_layer] if isinstance(model, Bidirectional) else [model]
+
+
+def _returned(stack: ConvLSTM) -> list[int]:
+    return list(range(stack.num_layers)) if stack.return_all_layers else [stack.num_layers - 1]
+
+
+def onnx_input_names(
+    model: ConvLSTM | Bidirectional, *, step: bool = False, initial_state: bool = False, seq_lengths: bool = False
+) -> list[str]:
+    """The names of the ONNX model's inputs that `to_onnx` writes with these options, in order."""
+    stack = _stacks(model)[0]
+    names = ["x"]
+    if step or initial_state:
+        suffixes = ["", "_backward"] if isinstance(model, Bidirectional) else [""]
+        names += [f"{s}{layer}{suffix}" for suffix in suffixes for layer in range(stack.num_layers) for s in "hc"]
+    if seq_lengths:
+        names.append("seq_lengths")
+    return names
+
+
+def onnx_output_names(model: ConvLSTM | Bidirectional, *, step: bool = False) -> list[str]:
+    """The names of the ONNX model's outputs that `to_onnx` writes, in order."""
+    stack = _stacks(model)[0]
+    if step:
+        return [f"{s}{layer}_out" for layer in range(stack.num_layers) for s in "hc"]
+    layers = _returned(stack)
+    names = [f"output{layer}" for layer in layers]
+    suffixes = ["", "_backward"] if isinstance(model, Bidirectional) else [""]
+    return names + [f"{s}{layer}{suffix}_out" for suffix in suffixes for layer in layers for s in "hc"]
+
+
+def _to_channels_first(x: torch.Tensor, axis: int) -> torch.Tensor:
+    return x.movedim(-1, axis)
+
+
+def _to_channels_last(x: torch.Tensor, axis: int) -> torch.Tensor:
+    return x.movedim(axis, -1)
+
+
+def _run_stack(stack: ConvLSTM, x: torch.Tensor, state, valid: torch.Tensor | None, lengths: torch.Tensor | None):
+    """`stack`'s forward pass on a batch-first `x` (B, T, C, ...) as one `scan` over time.
+
+    `state` is None or one `(h, c)` per layer; `valid` (T, B) says which steps are within each
+    sequence's length (None: all). Returns every layer's outputs (batch-first) and final states.
+    """
+    b, _, _, *frame = x.shape
+    if state is None:
+        frames = [tuple(frame), *stack.state_sizes(tuple(frame))[:-1]]
+        state = [cell.init_hidden(b, f) for cell, f in zip(stack.cell_list, frames)]
+    if stack.reverse:
+        x = flip_sequences(x, lengths)
+    cells = list(stack.cell_list)
+
+    def step(carry, inputs):
+        x_t = inputs[0]
+        new_carry, outputs = [], []
+        for layer, cell in enumerate(cells):
+            h, c = carry[2 * layer], carry[2 * layer + 1]
+            h_next, c_next = cell._step(x_t, h, c)
+            if len(inputs) > 1:  # Past its end, a sequence keeps its state and outputs zeros.
+                keep = inputs[1].view(-1, *(1,) * (h.dim() - 1))
+                h_next, c_next, y = (
+                    torch.where(keep, h_next, h),
+                    torch.where(keep, c_next, c),
+                    torch.where(keep, h_next, torch.zeros_like(h_next)),
+                )
+            else:
+                y = h_next.clone()  # a scan output must not alias the carry
+            new_carry += [h_next, c_next]
+            outputs.append(y)
+            x_t = y
+        return new_carry, outputs
+
+    from torch._higher_order_ops.scan import scan
+
+    xs = [x.transpose(0, 1)] + ([] if valid is None else [valid])
+    carry, ys = scan(step, [t for pair in state for t in pair], xs)
+    outputs = [y.transpose(0, 1) for y in ys]
+    if stack.reverse and stack.keep_order:
+        outputs = [flip_sequences(y, lengths) for y in outputs]
+    return outputs, [(carry[2 * layer], carry[2 * layer + 1]) for layer in range(len(cells))]
+
+
+class _Sequence(nn.Module):
+    """The whole-sequence model on flat inputs and outputs, as the ONNX model has them."""
+
+    def __init__(self, model, initial_state: bool, seq_lengths: bool, channels_last: bool):
+        super().__init__()
+        self.model = model
+        self.initial_state, self.seq_lengths, self.channels_last = initial_state, seq_lengths, channels_last
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor):
+        stacks = _stacks(self.model)
+        first = stacks[0]
+        if self.channels_last:
+            x = _to_channels_first(x, 2)
+        if not first.batch_first:
+            x = x.transpose(0, 1)
+        rest = list(rest)
+        states = [None] * len(stacks)
+        if self.initial_state:  # h0, c0, h1, c1, ... for each direction
+            for direction in range(len(stacks)):
+                pairs = []
+                for _ in range(first.num_layers):
+                    h, c, *rest = rest
+                    if self.channels_last:
+                        h, c = _to_channels_first(h, 1), _to_channels_first(c, 1)
+                    pairs.append((h, c))
+                states[direction] = pairs
+        lengths = valid = None
+        if self.seq_lengths:
+            lengths = rest.pop(0).to(torch.long)
+            valid = torch.arange(x.shape[1], device=x.device)[:, None] < lengths[None, :]
+        runs = [_run_stack(stack, x, state, valid, lengths) for stack, state in zip(stacks, states)]
+        layers = _returned(first)
+        outputs = [runs[0][0][layer] for layer in layers]
+        if isinstance(self.model, Bidirectional):
+            backward = [runs[1][0][layer] for layer in layers]
+            if self.model.merge == "sum":
+                outputs = [f + b for f, b in zip(outputs, backward)]
+            else:
+                outputs = [torch.cat([f, b], dim=2) for f, b in zip(outputs, backward)]
+        finals = [t for _, final in runs for layer in layers for t in final[layer]]
+        if self.channels_last:
+            outputs = [_to_channels_last(y, 2) for y in outputs]
+            finals = [_to_channels_last(t, 1) for t in finals]
+        return (*outputs, *finals)
+
+
+class _Step(nn.Module):
+    """One step of every layer: (x_t, h0, c0, h1, c1, ...) -> (h0', c0', h1', c1', ...)."""
+
+    def __init__(self, model: ConvLSTM, channels_last: bool):
+        super().__init__()
+        self.model, self.channels_last = model, channels_last
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor):
+        if self.channels_last:
+            x = _to_channels_first(x, 1)
+            state = [_to_channels_first(t, 1) for t in state]
+        new = []
+        for layer, cell in enumerate(self.model.cell_list):
+            h, c = cell._step(x, state[2 * layer], state[2 * layer + 1])
+            new += [h, c]
+            x = h
+        if self.channels_last:
+            new = [_to_channels_last(t, 1) for t in new]
+        return tuple(new)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _check_arguments(model, path, example_input, step, dynamic, opset, initial_state, seq_lengths, channels_last):
+    """Checks every argument; returns the output path and the example as a torch tensor in the
+    torch layout (a sequence, or one frame with `step`)."""
+    if not isinstance(model, (ConvLSTM, Bidirectional)):
+        raise TypeError(f"model must be a convlstm_torch.ConvLSTM or Bidirectional, got {type(model).__name__}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
+    path = pathlib.Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"path's directory {str(path.parent)!r} does not exist.")
+    for name, flag in [
+        ("step", step),
+        ("dynamic", dynamic),
+        ("initial_state", initial_state),
+        ("seq_lengths", seq_lengths),
+    ]:
+        if not _is_bool(flag):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}.")
+    if opset is not None and (isinstance(opset, (bool, np.bool_)) or not isinstance(opset, (int, np.integer))):
+        raise TypeError(f"opset must be None or an int, got {type(opset).__name__}.")
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must lie in [{MIN_OPSET}, {MAX_OPSET}] (or be None for torch's default), got {opset}.")
+    if step and isinstance(model, Bidirectional):
+        raise ValueError(
+            "step=True exports one step of a unidirectional ConvLSTM; a Bidirectional model's backward "
+            "direction needs the whole sequence: export it with step=False."
+        )
+    if step and (initial_state or seq_lengths):
+        raise ValueError(
+            "initial_state and seq_lengths are options of the whole-sequence model (step=False); the step "
+            "model always takes each layer's state."
+        )
+
+    stack = _stacks(model)[0]
+    if isinstance(example_input, np.ndarray):
+        if not np.issubdtype(example_input.dtype, np.floating):
+            raise TypeError(f"example_input must have a floating-point dtype, got {example_input.dtype}.")
+        example_input = torch.from_numpy(np.ascontiguousarray(example_input))
+    if not torch.is_tensor(example_input):
+        raise TypeError(f"example_input must be a torch.Tensor or a NumPy array, got {type(example_input).__name__}.")
+    if not example_input.is_floating_point():
+        raise TypeError(f"example_input must have a floating-point dtype, got {example_input.dtype}.")
+    axes = spatial_axes(stack.spatial_dims)
+    frame_axes = f"{axes}, C" if channels_last else f"C, {axes}"
+    sequence = f"({'B, T' if stack.batch_first else 'T, B'}, {frame_axes})"
+    frame = f"(B, {frame_axes})"
+    rank = stack.spatial_dims + 3
+    expected = f"a sequence {sequence}" + (f" or one frame {frame}" if step else "")
+    if example_input.dim() not in ((rank, rank - 1) if step else (rank,)):
+        raise ValueError(
+            f"example_input must be {expected} (spatial_dims={stack.spatial_dims}), "
+            f"got shape {tuple(example_input.shape)}."
+        )
+    x = example_input.detach()
+    if x.dim() == rank:
+        if channels_last:
+            x = _to_channels_first(x, 2)
+        channels = x.shape[2]
+        empty = 0 in x.shape[:2] + x.shape[3:]
+    else:
+        if channels_last:
+            x = _to_channels_first(x, 1)
+        channels = x.shape[1]
+        empty = 0 in x.shape[:1] + x.shape[2:]
+    if channels != stack.input_dim:
+        where = "last" if channels_last else ("dim 2" if example_input.dim() == rank else "dim 1")
+        raise ValueError(
+            f"example_input has {channels} channels ({where} of {tuple(example_input.shape)}); the model's "
+            f"input_dim is {stack.input_dim}."
+        )
+    if empty:
+        raise ValueError(
+            f"example_input must not have an empty dimension but channels, got shape {tuple(example_input.shape)}."
+        )
+    if x.dim() == rank and step:
+        x = x[:, 0] if stack.batch_first else x[0]
+    stack.state_sizes(tuple(x.shape[-stack.spatial_dims :]))  # a frame too small for a valid convolution
+    dtype = next(model.parameters()).dtype
+    return path, x.to(dtype)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Every submodule in eval mode (dropout off) inside; each module's own mode restored after."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silences the exporter's notices that are not the caller's to act on: its own deprecations,
+    a dynamic axis named once per input, and the log of operators it skips (torchvision's)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message="# The axis name: .* will not be used", category=UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _grow(x: torch.Tensor, axis: int) -> torch.Tensor:
+    # torch.export fixes an axis of size 1 to 1: trace a dynamic axis at size 2.
+    return torch.cat([x, x], dim=axis) if x.shape[axis] == 1 else x
+
+
+def export_onnx(
+    model: ConvLSTM | Bidirectional,
+    path: str | os.PathLike,
+    example_input: Any,
+    *,
+    step: bool = False,
+    dynamic: bool = True,
+    opset: int | None = None,
+    initial_state: bool = False,
+    seq_lengths: bool = False,
+    channels_last: bool = False,
+) -> pathlib.Path:
+    """`to_onnx`, with `channels_last`: the ONNX model then takes and returns channels-last frames
+    (..., H, W, C) (the Linen layout), transposed inside the graph."""
+    import onnx
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+    path, x = _check_arguments(
+        model, path, example_input, step, dynamic, opset, initial_state, seq_lengths, channels_last
+    )
+    stack = _stacks(model)[0]
+    if dynamic:  # every axis that is dynamic
+        x = _grow(x, 0) if step else _grow(_grow(x, 0), 1)
+    if step:
+        wrapper = _Step(model, channels_last)
+        b, frame = x.shape[0], tuple(x.shape[2:])
+    else:
+        wrapper = _Sequence(model, initial_state, seq_lengths, channels_last)
+        (b, t), frame = (x.shape[:2] if stack.batch_first else x.shape[1::-1]), tuple(x.shape[3:])
+    frames = [frame, *stack.state_sizes(frame)[:-1]]  # what each layer reads
+    zeros = [t_ for cell, f in zip(stack.cell_list, frames) for t_ in cell.init_hidden(b, f)]
+    states = zeros * len(_stacks(model)) if step or initial_state else []
+    if channels_last:
+        x = _to_channels_last(x, 1 if step else 2)
+        states = [_to_channels_last(s, 1) for s in states]
+    args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64)] if seq_lengths else [])
+    dynamic_shapes = None
+    if dynamic:
+        batch, steps = torch.export.Dim("batch"), torch.export.Dim("steps")
+        if step:
+            first = {0: batch}
+        else:
+            first = {0: batch, 1: steps} if stack.batch_first else {0: steps, 1: batch}
+        # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
+        dynamic_shapes = (first, tuple({0: batch} for _ in args[1:])) if len(args) > 1 else (first,)
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    with _eval_mode(wrapper), _quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            wrapper,
+            tuple(args),
+            dynamo=True,
+            input_names=onnx_input_names(model, step=step, initial_state=initial_state, seq_lengths=seq_lengths),
+            output_names=onnx_output_names(model, step=step),
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            verbose=False,
+        )
+    # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
+    RemoveUnusedNodesPass()(program.model)
+    program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def to_onnx(
+    model: ConvLSTM | Bidirectional,
+    path: str | os.PathLike,
+    example_input: Any,
+    *,
+    step: bool = False,
+    dynamic: bool = True,
+    opset: int | None = None,
+    initial_state: bool = False,
+    seq_lengths: bool = False,
+) -> pathlib.Path:
+    """Writes `model` (with its weights) to an ONNX file, to run in onnxruntime or any ONNX runtime.
+
+    The whole-sequence model (`step=False`) runs every layer over the sequence as `model` does;
+    the single-step model (`step=True`) advances every layer by one frame, for streaming inference.
+    The export runs in eval mode (dropout off); each module's own mode is restored after. The ONNX
+    model computes in the weights' dtype and does not check its inputs (`check_finite` is not
+    exported; a wrong shape is onnxruntime's error).
+
+    Inputs and outputs, by name (l is a layer's index in the stack; every state is (B, hidden_dim[l],
+    *state frame), the state frame being the frame after layer l's input-to-state convolutions):
+
+    - `step=False`: input `x`, in `model`'s layout ((B, T, C, H, W) if `batch_first`, else
+      (T, B, C, H, W)); with `initial_state`, `h{l}` and `c{l}` for every layer (zeros otherwise);
+      with `seq_lengths`, `seq_lengths`, int64 (B,), each in [0, T] (not checked), as `ConvLSTM`
+      takes them. Outputs: `output{l}` for each returned layer (all with `return_all_layers`, else
+      the last), batch-first (B, T, hidden_dim[l], H, W) as `model` returns them; then `h{l}_out`,
+      `c{l}_out`, the returned layers' final states. A `Bidirectional` model's outputs merge both
+      directions; its backward direction's initial and final states are `h{l}_backward`,
+      `c{l}_backward`, `h{l}_backward_out`, `c{l}_backward_out`.
+    - `step=True` (a `ConvLSTM` only): inputs `x` (B, C, H, W), one frame, and `h{l}`, `c{l}` for
+      every layer; outputs `h{l}_out`, `c{l}_out` for every layer. The last layer's `h` is the
+      step's output. Feed the outputs back as the next step's states, starting from zeros; a
+      `reverse` model is fed its frames last first.
+
+    `onnx_input_names` and `onnx_output_names` list the names in order.
+
+    Args:
+      model: a `convlstm_torch.ConvLSTM` or `Bidirectional`, with any options.
+      path: the `.onnx` file to write (its directory must exist). Weights over 1 GiB go to a
+        `.data` file beside it.
+      example_input: a torch tensor or NumPy array with the shape of the ONNX model's `x`: a
+        sequence in `model`'s layout, or with `step=True` one frame (B, C, H, W) (a sequence is
+        taken to its first frame). Only its shape matters; it is cast to the weights' dtype.
+      step: export the single-step model instead of the whole-sequence one.
+      dynamic: the batch size (ONNX dim "batch") and the sequence length ("steps") are dynamic:
+        the ONNX model runs at any, whatever the example's (a size 1 in the example is traced at
+        2). The frame size and channels are fixed to the example's. False fixes every size.
+      opset: the ONNX opset, in [18, 25]; None for torch's default (20 in torch 2.13).
+      initial_state: the whole-sequence model takes every layer's initial state (else zeros).
+      seq_lengths: the whole-sequence model takes `seq_lengths`.
+
+    Returns:
+      The path written, after `onnx.checker.check_model` passed on it.
+
+    Raises:
+      TypeError, ValueError: a model of another type or an example that does not fit it, checked
+        before anything is exported.
+
+    The time loop is one ONNX `Scan` (so the sequence length can be dynamic); export takes a few
+    seconds. Needs `onnx` and `onnxscript` (`pip install convlstm-jax[interop]`).
+
+    Example:
+      >>> import torch
+      >>> import onnxruntime as ort  # doctest: +SKIP
+      >>> from convlstm_torch import ConvLSTM, to_onnx  # doctest: +SKIP
+      >>> model = ConvLSTM(1, 8, 3, 1, batch_first=True)
+      >>> to_onnx(model, "convlstm.onnx", torch.zeros(2, 5, 1, 16, 16))  # doctest: +SKIP
+      PosixPath('convlstm.onnx')
+      >>> session = ort.InferenceSession("convlstm.onnx")  # doctest: +SKIP
+      >>> output, h, c = session.run(None, {"x": torch.zeros(3, 7, 1, 16, 16).numpy()})  # doctest: +SKIP
+      >>> output.shape  # doctest: +SKIP
+      (3, 7, 8, 16, 16)
+    """
+    return export_onnx(
+        model,
+        path,
+        example_input,
+        step=step,
+        dynamic=dynamic,
+        opset=opset,
+        initial_state=initial_state,
+        seq_lengths=seq_lengths,
+    )

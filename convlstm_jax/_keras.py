@@ -1,0 +1,478 @@
+"""Keras 3 ConvLSTM layers and models as this library's Linen modules, with their weights.
+
+`from_keras` reads a `keras.layers.ConvLSTM1D`/`ConvLSTM2D`/`ConvLSTM3D`, a `Bidirectional` of one,
+or a model that is a stack of them (a Keras object, a `.keras` file, or a `.weights.h5` file with
+its architecture), and returns a `convlstm_jax.ConvLSTM` or `convlstm_jax.Bidirectional` and the
+variables for its `apply`. It refuses, naming the layer and the setting, what this library cannot
+compute exactly.
+
+Keras is imported only when `from_keras` is called (with `KERAS_BACKEND` set to `"jax"` unless the
+environment says otherwise); the weights are read as NumPy arrays, so any Keras backend works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+KERAS_LAYERS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+"""The Keras layers `from_keras` reads (by rank: signals, images, volumes)."""
+
+KERAS_MERGES = {"concat": "concat", "sum": "sum"}
+"""Keras `Bidirectional` `merge_mode` -> this library's `Bidirectional` `merge`."""
+
+_WEIGHTS_SUFFIX = ".weights.h5"
+_MODEL_SUFFIX = ".keras"
+
+
+def keras_gates_to_library(array: np.ndarray) -> np.ndarray:
+    """Reorders the gate axis (the last) from Keras's (i, f, c, o) to this library's (i, f, o, g).
+
+    Keras's candidate c is this library's g (the tanh gate); the four blocks keep their values.
+
+    >>> keras_gates_to_library(np.arange(8)).tolist()
+    [0, 1, 2, 3, 6, 7, 4, 5]
+    """
+    i, f, c, o = np.split(np.asarray(array), 4, axis=-1)
+    return np.concatenate([i, f, o, c], axis=-1)
+
+
+def _import_keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError as error:
+        raise ImportError("convlstm_jax.from_keras needs Keras 3 (pip install 'keras>=3').") from error
+    if not hasattr(keras, "saving") or int(keras.__version__.split(".")[0]) < 3:
+        raise ImportError(f"convlstm_jax.from_keras needs Keras 3, found Keras {keras.__version__}.")
+    return keras
+
+
+def _describe(layer: Any) -> str:
+    """A layer for messages: "ConvLSTM2D 'conv_lstm2d'"."""
+    return f"{type(layer).__name__} {getattr(layer, 'name', '?')!r}"
+
+
+def _activation_name(keras: Any, function: Any) -> str:
+    name = keras.activations.serialize(function)
+    return name if isinstance(name, str) else getattr(function, "__name__", repr(function))
+
+
+def _is_conv_lstm(keras: Any, layer: Any) -> bool:
+    return type(layer) in tuple(getattr(keras.layers, name) for name in KERAS_LAYERS)
+
+
+def _read_layer(keras: Any, layer: Any) -> dict[str, Any]:
+    """The options of one Keras ConvLSTM layer in this library's terms, and its weights (in Keras's
+    layout); raises ValueError for a setting this library cannot compute."""
+    where = _describe(layer)
+    if not _is_conv_lstm(keras, layer):
+        supported = ", ".join(f"keras.layers.{name}" for name in KERAS_LAYERS)
+        raise ValueError(f"{where} is not a ConvLSTM layer: only {supported} and a Bidirectional of one are supported.")
+    cell = layer.cell
+    if not layer.built or getattr(cell, "kernel", None) is None:
+        raise ValueError(f"{where} is not built (it has no weights yet): call it on an input, or build it, first.")
+    if layer.stateful:
+        raise ValueError(
+            f"{where} has stateful=True: its state carries over between batches, which this library's "
+            "models do not keep (pass the state as hidden_state instead)."
+        )
+    for setting, function, wanted in (
+        ("activation", cell.activation, "tanh"),
+        ("recurrent_activation", cell.recurrent_activation, "sigmoid"),
+    ):
+        name = _activation_name(keras, function)
+        if name != wanted:
+            raise ValueError(f"{where} has {setting}={name!r}: this library's cell has {wanted} only.")
+    kernel = tuple(int(k) for k in cell.kernel_size)
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(
+            f"{where} has kernel_size={kernel}: this library has odd kernels only (an even kernel's "
+            '"same" padding is not symmetric).'
+        )
+    padding = cell.padding
+    if padding not in ("same", "valid"):
+        raise ValueError(f'{where} has padding={padding!r}: this library has "same" and "valid" only.')
+    stride = tuple(int(s) for s in cell.strides)
+    dilation = tuple(int(d) for d in cell.dilation_rate)
+    if padding == "same" and any(s > 1 and k > 1 for s, k in zip(stride, kernel)):
+        raise ValueError(
+            f'{where} has padding="same" with strides={stride} and kernel_size={kernel}: Keras then pads '
+            "by what the frame size needs, more after than before on some sizes; this library pads "
+            'dilation·(k // 2) on each side. Use padding="valid", or stride 1 on the axes whose kernel is '
+            "larger than 1."
+        )
+    if cell.data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"{where} has data_format={cell.data_format!r}: expected channels_last or channels_first.")
+    weights = {
+        "kernel": keras.ops.convert_to_numpy(cell.kernel.value),
+        "recurrent_kernel": keras.ops.convert_to_numpy(cell.recurrent_kernel.value),
+    }
+    if cell.use_bias:
+        weights["bias"] = keras.ops.convert_to_numpy(cell.bias.value)
+    return {
+        "layer": layer,
+        "spatial_dims": len(kernel),
+        "input_dim": int(weights["kernel"].shape[-2]),
+        "hidden_dim": int(cell.filters),
+        "kernel_size": kernel,
+        "padding": padding,
+        "stride": stride,
+        "dilation": dilation,
+        "bias": bool(cell.use_bias),
+        "channels_last": cell.data_format == "channels_last",
+        "go_backwards": bool(layer.go_backwards),
+        "return_sequences": bool(layer.return_sequences),
+        "return_state": bool(layer.return_state),
+        "variable_dtype": str(layer.variable_dtype),
+        "compute_dtype": str(layer.compute_dtype),
+        "weights": weights,
+    }
+
+
+_GEOMETRY = ("spatial_dims", "input_dim", "hidden_dim", "kernel_size", "padding", "stride", "dilation", "bias")
+
+
+def _load(keras: Any, source: Any, architecture: Any) -> Any:
+    """The Keras layer or model that `source` (with `architecture`) names, with its weights."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not path.endswith((_WEIGHTS_SUFFIX, _MODEL_SUFFIX)):
+            raise ValueError(f"source {path!r} must be a {_MODEL_SUFFIX} or {_WEIGHTS_SUFFIX} file.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such Keras file: {path!r}.")
+        if path.endswith(_MODEL_SUFFIX):
+            if architecture is not None:
+                raise ValueError(
+                    f"architecture= goes with a {_WEIGHTS_SUFFIX} file only; {path!r} holds its own architecture."
+                )
+            return keras.saving.load_model(path, compile=False)
+        if architecture is None:
+            raise ValueError(
+                f"{path!r} holds weights only, no architecture: pass architecture= (the Keras model, its "
+                f"config model.get_config(), or a {_MODEL_SUFFIX} file), or the {_MODEL_SUFFIX} file itself."
+            )
+        return _load_weights(keras, _fresh(keras, architecture), path)
+    if architecture is not None:
+        raise ValueError(f"architecture= goes with a {_WEIGHTS_SUFFIX} file only, not with a {type(source).__name__}.")
+    if not isinstance(source, keras.layers.Layer):
+        raise TypeError(
+            f"source must be a Keras layer or model, or the path of a {_MODEL_SUFFIX} or {_WEIGHTS_SUFFIX} "
+            f"file; got {type(source).__name__}."
+        )
+    return source
+
+
+def _fresh(keras: Any, architecture: Any) -> Any:
+    """A new, built Keras object of `architecture` (a model or layer, its config, or a `.keras` file)."""
+    if isinstance(architecture, (str, os.PathLike)):
+        path = os.fspath(architecture)
+        if not path.endswith(_MODEL_SUFFIX):
+            raise ValueError(f"architecture {path!r} must be a {_MODEL_SUFFIX} file (or a Keras model or its config).")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such Keras file: {path!r}.")
+        return keras.saving.load_model(path, compile=False)
+    if isinstance(architecture, keras.layers.Layer):
+        fresh = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(architecture))
+    elif isinstance(architecture, Mapping):
+        config = dict(architecture)
+        if "class_name" in config and "config" in config:  # keras.saving.serialize_keras_object's form
+            fresh = keras.saving.deserialize_keras_object(config)
+        elif "input_layers" in config and "layers" in config:  # a functional model's get_config()
+            fresh = keras.Model.from_config(config)
+        elif "layers" in config:  # a Sequential's get_config()
+            fresh = keras.Sequential.from_config(config)
+        else:
+            raise ValueError(
+                "architecture is a config of neither a Sequential nor a functional model (no 'layers'): pass "
+                "model.get_config(), keras.saving.serialize_keras_object(layer_or_model), or the object itself."
+            )
+    else:
+        raise TypeError(
+            f"architecture must be a Keras model or layer, its config (a dict) or a {_MODEL_SUFFIX} file; got "
+            f"{type(architecture).__name__}."
+        )
+    if not fresh.built:
+        raise ValueError(
+            f"The architecture {_describe(fresh)} is not built, so its weights' shapes are unknown: give the "
+            "model an Input (or build it) before taking its config."
+        )
+    return fresh
+
+
+def _load_weights(keras: Any, fresh: Any, path: str) -> Any:
+    """Loads `path` into `fresh`; a layer's weights are those of a model holding it alone."""
+    model = fresh
+    if not isinstance(fresh, keras.Model):
+        shape = fresh.get_build_config()["input_shape"]
+        model = keras.Sequential([keras.Input(batch_shape=(None, *shape[1:])), fresh])
+    try:
+        model.load_weights(path)
+    except ValueError as error:
+        raise ValueError(f"The weights in {path!r} do not fit the architecture {_describe(fresh)}: {error}") from error
+    return fresh
+
+
+def _model_layers(keras: Any, model: Any) -> list[Any]:
+    """The layers of `model`, in order, checked to be a chain from its one input to its outputs."""
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not layers:
+        raise ValueError(f"{_describe(model)} has no layers.")
+    for layer in layers:
+        if not (_is_conv_lstm(keras, layer) or isinstance(layer, keras.layers.Bidirectional)):
+            _read_layer(keras, layer)  # refuses it, by name
+    if isinstance(model, keras.Sequential):
+        return layers
+    inputs = list(model.inputs)
+    if len(inputs) != 1:
+        raise ValueError(f"{_describe(model)} has {len(inputs)} inputs: a stack of ConvLSTM layers has one.")
+    previous = inputs[0]
+    for layer in layers:
+        if layer.input is not previous:
+            raise ValueError(
+                f"{_describe(model)} is not a chain: {_describe(layer)} does not take the previous layer's output "
+                "(and it alone) as its input."
+            )
+        outputs = layer.output
+        previous = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+    model_outputs = list(model.outputs)
+    if not (len(model_outputs) <= len(outputs) and all(mine is theirs for mine, theirs in zip(model_outputs, outputs))):
+        raise ValueError(f"{_describe(model)}'s outputs are not its last layer's ({_describe(layer)}) outputs.")
+    return layers
+
+
+def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A Keras 3 ConvLSTM layer or model as this library's Linen module, and its variables.
+
+    Reads `keras.layers.ConvLSTM1D`, `ConvLSTM2D` and `ConvLSTM3D`, a `keras.layers.Bidirectional` of
+    one, or a `keras.Sequential` or functional model that is a stack of them (an `InputLayer` aside),
+    each but the last with `return_sequences=True`. Returns a `convlstm_jax.ConvLSTM` (a layer or a
+    stack; per-layer options as lists where the layers differ) or a `convlstm_jax.Bidirectional`, with
+    `batch_first=True`, and `{"params": ...}` for its `apply`. `convlstm_jax.torch_module(model,
+    variables)` then gives the torch twin.
+
+    How Keras's settings map (where a setting is not listed, it is refused):
+
+    | Keras | this library |
+    |---|---|
+    | `filters` | `hidden_dim` |
+    | `kernel_size` (both kernels) | `kernel_size` (state-to-state) = `input_kernel_size` (input-to-state); odd only |
+    | `padding` "valid" (default), "same" | `padding` of the input-to-state convolution, "valid" or "same" |
+    | `strides`, `dilation_rate` | `stride`, `dilation` (of the input-to-state convolution) |
+    | `recurrent_kernel`: stride 1, "same" | the state-to-state convolution: stride 1, "same" |
+    | `use_bias` (a bias on `kernel` only) | `bias`, the input-to-state bias (mixed in a stack: `bias=True`, zeros) |
+    | `activation="tanh"`, `recurrent_activation="sigmoid"` | the cell's (the only ones it has) |
+    | no peepholes | `peephole=None` |
+    | `data_format` "channels_last" / "channels_first" | `channels_last=True` / `False` |
+    | `go_backwards=True` (first layer only) | `reverse=True, keep_order=False` |
+    | (batch, time, ...) | `batch_first=True` |
+    | `Bidirectional(merge_mode="concat" / "sum")` | `Bidirectional(merge="concat" / "sum")` |
+    | gates (i, f, c, o) along the kernels' last axis | gates (i, f, o, g), g = c |
+    | `unroll`, `unit_forget_bias`, initializers, regularizers, constraints, `seed` | not carried (no effect) |
+    | `dropout`, `recurrent_dropout` | not carried: `dropout=0`, `recurrent_dropout=0` |
+    | `stateful=True` | refused |
+
+    Keras's kernels are (*kernel, in, 4·filters), as Flax's are: the weights only move the gates
+    along the last axis. Keras's dropout draws four masks per sequence, one per gate, where this
+    library's draws one that the four gates share: another regulariser, so the imported model has
+    none (set `dropout`/`recurrent_dropout` on it to train with this library's). At inference
+    (Keras's `training=False`) dropout does nothing in either.
+
+    Which of this library's outputs is Keras's, with `outputs, states = model.apply(variables, x)`:
+
+    - `return_sequences=True`: Keras's output is `outputs[0]` (every step, the last layer's; with
+      `go_backwards`, in the order computed, as Keras returns it).
+    - `return_sequences=False`: Keras's output is the last layer's final h, `states[0][0]`
+      (= `outputs[0][:, -1]`). For a `Bidirectional`, `outputs, (forward, backward) = ...`, it is the
+      two final h merged: `concatenate([forward[0][0], backward[0][0]], -1)` or their sum.
+    - `return_state=True`: Keras's `h, c` are `states[0]`; a `Bidirectional`'s `h_f, c_f, h_b, c_b`
+      are `forward[0]` and `backward[0]`.
+
+    Keras's `initial_state=[h, c]` is `hidden_state=[(h, c)]` here (a `Bidirectional`'s
+    `[h_f, c_f, h_b, c_b]` is `([(h_f, c_f)], [(h_b, c_b)])`).
+
+    Refused, with a ValueError naming the layer and the setting: another layer type (in a stack or
+    as the source), an even kernel, an activation other than tanh or a recurrent activation other
+    than sigmoid, a padding other than "same" and "valid", `padding="same"` with a stride above 1 on
+    an axis whose kernel is larger than 1 (Keras then pads unevenly, by the frame's size; with
+    stride 1 Keras's "same" is this library's for every dilation), `stateful=True`; in a stack: a
+    layer but the last without `return_sequences` or with `return_state`, `go_backwards` on a layer
+    but the first, layers of different `data_format`s, a `Bidirectional` with other layers; in a
+    `Bidirectional`: `merge_mode` "mul", "ave" or None, a forward layer with `go_backwards`, a
+    backward layer that is not the forward one run backwards, "concat" with "channels_first"
+    (Keras concatenates along the last axis, a spatial one); a functional model that is not a chain.
+
+    Args:
+      source: a Keras layer or model, or the path of a `.keras` file, or of a `.weights.h5` file
+        together with `architecture`.
+      architecture: for a `.weights.h5` file only: the Keras model (or layer) the weights belong to,
+        its config (`model.get_config()` of a built model, or `keras.saving.serialize_keras_object`'s
+        dict), or a `.keras` file. A copy is made: the object passed is left as it is. A layer's
+        weights file is that of a model holding the layer alone.
+      dtype: the dtype of the returned variables and of the model's `param_dtype` (default: the Keras
+        variables' dtype). Where a Keras layer computes in another dtype than its variables' (a mixed
+        precision policy), the model's `dtype` is that compute dtype.
+
+    Returns:
+      `(model, variables)`: a `convlstm_jax.ConvLSTM` or `convlstm_jax.Bidirectional`, and
+      `{"params": ...}` of NumPy arrays.
+
+    Raises:
+      TypeError: `source` or `architecture` is of another kind.
+      ValueError: a layer or setting this library cannot compute, or a weights file without its
+        architecture; the message names the layer and the setting.
+      FileNotFoundError: a path names no file.
+
+    Example (Keras on the JAX backend; the output of every step):
+      >>> import keras, numpy as np  # doctest: +SKIP
+      >>> layer = keras.layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True)  # doctest: +SKIP
+      >>> x = np.random.default_rng(0).normal(size=(2, 5, 8, 8, 3)).astype("float32")  # doctest: +SKIP
+      >>> expected = keras.ops.convert_to_numpy(layer(x))  # doctest: +SKIP
+      >>> model, variables = from_keras(layer)  # doctest: +SKIP
+      >>> outputs, states = model.apply(variables, x)  # doctest: +SKIP
+      >>> bool(np.allclose(outputs[0], expected, atol=1e-5))  # doctest: +SKIP
+      True
+    """
+    keras = _import_keras()
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    loaded = _load(keras, source, architecture)
+    layers = _model_layers(keras, loaded) if isinstance(loaded, keras.Model) else [loaded]
+    bidirectional = [layer for layer in layers if isinstance(layer, keras.layers.Bidirectional)]
+    if bidirectional:
+        if len(layers) > 1:
+            raise ValueError(
+                f"{_describe(loaded)} holds {_describe(bidirectional[0])} among other layers: a Bidirectional "
+                "is supported alone (this library's Bidirectional runs a whole stack each way)."
+            )
+        return _bidirectional(keras, bidirectional[0], dtype)
+    read = [_read_layer(keras, layer) for layer in layers]
+    _check_stack(read)
+    return _stack(read, dtype)
+
+
+def _check_stack(read: Sequence[dict[str, Any]]) -> None:
+    for index, options in enumerate(read):
+        where = _describe(options["layer"])
+        last = index == len(read) - 1
+        if not last and not options["return_sequences"]:
+            raise ValueError(
+                f"{where} has return_sequences=False but another layer follows it: every layer but the "
+                "last must return its whole sequence."
+            )
+        if not last and options["return_state"]:
+            raise ValueError(f"{where} has return_state=True but another layer follows it: only the last may.")
+        if index and options["go_backwards"]:
+            raise ValueError(
+                f"{where} has go_backwards=True and is not the first layer: this library's stack runs all "
+                "its layers in one direction (go_backwards on the first layer only is reverse=True)."
+            )
+        if options["channels_last"] != read[0]["channels_last"]:
+            raise ValueError(
+                f"{where} has another data_format than {_describe(read[0]['layer'])}: a stack has one layout."
+            )
+        if options["spatial_dims"] != read[0]["spatial_dims"]:
+            raise ValueError(f"{where} has another rank than {_describe(read[0]['layer'])}: a stack has one.")
+
+
+def _per_layer(values: list[Any]) -> Any:
+    """One value for every layer where the layers agree, else the list of them."""
+    return values[0] if all(value == values[0] for value in values) else list(values)
+
+
+def _variables_dtype(read: Sequence[dict[str, Any]], dtype: np.dtype | None) -> np.dtype:
+    if dtype is not None:
+        return dtype
+    return np.result_type(*(value for options in read for value in options["weights"].values()))
+
+
+def _compute_dtype(read: Sequence[dict[str, Any]]) -> Any:
+    """The layers' compute dtype where a mixed precision policy sets one, else None (inferred)."""
+    mixed = {options["compute_dtype"] for options in read if options["compute_dtype"] != options["variable_dtype"]}
+    if len(mixed) > 1:
+        names = ", ".join(sorted(mixed))
+        raise ValueError(f"The layers compute in different dtypes ({names}): a stack computes in one.")
+    return np.dtype(mixed.pop()) if mixed else None
+
+
+def _cell_params(options: dict[str, Any], bias: bool, dtype: np.dtype) -> dict[str, Any]:
+    weights = options["weights"]
+    input_to_state = {"kernel": keras_gates_to_library(weights["kernel"]).astype(dtype)}
+    if bias:
+        keras_bias = weights.get("bias", np.zeros(weights["kernel"].shape[-1], dtype))
+        input_to_state["bias"] = keras_gates_to_library(keras_bias).astype(dtype)
+    state_to_state = {"kernel": keras_gates_to_library(weights["recurrent_kernel"]).astype(dtype)}
+    return {"input_to_state": input_to_state, "state_to_state": state_to_state}
+
+
+def _stack(read: Sequence[dict[str, Any]], dtype: np.dtype | None) -> tuple[Any, dict[str, Any]]:
+    from ._convlstm import ConvLSTM
+
+    param_dtype = _variables_dtype(read, dtype)
+    bias = any(options["bias"] for options in read)
+    first = read[0]
+    reverse = first["go_backwards"]
+    kernels = _per_layer([options["kernel_size"] for options in read])
+    model = ConvLSTM(
+        first["input_dim"],
+        _per_layer([options["hidden_dim"] for options in read]),
+        kernels,
+        len(read),
+        batch_first=True,
+        bias=bias,
+        return_all_layers=False,
+        peephole=None,
+        padding=_per_layer([options["padding"] for options in read]),
+        stride=_per_layer([options["stride"] for options in read]),
+        dilation=_per_layer([options["dilation"] for options in read]),
+        spatial_dims=first["spatial_dims"],
+        reverse=reverse,
+        keep_order=not reverse,
+        channels_last=first["channels_last"],
+        param_dtype=param_dtype,
+        dtype=_compute_dtype(read),
+    )
+    params = {f"cell_{index}": _cell_params(options, bias, param_dtype) for index, options in enumerate(read)}
+    return model, {"params": params}
+
+
+def _bidirectional(keras: Any, wrapper: Any, dtype: np.dtype | None) -> tuple[Any, dict[str, Any]]:
+    from ._bidirectional import Bidirectional
+
+    where = _describe(wrapper)
+    merge = wrapper.merge_mode
+    if merge not in KERAS_MERGES:
+        raise ValueError(
+            f"{where} has merge_mode={merge!r}: this library's Bidirectional merges by {tuple(KERAS_MERGES)} only."
+        )
+    forward = _read_layer(keras, wrapper.forward_layer)
+    backward = _read_layer(keras, wrapper.backward_layer)
+    if forward["go_backwards"] or not backward["go_backwards"]:
+        raise ValueError(
+            f"{where} has a forward layer with go_backwards=True: this library's Bidirectional runs its layer "
+            "forwards and its copy backwards."
+        )
+    different = [
+        name
+        for name in (*_GEOMETRY, "channels_last", "return_sequences", "return_state")
+        if forward[name] != backward[name]
+    ]
+    if different:
+        raise ValueError(
+            f"{where}'s backward layer differs from its forward layer in {', '.join(different)}: this library's "
+            "Bidirectional runs a copy of one layer backwards."
+        )
+    if merge == "concat" and not forward["channels_last"]:
+        raise ValueError(
+            f'{where} has merge_mode="concat" with data_format="channels_first": Keras then concatenates along '
+            'the last axis, a spatial one; this library concatenates the channels. Use merge_mode="sum".'
+        )
+    param_dtype = _variables_dtype([forward, backward], dtype)
+    layer, forward_variables = _stack([forward], param_dtype)
+    backward_params = {"cell_0": _cell_params(backward, backward["bias"], param_dtype)}
+    params = {"forward_layer": forward_variables["params"], "backward_layer": backward_params}
+    return Bidirectional(layer, merge=KERAS_MERGES[merge]), {"params": params}

@@ -117,7 +117,7 @@ def export(
       >>> from convlstm_jax import ConvLSTM, stablehlo
       >>> model = ConvLSTM(2, [4, 3], 3, 2, unroll=1)  # (T, B, H, W, C)
       >>> x = jnp.zeros((3, 2, 8, 8, 2))
-      >>> variables = model.init(jax.random.key(0), x)
+      >>> variables = jax.jit(model.init)(jax.random.key(0), x)
       >>> exported = stablehlo.export(model, variables, x, seq_lengths=True)
       >>> exported.platforms, exported.in_avals
       (('cpu', 'cuda', 'tpu'), (ShapedArray(float32[time,batch,8,8,2]), ShapedArray(int32[batch])))
@@ -329,6 +329,12 @@ def _check_example(model: Any, stack: Any, x: Any) -> tuple[int, int]:
             raise ValueError(f"example_input must have shape (B, T, H, W, {c}), got {shape}.")
         if 0 in shape:
             raise ValueError(f"example_input must not have an empty dimension, got shape {shape}.")
+        p = model.patch_size
+        if shape[2] % p or shape[3] % p:
+            raise ValueError(
+                f"example_input's frames of {shape[2]}x{shape[3]} do not cut into {p}x{p} patches "
+                f"(patch_size={p}): H and W must be multiples of {p}."
+            )
         return 0, 1
     rank = stack.spatial_dims
     if len(shape) != rank + 3:
@@ -344,6 +350,7 @@ def _check_example(model: Any, stack: Any, x: Any) -> tuple[int, int]:
     frame = shape[2:-1] if stack.channels_last else shape[3:]
     if 0 in shape[:2] + frame:
         raise ValueError(f"example_input must not have an empty dimension but channels, got shape {shape}.")
+    stack.state_sizes(frame, channels)  # a ValueError where a layer's frames are too small for its convolution
     return (0, 1) if stack.batch_first else (1, 0)
 
 

@@ -172,7 +172,7 @@ SYMBOLIC = {
         True,
     ),
     "encoder_forecaster": (
-        lambda: EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4-1x1-3", output_frames=2, patch_size=2, unroll=1),
+        lambda: EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4", output_frames=2, patch_size=2, unroll=1),
         (2, 3, 8, 6, 1),
         False,
     ),
@@ -348,6 +348,18 @@ BAD_EXPORTS = {
         {},
         ValueError,
         r"example_input must not have an empty dimension",
+    ),
+    "example frames too small": (
+        (MODEL.clone(padding="valid", kernel_size=7), VARIABLES, jnp.zeros((2, 3, 6, 5, 2))),
+        {},
+        ValueError,
+        r"Frames of 6x5 are too small for the input-to-state convolution",
+    ),
+    "encoder-forecaster patches": (
+        (EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4", patch_size=2), VARIABLES, jnp.zeros((2, 3, 8, 7, 1))),
+        {},
+        ValueError,
+        r"example_input's frames of 8x7 do not cut into 2x2 patches",
     ),
     "encoder-forecaster example": (
         (EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4", patch_size=2), VARIABLES, jnp.zeros((2, 3, 8, 8, 3))),

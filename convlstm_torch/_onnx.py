@@ -335,8 +335,9 @@ def export_onnx(
         wrapper = _Sequence(model, initial_state, seq_lengths, channels_last)
         (b, t), frame = (x.shape[:2] if stack.batch_first else x.shape[1::-1]), tuple(x.shape[3:])
     frames = [frame, *stack.state_sizes(frame)[:-1]]  # what each layer reads
-    zeros = [t_ for cell, f in zip(stack.cell_list, frames) for t_ in cell.init_hidden(b, f)]
-    states = zeros * len(_stacks(model)) if step or initial_state else []
+    states = []
+    if step or initial_state:  # new tensors for each: torch.export makes one input of a tensor passed twice
+        states = [t_ for s in _stacks(model) for cell, f in zip(s.cell_list, frames) for t_ in cell.init_hidden(b, f)]
     if channels_last:
         x = _to_channels_last(x, 1 if step else 2)
         states = [_to_channels_last(s, 1) for s in states]
@@ -350,18 +351,26 @@ def export_onnx(
             first = {0: batch, 1: steps} if stack.batch_first else {0: steps, 1: batch}
         # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
         dynamic_shapes = (first, tuple({0: batch} for _ in args[1:])) if len(args) > 1 else (first,)
+    inputs = onnx_input_names(model, step=step, initial_state=initial_state, seq_lengths=seq_lengths)
+    outputs = onnx_output_names(model, step=step)
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     with _eval_mode(wrapper), _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             wrapper,
             tuple(args),
             dynamo=True,
-            input_names=onnx_input_names(model, step=step, initial_state=initial_state, seq_lengths=seq_lengths),
-            output_names=onnx_output_names(model, step=step),
+            input_names=inputs,
+            output_names=outputs,
             dynamic_shapes=dynamic_shapes,
             opset_version=opset,
             verbose=False,
         )
+    for kind, graph_values, names in [
+        ("inputs", program.model.graph.inputs, inputs),
+        ("outputs", program.model.graph.outputs, outputs),
+    ]:
+        if [value.name for value in graph_values] != names:
+            raise RuntimeError(f"The exported model's {kind} are {[v.name for v in graph_values]}, not {names}.")
     # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
     RemoveUnusedNodesPass()(program.model)
     program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import re
 from collections.abc import Sequence
@@ -45,7 +46,10 @@ class LayerSpec:
     signals, (kd, kh, kw) for volumes; `spatial_dims` is their number. `kernel_size` is the
     state-to-state kernel; `input_kernel_size` the input-to-state kernel (the same unless given).
     `input_dim` 0 is a layer without input (the forecaster's first layer in Shi et al. 2015): it has
-    no input-to-state convolution. `stride` and `dilation` default to 1 on every axis.
+    no input-to-state convolution. `stride` and `dilation` default to 1 on every axis. A layer with
+    `layer_norm` normalises each convolution's output over its channels and positions; its
+    parameters then hold every position of the state, for input frames of `frame_size` (None where
+    it is taken from the first input).
     """
 
     input_dim: int
@@ -55,6 +59,8 @@ class LayerSpec:
     padding: str = "same"
     stride: tuple[int, ...] | None = None
     dilation: tuple[int, ...] | None = None
+    layer_norm: bool = False
+    frame_size: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         ones = (1,) * len(self.kernel_size)
@@ -69,10 +75,16 @@ class LayerSpec:
 
     @property
     def fused(self) -> bool:
-        """Whether one convolution over [X, H] computes both paths: an input, equal kernels, and an
-        input-to-state convolution that keeps the frame size ("same", stride 1, dilation 1)."""
+        """Whether one convolution over [X, H] computes both paths: an input, equal kernels, an
+        input-to-state convolution that keeps the frame size ("same", stride 1, dilation 1), and no
+        layer norm (which normalises each convolution's output on its own)."""
         plain = self.padding == "same" and set(self.stride) == {1} and set(self.dilation) == {1}
-        return self.input_dim > 0 and self.input_kernel_size == self.kernel_size and plain
+        return self.input_dim > 0 and self.input_kernel_size == self.kernel_size and plain and not self.layer_norm
+
+    @property
+    def state_frame(self) -> tuple[int, ...] | None:
+        """The state's spatial size for frames of `frame_size` (None where that is not given)."""
+        return None if self.frame_size is None else self.state_size(self.frame_size)
 
     @property
     def input_padding(self) -> tuple[int, ...]:
@@ -197,6 +209,8 @@ def resolve_layers(
     stride: Any = 1,
     dilation: Any = 1,
     spatial_dims: Any = 2,
+    layer_norm: Any = False,
+    frame_size: Any = None,
 ) -> tuple[LayerSpec, ...]:
     """Resolves the stack's arguments into one `LayerSpec` per layer.
 
@@ -214,6 +228,9 @@ def resolve_layers(
       stride: the input-to-state convolution's stride: an int, a tuple, or a list of those.
       dilation: the input-to-state convolution's dilation, in the same forms.
       spatial_dims: the frames' spatial axes: 1 (signals), 2 (images, default) or 3 (volumes).
+      layer_norm: whether every layer normalises its convolutions' outputs.
+      frame_size: the input frames' spatial size (an int for every axis, or a tuple), or None; each
+        layer's is the state size of the layer below.
 
     Raises:
       TypeError: an argument has the wrong type.
@@ -243,9 +260,15 @@ def resolve_layers(
             raise ValueError(f"padding must be one of {PADDINGS}, got {value!r}.")
     strides = [_resolve_step(v, "stride", rank) for v in per_layer("stride", stride)]
     dilations = [_resolve_step(v, "dilation", rank) for v in per_layer("dilation", dilation)]
+    norm = check_flag("layer_norm", layer_norm)
+    frame = None if frame_size is None else _resolve_step(frame_size, "frame_size", rank)
     inputs = [input_dim or 0, *hidden[:-1]]
-    layers = zip(inputs, hidden, kernels, input_kernels, paddings, strides, dilations)
-    return tuple(LayerSpec(*layer) for layer in layers)
+    specs = []
+    for layer in zip(inputs, hidden, kernels, input_kernels, paddings, strides, dilations):
+        spec = LayerSpec(*layer, layer_norm=norm, frame_size=frame)
+        frame = spec.state_frame  # what the next layer reads
+        specs.append(spec)
+    return tuple(specs)
 
 
 def resolve_cell(
@@ -257,6 +280,8 @@ def resolve_cell(
     stride: Any = 1,
     dilation: Any = 1,
     spatial_dims: Any = 2,
+    layer_norm: Any = False,
+    frame_size: Any = None,
 ) -> LayerSpec:
     """Resolves one cell's arguments (single values, not per-layer lists) into a `LayerSpec`.
 
@@ -275,7 +300,35 @@ def resolve_cell(
         padding,
         _resolve_step(stride, "stride", rank),
         _resolve_step(dilation, "dilation", rank),
+        check_flag("layer_norm", layer_norm),
+        None if frame_size is None else _resolve_step(frame_size, "frame_size", rank),
     )
+
+
+def check_frame(spec: LayerSpec, frame: tuple[int, ...]) -> None:
+    """Raises ValueError if a layer with `layer_norm`, made for frames of `spec.frame_size`, gets
+    frames of another size."""
+    if spec.layer_norm and spec.frame_size is not None and tuple(frame) != spec.frame_size:
+        raise ValueError(
+            f"This layer normalises over every position of its state (layer_norm=True): its parameters "
+            f"are for frames of {_size(spec.frame_size)} (frame_size), got frames of {_size(frame)}."
+        )
+
+
+def check_real(name: str, value: Any) -> float:
+    """Returns `value` as a float if it is a finite real number, else raises TypeError or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return float(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Returns `value` if it is a bool, else raises TypeError naming `name`."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__}).")
+    return value
 
 
 def check_rate(name: str, rate: Any) -> float:

@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from ._hparams import LayerSpec, resolve_cell
+from ._hparams import LayerSpec, check_real, resolve_cell, resolve_layers
 
 FRAMEWORKS = ("torch", "jax")
 """The frameworks a front belongs to; an option's doc may carry a note for each."""
@@ -112,8 +112,10 @@ def cell_kwargs(options: Any, spec: LayerSpec, cls: type) -> dict[str, Any]:
 
 def cell_spec(cell: Any) -> LayerSpec:
     """A cell's sizes and cell options (`input_dim`, `hidden_dim`, `kernel_size`, `input_kernel_size`,
-    `padding`, `stride`, `dilation`, `spatial_dims`) checked and resolved into its `LayerSpec`
-    (`input_dim` 0 where it is None, to be inferred)."""
+    `padding`, `stride`, `dilation`, `spatial_dims`, `layer_norm`, `frame_size`) checked and
+    resolved into its `LayerSpec` (`input_dim` 0 where it is None, to be inferred); `forget_bias`
+    is checked too."""
+    check_real("forget_bias", cell.forget_bias)
     return resolve_cell(
         cell.input_dim,
         cell.hidden_dim,
@@ -123,6 +125,27 @@ def cell_spec(cell: Any) -> LayerSpec:
         cell.stride,
         cell.dilation,
         cell.spatial_dims,
+        cell.layer_norm,
+        cell.frame_size,
+    )
+
+
+def stack_specs(stack: Any) -> tuple[LayerSpec, ...]:
+    """A stack's options checked and resolved into one `LayerSpec` per layer (`input_dim` 0 where
+    it is None, to be inferred); `forget_bias` is checked too."""
+    check_real("forget_bias", stack.forget_bias)
+    return resolve_layers(
+        stack.input_dim,
+        stack.hidden_dim,
+        stack.kernel_size,
+        stack.num_layers,
+        stack.input_kernel_size,
+        stack.padding,
+        stack.stride,
+        stack.dilation,
+        stack.spatial_dims,
+        stack.layer_norm,
+        stack.frame_size,
     )
 
 
@@ -164,6 +187,28 @@ class CellOptions:
         doc="the frames' spatial axes: 1 (sequences of signals, frames (L,)), 2 (images, default, "
         "(H, W)) or 3 (volumes, (D, H, W)). Kernels, strides and dilations then have one entry per axis, "
         "and every shape given as (H, W) has these axes instead.",
+    )
+    forget_bias: float = option(
+        0.0,
+        doc="a constant added to the forget gate's pre-activation, f = σ(z_f + P_f(C) + forget_bias): "
+        "1.0 is Flax's `nn.ConvLSTMCell` (and Jozefowicz et al. 2015's advice); 0.0 (default) the seed.",
+    )
+    layer_norm: bool = option(
+        False,
+        doc="normalise the outputs of the input-to-state and the state-to-state convolutions, each on "
+        "its own over its 4·hidden channels and every position (a layer norm with eps 1e-5 and a learned "
+        "scale and shift per channel and position), as OpenSTL's ConvLSTM does. The layer then keeps two "
+        "convolutions and its norm parameters hold every position of its state: it runs on frames of "
+        "one size only, `frame_size`, and refuses others.",
+        torch="Layers with it have keys `norm_x.*` (with input) and `norm_h.*`, shaped (4·hidden, H', W').",
+    )
+    frame_size: Kernel | None = option(
+        None,
+        from_spec=True,
+        doc="the input frames' spatial size ((H, W) for images, an int for every axis), for "
+        "`layer_norm`; a stack's is its input's, and each layer's the state size of the layer below.",
+        torch="Needed with `layer_norm` (its parameters are made with the layer).",
+        jax="None takes it from the input when the parameters are made (Linen); NNX needs it with `layer_norm`.",
     )
 
 

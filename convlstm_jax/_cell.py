@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax.typing import Dtype, PrecisionLike
 from jax import lax
 
-from convlstm_common import LayerSpec, check_peephole, spatial_axes
+from convlstm_common import LayerSpec, check_frame, check_peephole, spatial_axes
 from convlstm_common.options import cell_spec, document
 
 from ._conv import channels_last_dimensions, check_conv_gradient, conv
@@ -59,9 +59,11 @@ one size per spatial axis, then its input and output channels):
   without input (which has no input-to-state convolution to hold it);
 - `peephole_conv_if`: `{"kernel": (kh, kw, hidden, 2·hidden), "bias"}` and `peephole_conv_o`:
   `{"kernel": (kh, kw, hidden, hidden), "bias"}` for `peephole="conv"`;
-- `peephole_i`, `peephole_f`, `peephole_o`: (hidden,) each, for `peephole="hadamard"`.
+- `peephole_i`, `peephole_f`, `peephole_o`: (hidden,) each, for `peephole="hadamard"`;
+- `input_norm` and `state_norm`: `{"scale": (H', W', 4·hidden), "bias": (H', W', 4·hidden)}` for
+  `layer_norm` ((H', W') the state's size; `input_norm` in a cell with input).
 
-A bias is used where its entry is present. Gates are ordered (i, f, o, g) along the 4·hidden axis.
+A bias or a norm is used where its entry is present. Gates are ordered (i, f, o, g) along the 4·hidden axis.
 """
 
 
@@ -104,6 +106,7 @@ def fused_step(
     dtype: Dtype,
     precision: PrecisionLike = None,
     conv_gradient: str = "auto",
+    forget_bias: float = 0.0,
 ) -> tuple[Carry, jax.Array]:
     """One step whose input-to-state and state-to-state convolutions are one convolution over [X, H].
 
@@ -119,8 +122,38 @@ def fused_step(
     kernel = jnp.concatenate([weights["input_to_state"]["kernel"], weights["state_to_state"]["kernel"]], axis=-2)
     z = _convolve(both, dict(weights["input_to_state"], kernel=kernel), dtype, conv_gradient, precision)
     return gates(
-        weights, z, c.astype(dtype), peephole=peephole, dtype=dtype, precision=precision, conv_gradient=conv_gradient
+        weights,
+        z,
+        c.astype(dtype),
+        peephole=peephole,
+        dtype=dtype,
+        precision=precision,
+        conv_gradient=conv_gradient,
+        forget_bias=forget_bias,
     )
+
+
+LAYER_NORM_EPSILON = 1e-5
+"""The layer norm's epsilon: torch.nn.LayerNorm's default, which OpenSTL's ConvLSTM uses."""
+
+
+def normalize(z: jax.Array, norm: Weights, dtype: Dtype) -> jax.Array:
+    """Layer-normalises channels-last `z` (..., *state, 4·hidden) over its last `norm["scale"].ndim`
+    axes (channels and positions), then scales and shifts it per channel and position, as
+    `torch.nn.LayerNorm([4·hidden, *state])` does (biased variance, eps 1e-5).
+
+    The mean and variance are computed in at least float32 (as `flax.linen.LayerNorm` computes
+    them), the result returned in `dtype`: a bfloat16 mean over thousands of elements keeps two
+    or three significant digits.
+    """
+    lead = (1,) * (z.ndim - norm["scale"].ndim)
+    scale, shift = (norm[name].astype(dtype).reshape(lead + norm[name].shape) for name in ("scale", "bias"))
+    axes = tuple(range(len(lead), z.ndim))
+    wide = z.astype(jnp.float32) if jnp.finfo(z.dtype).bits < 32 else z
+    mean = jnp.mean(wide, axes, keepdims=True)
+    centred = wide - mean
+    variance = jnp.mean(jnp.square(centred), axes, keepdims=True)
+    return (centred * lax.rsqrt(variance + LAYER_NORM_EPSILON)).astype(dtype) * scale + shift
 
 
 def input_projection(
@@ -128,8 +161,9 @@ def input_projection(
 ) -> jax.Array:
     """W_x * X + b for inputs of shape (..., *frame, C): any number of leading axes.
 
-    The input-to-state convolution alone, with `spec`'s padding, stride and dilation. Computed with
-    XLA's own convolution and gradients, which are fast outside a loop on every backend.
+    The input-to-state convolution alone, with `spec`'s padding, stride and dilation, and its layer
+    norm where `weights` has one (`input_norm`). Computed with XLA's own convolution and gradients,
+    which are fast outside a loop on every backend.
     """
     rank = spec.spatial_dims
     lead = inputs.shape[: -rank - 1]
@@ -146,6 +180,8 @@ def input_projection(
     bias = weights["input_to_state"].get("bias")
     if bias is not None:
         z = z + per_channel(bias, z, dtype)
+    if "input_norm" in weights:
+        z = normalize(z, weights["input_norm"], dtype)
     return z.reshape(*lead, *z.shape[1:])
 
 
@@ -158,18 +194,30 @@ def state_step(
     dtype: Dtype,
     precision: PrecisionLike = None,
     conv_gradient: str = "auto",
+    forget_bias: float = 0.0,
 ) -> tuple[Carry, jax.Array]:
     """One step from the input's projection W_x * X + b (`input_projection`), or None without input.
+
+    The state-to-state convolution's output is layer-normalised where `weights` has `state_norm`.
 
     Returns:
       `((h_next, c_next), h_next)`, in `dtype`.
     """
     h, c = carry
     z = _convolve(h.astype(dtype), weights["state_to_state"], dtype, conv_gradient, precision)
+    if "state_norm" in weights:
+        z = normalize(z, weights["state_norm"], dtype)
     if projected_inputs is not None:
         z = projected_inputs.astype(dtype) + z
     return gates(
-        weights, z, c.astype(dtype), peephole=peephole, dtype=dtype, precision=precision, conv_gradient=conv_gradient
+        weights,
+        z,
+        c.astype(dtype),
+        peephole=peephole,
+        dtype=dtype,
+        precision=precision,
+        conv_gradient=conv_gradient,
+        forget_bias=forget_bias,
     )
 
 
@@ -182,10 +230,12 @@ def gates(
     dtype: Dtype,
     precision: PrecisionLike = None,
     conv_gradient: str = "auto",
+    forget_bias: float = 0.0,
 ) -> tuple[Carry, jax.Array]:
     """The gates and the new state from the pre-activations z = [z_i, z_f, z_o, z_g] and C.
 
-    Adds the peephole terms of `peephole` (see `ConvLSTMCell`), read from `weights`.
+    Adds the peephole terms of `peephole` (see `ConvLSTMCell`), read from `weights`, and
+    `forget_bias` to the forget gate's pre-activation.
 
     Returns:
       `((h_next, c_next), h_next)`.
@@ -203,6 +253,8 @@ def gates(
         z_i, z_f = z_i + p_i, z_f + p_f
     elif peephole == "hadamard":
         z_i, z_f = z_i + hadamard("peephole_i") * c, z_f + hadamard("peephole_f") * c
+    if forget_bias:
+        z_f = z_f + forget_bias
     c_next = nn.sigmoid(z_f) * c + nn.sigmoid(z_i) * jnp.tanh(z_g)
     if peephole == "conv":
         z_o = z_o + peephole_conv("peephole_conv_o", c_next)
@@ -214,7 +266,12 @@ def gates(
 
 def step_options(cell: JaxCellOptions) -> dict[str, Any]:
     """The options of a cell (Linen or NNX) that its math (`fused_step`, `state_step`) reads."""
-    return {"peephole": cell.peephole, "precision": cell.precision, "conv_gradient": cell.conv_gradient}
+    return {
+        "peephole": cell.peephole,
+        "precision": cell.precision,
+        "conv_gradient": cell.conv_gradient,
+        "forget_bias": cell.forget_bias,
+    }
 
 
 def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) -> LayerSpec:
@@ -233,6 +290,7 @@ def check_step(carry: Any, inputs: Any, spec: LayerSpec, input_dim: int | None) 
     if not isinstance(carry, (tuple, list)) or len(carry) != 2:
         raise TypeError(f"carry must be a pair (h, c), got {type(carry).__name__}.")
     spec = dataclasses.replace(spec, input_dim=inputs.shape[-1])
+    check_frame(spec, tuple(inputs.shape[1:-1]))
     expected = (inputs.shape[0], *spec.state_size(inputs.shape[1:-1]), spec.hidden_dim)
     for name, state in zip("hc", carry):
         check_floating(f"carry {name}", state)
@@ -269,6 +327,31 @@ class _ConvWeights(nn.Module):
         return weights
 
 
+class _NormWeights(nn.Module):
+    """A layer norm's scale (ones) and shift (zeros), one per channel and position: (*state, 4·hidden).
+
+    Their shape is given at the call, so that a cell can declare its norms before it has seen its
+    input; a later call with another shape is refused.
+    """
+
+    param_dtype: Dtype
+
+    @nn.compact
+    def __call__(self, shape: tuple[int, ...]) -> Weights:
+        if self.has_variable("params", "scale"):
+            made = tuple(self.get_variable("params", "scale").shape)
+            if made != tuple(shape):
+                raise ValueError(
+                    f"This layer normalises over every position of its state (layer_norm=True): its "
+                    f"parameters are for states of {made[:-1]}, got states of {tuple(shape[:-1])} (frames of "
+                    "another size than those it was initialised with)."
+                )
+        return {
+            "scale": self.param("scale", nn.initializers.ones_init(), shape, self.param_dtype),
+            "bias": self.param("bias", nn.initializers.zeros_init(), shape, self.param_dtype),
+        }
+
+
 @document("jax", JaxCellOptions)
 class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
     """One ConvLSTM step on channels-last (B, H, W, C) arrays; the carry is `(h, c)`.
@@ -279,7 +362,9 @@ class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
 
         [z_i, z_f, z_o, z_g] = W_x * X + b + W_h * H      (input_to_state, state_to_state)
 
-    (without input, a zero-channel X, the bias moves to state_to_state: W_h * H + b)
+    (without input, a zero-channel X, the bias moves to state_to_state: W_h * H + b; with
+    `layer_norm`, each convolution's output is layer-normalised first: norm_x(W_x * X + b) +
+    norm_h(W_h * H), params `input_norm` and `state_norm`; with `forget_bias` b_f, f = σ(z_f + P_f(C) + b_f))
         i = σ(z_i + P_i(C)),  f = σ(z_f + P_f(C)),  g = tanh(z_g)
         C' = f ∘ C + i ∘ g
         o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
@@ -341,6 +426,9 @@ class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
         hid, kernel = spec.hidden_dim, spec.kernel_size
         self.input_to_state = _ConvWeights(spec.input_kernel_size, 4 * hid, self.param_dtype)
         self.state_to_state = _ConvWeights(kernel, 4 * hid, self.param_dtype)
+        if self.layer_norm:
+            self.input_norm = _NormWeights(self.param_dtype)
+            self.state_norm = _NormWeights(self.param_dtype)
         if self.peephole == "conv":
             self.peephole_conv_if = _ConvWeights(kernel, 2 * hid, self.param_dtype)
             self.peephole_conv_o = _ConvWeights(kernel, hid, self.param_dtype)
@@ -381,6 +469,9 @@ class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
         """
         spec = dataclasses.replace(self.spec(), input_dim=inputs.shape[-1])
         weights = {"input_to_state": self.input_to_state(spec.input_dim, fan_in(spec, "input_to_state"), self.bias)}
+        if self.layer_norm:
+            state = spec.state_size(tuple(inputs.shape[-spec.spatial_dims - 1 : -1]))
+            weights["input_norm"] = self.input_norm((*state, 4 * spec.hidden_dim))
         return input_projection(weights, inputs, spec, dtype=self._dtype(inputs), precision=self.precision)
 
     def state_step(self, carry: Carry, projected_inputs: jax.Array | None) -> tuple[Carry, jax.Array]:
@@ -391,6 +482,8 @@ class ConvLSTMCell(JaxCellOptions, nn.RNNCellBase):
             "state_to_state": self.state_to_state(spec.hidden_dim, fan_in(spec, "state_to_state"), with_bias),
             **self._peephole_weights(),
         }
+        if self.layer_norm:
+            weights["state_norm"] = self.state_norm((*carry[0].shape[1:-1], 4 * spec.hidden_dim))
         dtype = self._dtype(carry[0] if projected_inputs is None else projected_inputs)
         return state_step(weights, carry, projected_inputs, dtype=dtype, **self._options())
 

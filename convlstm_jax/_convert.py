@@ -22,6 +22,10 @@ conv_cnext.bias    peephole_conv_o/bias                         every           
 w_ci               peephole_i                                   every           hadamard
 w_cf               peephole_f                                   every           hadamard
 w_co               peephole_o                                   every           hadamard
+norm_x.weight      input_norm/scale                             norm, input     norm
+norm_x.bias        input_norm/bias                              norm, input     norm
+norm_h.weight      state_norm/scale                             norm            norm
+norm_h.bias        state_norm/bias                              norm            norm
 
 Torch kernels are (O, I, *spatial), Flax kernels (*spatial, I, O), for one, two or three spatial
 axes (`Conv1d`/`Conv2d`/`Conv3d` keys are the same). `conv` is the seed's single convolution over
@@ -29,7 +33,9 @@ axes (`Conv1d`/`Conv2d`/`Conv3d` keys are the same). `conv` is the seed's single
 others on H (`state_to_state`); a layer is fused where `LayerSpec.fused` says so. Otherwise it has
 `conv_x` and `conv_h`, and a layer without input has `conv_h` alone, with the bias. `conv_c` is
 (2·hid, hid, *k), `conv_cnext` (hid, hid, *k); the Hadamard peepholes are (hid, 1, ...) in torch
-(one 1 per spatial axis) and (hid,) in Flax. The gate order (i, f, o, g) is the same on both sides.
+(one 1 per spatial axis) and (hid,) in Flax. A layer with `layer_norm` has the norms of its two
+convolutions' outputs, (4·hid, *state) in torch and (*state, 4·hid) in Flax. The gate order
+(i, f, o, g) is the same on both sides.
 Conversion only slices, concatenates, transposes and reshapes, so torch -> Flax -> torch gives
 back the same bits.
 
@@ -123,11 +129,19 @@ HADAMARD = Transform(
     lambda values, spec: values[0].reshape(values[0].shape[0], *(1,) * spec.spatial_dims),
 )
 
+NORM = Transform(
+    "norm",
+    lambda value, spec: (np.moveaxis(value, 0, -1),),
+    lambda values, spec: np.moveaxis(values[0], -1, 0),
+)
+
 LAYERS: dict[str, Callable[[LayerSpec], bool]] = {
     "fused": lambda spec: spec.fused,
     "separate": lambda spec: not spec.fused,
     "separate, input": lambda spec: not spec.fused and spec.input_dim > 0,
     "no input": lambda spec: not spec.input_dim,
+    "norm": lambda spec: spec.layer_norm,
+    "norm, input": lambda spec: spec.layer_norm and spec.input_dim > 0,
     "every": lambda spec: True,
 }
 """The conditions on a layer's spec that `ConversionEntry.layers` names."""
@@ -141,9 +155,11 @@ SIZES: dict[str, Callable[[LayerSpec], tuple[int, ...]]] = {
     "k": lambda spec: spec.kernel_size,
     "k'": lambda spec: spec.input_kernel_size,
     "1": lambda spec: (1,) * spec.spatial_dims,
+    "s": lambda spec: spec.state_frame,
 }
 """The sizes `ConversionEntry.shape` names: h hidden and i input channels, the state-to-state kernel
-k and the input-to-state kernel k' (one size per spatial axis), and a 1 per spatial axis."""
+k and the input-to-state kernel k' (one size per spatial axis), a 1 per spatial axis, and the
+state's size s for frames of the layer's `frame_size`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +228,14 @@ CONVERSION_TABLE: tuple[ConversionEntry, ...] = (
                     "every",             "hadamard", False, ("h", "1"),         HADAMARD),
     ConversionEntry("w_co",              ("peephole_o",),
                     "every",             "hadamard", False, ("h", "1"),         HADAMARD),
+    ConversionEntry("norm_x.weight",     ("input_norm/scale",),
+                    "norm, input",       None,       False, ("4h", "s"),        NORM),
+    ConversionEntry("norm_x.bias",       ("input_norm/bias",),
+                    "norm, input",       None,       False, ("4h", "s"),        NORM),
+    ConversionEntry("norm_h.weight",     ("state_norm/scale",),
+                    "norm",              None,       False, ("4h", "s"),        NORM),
+    ConversionEntry("norm_h.bias",       ("state_norm/bias",),
+                    "norm",              None,       False, ("4h", "s"),        NORM),
 )
 # fmt: on
 """Every weight of a ConvLSTM layer, torch key by torch key (see the module's docstring)."""
@@ -219,7 +243,11 @@ CONVERSION_TABLE: tuple[ConversionEntry, ...] = (
 
 _LAYER_KEY = re.compile(r"^cell_list\.(\d+)\.(.+)$")
 _CELL = re.compile(r"cell_(\d+)")
-_CONV = {entry.torch.rsplit(".", 1)[0] for entry in CONVERSION_TABLE if entry.torch.endswith(".weight")}
+_CONV = {
+    entry.torch.rsplit(".", 1)[0]
+    for entry in CONVERSION_TABLE
+    if entry.torch.endswith(".weight") and entry.transform is not NORM
+}
 
 
 def _variant(present: Callable[[ConversionEntry], bool]) -> tuple[str | None, bool]:
@@ -308,6 +336,11 @@ def infer_architecture(
             spec = LayerSpec(fused[1] - hid, hid, fused[2:])
         elif state:
             spec = LayerSpec(inputs[1] if inputs else 0, state[0] // 4, state[2:], inputs[2:] if inputs else None)
+            norm = tuple(getattr(weights.get(f"cell_list.{index}.norm_h.weight"), "shape", ()))
+            if len(norm) == rank + 1:
+                # Normalised layers keep two convolutions; the norms hold the state's size, taken as
+                # the frame's ("same", stride 1: pass the model where its geometry is another).
+                spec = dataclasses.replace(spec, layer_norm=True, frame_size=norm[1:])
             if spec.fused:
                 # Two convolutions with equal kernels: the input-to-state one changes the frame size.
                 # Its padding, stride and dilation are not in the weights; "valid" stands for them.
@@ -353,6 +386,9 @@ def _flax_architecture(
         hid = state[-2] if state else previous_hidden or 1
         kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 2)
         spec = LayerSpec(inputs[-2] if inputs else 0, hid, kernel, inputs[:-2] or None)
+        norm = cell.get("state_norm")
+        if isinstance(norm, Mapping) and "scale" in norm:
+            spec = dataclasses.replace(spec, layer_norm=True, frame_size=tuple(np.shape(norm["scale"]))[:-1])
         specs.append(spec)
         previous_hidden = spec.hidden_dim
     return tuple(specs), peephole, bias
@@ -366,7 +402,29 @@ def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tup
     if model.input_dim is None:  # Inferred from the input: take it from the state_dict.
         first = dataclasses.replace(model_specs[0], input_dim=specs[0].input_dim if specs else 0)
         model_specs = (first, *model_specs[1:])
+    if model_specs and model_specs[0].layer_norm and model_specs[0].frame_size is None and specs:
+        model_specs = _frames_from_norms(model_specs, specs[0])
     return model_specs, model.peephole, model.bias
+
+
+def _frames_from_norms(model_specs: tuple[LayerSpec, ...], first: LayerSpec) -> tuple[LayerSpec, ...]:
+    """A normalised model's layers, without a `frame_size` (taken from its input at init), with the
+    frame sizes its weights hold: the first layer's norms are its state's size, its frame's where
+    its input-to-state convolution keeps the size."""
+    state = first.frame_size
+    if state is None:
+        return model_specs
+    if model_specs[0].state_size(state) != state:
+        raise ValueError(
+            f"The weights' layer norms are for states of {state}, and this model's first input-to-state "
+            "convolution changes the frame size: give the model its frame_size."
+        )
+    frame, chained = state, []
+    for spec in model_specs:
+        spec = dataclasses.replace(spec, frame_size=frame)
+        frame = spec.state_frame
+        chained.append(spec)
+    return tuple(chained)
 
 
 def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bias, dtype) -> None:
@@ -748,9 +806,10 @@ def torch_module(model: Any, variables: Mapping[str, Any]) -> Any:
     """The torch twin of a Linen `ConvLSTM` or `Bidirectional`, holding `variables`' weights.
 
     The twin is `convlstm_torch.ConvLSTM` (or `convlstm_torch.Bidirectional`) with every shared
-    option of `model` (`convlstm_common.options.StackOptions`), `input_dim` read from the weights
-    where the model leaves it None, and the weights converted by `flax_to_torch`. It is in eval mode
-    and has the variables' float dtype; `channels_last` is JAX's only: the twin takes (B, T, C, H, W).
+    option of `model` (`convlstm_common.options.StackOptions`), `input_dim` (and with `layer_norm`
+    `frame_size`) read from the weights where the model leaves it None, and the weights converted
+    by `flax_to_torch`. It is in eval mode and has the variables' float dtype; `channels_last` is
+    JAX's only: the twin takes (B, T, C, H, W).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -788,8 +847,11 @@ def torch_module(model: Any, variables: Mapping[str, Any]) -> Any:
         }
     elif isinstance(model, ConvLSTM):
         options = {field.name: getattr(model, field.name) for field in declared(StackOptions)}
+        inferred = infer_architecture(params, model.spatial_dims)[0]
         if options["input_dim"] is None:
-            options["input_dim"] = infer_architecture(params, model.spatial_dims)[0][0].input_dim
+            options["input_dim"] = inferred[0].input_dim
+        if model.layer_norm and model.frame_size is None:  # the Linen model took it from its input
+            options["frame_size"] = _frames_from_norms(model.layer_specs(), inferred[0])[0].frame_size
         twin = convlstm_torch.ConvLSTM(**options)
         state_dict = {key: torch.from_numpy(value) for key, value in flax_to_torch(params, model).items()}
     else:

@@ -19,8 +19,8 @@ import numpy as np
 from flax.typing import Dtype
 from jax.experimental import checkify
 
-from convlstm_common import LayerSpec, check_peephole, check_rate, resolve_layers, spatial_axes
-from convlstm_common.options import cell_kwargs, document
+from convlstm_common import LayerSpec, check_frame, check_peephole, check_rate, spatial_axes
+from convlstm_common.options import cell_kwargs, document, stack_specs
 
 from ._cell import Carry, ConvLSTMCell, check_floating
 from ._conv import check_conv_gradient, check_unroll, resolve_unroll, step_remat
@@ -110,17 +110,7 @@ def cell_options(stack: JaxStackOptions, spec: LayerSpec, dtype: Dtype) -> dict[
 
 def layer_specs(stack: JaxStackOptions) -> tuple[LayerSpec, ...]:
     """One `LayerSpec` per layer of `stack`; input_dim 0 where it is inferred from the input."""
-    return resolve_layers(
-        stack.input_dim,
-        stack.hidden_dim,
-        stack.kernel_size,
-        stack.num_layers,
-        stack.input_kernel_size,
-        stack.padding,
-        stack.stride,
-        stack.dilation,
-        stack.spatial_dims,
-    )
+    return stack_specs(stack)
 
 
 def check_hyperparameters(stack: JaxStackOptions) -> tuple[LayerSpec, ...]:
@@ -362,6 +352,7 @@ def check_input(stack: JaxStackOptions, x: Any) -> tuple[LayerSpec, ...]:
             f"x has {channels} channels ({layout(stack)} {tuple(x.shape)}); input_dim is {stack.input_dim}."
         )
     specs = layer_specs(stack)
+    check_frame(specs[0], tuple(x.shape[2:-1] if stack.channels_last else x.shape[3:]))
     return (dataclasses.replace(specs[0], input_dim=channels), *specs[1:])
 
 

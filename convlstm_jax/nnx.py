@@ -82,6 +82,14 @@ class _ConvWeights(nnx.Module):
             self.bias = nnx.Param(init(rngs.params(), (features,), param_dtype))
 
 
+class _NormWeights(nnx.Module):
+    """A layer norm's scale (ones) and shift (zeros), one per channel and position: (*state, 4·hidden)."""
+
+    def __init__(self, shape: tuple[int, ...], param_dtype: Dtype):
+        self.scale = nnx.Param(jnp.ones(shape, param_dtype))
+        self.bias = nnx.Param(jnp.zeros(shape, param_dtype))
+
+
 @document("jax", JaxCellOptions)
 @dataclasses.dataclass(eq=False, repr=False)
 class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
@@ -124,7 +132,8 @@ class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
         spec = cell_spec(self)
         check_peephole(self.peephole)
         check_conv_gradient(self.conv_gradient)
-        for name in ("input_dim", "hidden_dim", "kernel_size", "input_kernel_size", "padding", "stride", "dilation"):
+        names = ("input_dim", "hidden_dim", "kernel_size", "input_kernel_size", "padding", "stride", "dilation")
+        for name in (*names, "frame_size"):
             setattr(self, name, getattr(spec, name))
 
         hid, kernel = spec.hidden_dim, spec.kernel_size
@@ -146,6 +155,15 @@ class ConvLSTMCell(nnx.RNNCellBase, JaxCellOptions):
             )
         # Without input, the bias moves to the state-to-state convolution.
         self.state_to_state = conv_weights("state_to_state", kernel, hid, 4 * hid, self.bias and not spec.input_dim)
+        if spec.layer_norm:
+            if spec.frame_size is None:
+                raise ValueError(
+                    "layer_norm=True needs frame_size in NNX (its parameters, made with the module, hold "
+                    "every position of the state), got frame_size=None."
+                )
+            if spec.input_dim:
+                self.input_norm = _NormWeights((*spec.state_frame, 4 * hid), self.param_dtype)
+            self.state_norm = _NormWeights((*spec.state_frame, 4 * hid), self.param_dtype)
         if self.peephole == "conv":
             self.peephole_conv_if = conv_weights("peephole_conv_if", kernel, hid, 2 * hid, self.bias)
             self.peephole_conv_o = conv_weights("peephole_conv_o", kernel, hid, hid, self.bias)

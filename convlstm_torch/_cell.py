@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, spatial_axes
+from convlstm_common import check_frame, check_peephole, spatial_axes
 from convlstm_common.options import CellOptions, cell_spec, document
 
 CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -39,6 +39,8 @@ class ConvLSTMCell(nn.Module, CellOptions):
         C' = f ∘ C + i ∘ g
         o = σ(z_o + P_o(C')),  H' = o ∘ tanh(C')
 
+    (with `layer_norm`, each of the two convolutions' outputs is layer-normalised first:
+    norm_x(conv_x * X + b) + norm_h(conv_h * H)); with `forget_bias` b_f, f = σ(z_f + P_f(C) + b_f);
     where the peephole terms P are, by `peephole`:
 
     - `"conv"` (KL4805/ConvLSTM-Pytorch): [P_i, P_f] = conv_c * C + b_c and P_o = conv_cnext * C' + b_cn.
@@ -85,6 +87,12 @@ class ConvLSTMCell(nn.Module, CellOptions):
         self.input_padding, self.stride, self.dilation = spec.padding, spec.stride, spec.dilation
         self.padding = tuple(k // 2 for k in self.kernel_size)
         self.peephole = check_peephole(self.peephole)
+        self.layer_norm, self.frame_size = spec.layer_norm, spec.frame_size
+        if self.layer_norm and self.frame_size is None:
+            raise ValueError(
+                "layer_norm=True needs frame_size, the input frames' spatial size (its parameters hold "
+                "every position of the state), got frame_size=None."
+            )
         bias = self.bias
 
         def conv(in_channels: int, out_channels: int, kernel=self.kernel_size, use_bias=bias) -> nn.Module:
@@ -106,6 +114,11 @@ class ConvLSTMCell(nn.Module, CellOptions):
                     bias=bias,
                 )
             self.conv_h = conv(self.hidden_dim, 4 * self.hidden_dim, use_bias=bias and not self.input_dim)
+        if self.layer_norm:  # each convolution's output, over its channels and positions
+            shape = [4 * self.hidden_dim, *spec.state_frame]
+            if self.input_dim:
+                self.norm_x = nn.LayerNorm(shape)
+            self.norm_h = nn.LayerNorm(shape)
         if self.peephole == "conv":
             self.conv_c = conv(self.hidden_dim, 2 * self.hidden_dim)
             self.conv_cnext = conv(self.hidden_dim, self.hidden_dim)
@@ -132,16 +145,21 @@ class ConvLSTMCell(nn.Module, CellOptions):
         # The gate math, on checked arguments.
         if self.fused:
             combined = self.conv(torch.cat([input_tensor, h_cur], dim=1))
-        elif self.input_dim:
-            combined = self.conv_x(input_tensor) + self.conv_h(h_cur)
         else:
             combined = self.conv_h(h_cur)
+            if self.layer_norm:
+                combined = self.norm_h(combined)
+            if self.input_dim:
+                projected = self.conv_x(input_tensor)
+                combined = (self.norm_x(projected) if self.layer_norm else projected) + combined
         z_i, z_f, z_o, z_g = torch.split(combined, self.hidden_dim, dim=1)
         if self.peephole == "conv":
             p_i, p_f = torch.split(self.conv_c(c_cur), self.hidden_dim, dim=1)
             z_i, z_f = z_i + p_i, z_f + p_f
         elif self.peephole == "hadamard":
             z_i, z_f = z_i + self.w_ci * c_cur, z_f + self.w_cf * c_cur
+        if self.forget_bias:
+            z_f = z_f + self.forget_bias
         c_next = torch.sigmoid(z_f) * c_cur + torch.sigmoid(z_i) * torch.tanh(z_g)
         if self.peephole == "conv":
             z_o = z_o + self.conv_cnext(c_next)
@@ -175,6 +193,7 @@ class ConvLSTMCell(nn.Module, CellOptions):
             )
         if not isinstance(state, (tuple, list)) or len(state) != 2:
             raise TypeError(f"cur_state must be a pair (h, c), got {type(state).__name__}.")
+        check_frame(self.spec, tuple(x.shape[2:]))
         expected = (x.shape[0], self.hidden_dim, *self.state_size(x.shape[2:]))
         for name, s in zip(("h", "c"), state):
             _check_float(f"cur_state {name}", s)
@@ -187,6 +206,10 @@ class ConvLSTMCell(nn.Module, CellOptions):
             extra += f", padding={self.input_padding!r}, stride={self.stride}, dilation={self.dilation}"
         if self.spatial_dims != 2:
             extra += f", spatial_dims={self.spatial_dims}"
+        if self.forget_bias:
+            extra += f", forget_bias={self.forget_bias}"
+        if self.layer_norm:
+            extra += f", layer_norm=True, frame_size={self.frame_size}"
         return (
             f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, kernel_size={self.kernel_size}, "
             f"bias={self.bias}, peephole={self.peephole!r}{extra}"

@@ -7,8 +7,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from convlstm_common import check_peephole, check_rate, resolve_layers, spatial_axes
-from convlstm_common.options import CellOptions, StackOptions, cell_kwargs, document
+from convlstm_common import check_frame, check_peephole, check_rate, spatial_axes
+from convlstm_common.options import CellOptions, StackOptions, cell_kwargs, document, stack_specs
 
 from ._cell import ConvLSTMCell, _check_float
 
@@ -64,17 +64,7 @@ class ConvLSTM(nn.Module, StackOptions):
         super().__init__()
         if self.input_dim is None:
             raise TypeError("input_dim must be a non-negative int (0: no input), got None.")
-        specs = resolve_layers(
-            self.input_dim,
-            self.hidden_dim,
-            self.kernel_size,
-            self.num_layers,
-            self.input_kernel_size,
-            self.padding,
-            self.stride,
-            self.dilation,
-            self.spatial_dims,
-        )
+        specs = stack_specs(self)
         self.spatial_dims = specs[0].spatial_dims
         self.input_dim = specs[0].input_dim
         self.hidden_dim = [s.hidden_dim for s in specs]
@@ -234,6 +224,7 @@ class ConvLSTM(nn.Module, StackOptions):
             )
         if 0 in x.shape[:2] + x.shape[3:]:
             raise ValueError(f"input_tensor must not have an empty dimension but channels, got shape {tuple(x.shape)}.")
+        check_frame(self.cell_list[0].spec, tuple(x.shape[3:]))
 
     def _check_hidden_state(self, hidden_state, batch: int, sizes) -> None:
         if not isinstance(hidden_state, (list, tuple)) or len(hidden_state) != self.num_layers:

@@ -150,6 +150,33 @@ CASES: dict[str, dict[str, Any]] = {
     "volumes_bidirectional": _case(
         2, (3,), ((3, 3, 3),), frame=(3, 4, 4), peephole=None, bidirectional="concat", batch_first=True
     ),
+    # A constant on the forget gate (Flax's nn.ConvLSTMCell adds 1), and layer norms on the two
+    # convolutions' outputs (OpenSTL's ConvLSTM: no biases, no peepholes), with every rank's options.
+    "forget_bias": _case(2, (4, 3), ((3, 3), (1, 1)), peephole="hadamard", forget_bias=1.0, initial_state=True),
+    "layer_norm": _case(
+        2, (4, 3), ((3, 3), (3, 3)), peephole=None, bias=False, layer_norm=True, frame_size=[6, 5], batch_first=True
+    ),
+    "layer_norm_options": _case(
+        2,
+        (3, 4),
+        ((3, 3), (1, 1)),
+        input_kernel_size=((5, 5), (3, 3)),
+        layer_norm=True,
+        frame_size=[7, 6],
+        height=7,
+        width=6,
+        stride=[1, 2],
+        forget_bias=0.5,
+        initial_state=True,
+        return_all_layers=True,
+        seq_lengths=[3, 1],
+    ),
+    "layer_norm_no_input": _case(
+        0, (3,), ((3, 3),), peephole="conv", layer_norm=True, frame_size=[6, 5], initial_state=True
+    ),
+    "layer_norm_signals": _case(
+        1, (3,), ((3,),), frame=(11,), layer_norm=True, frame_size=[11], peephole="hadamard", reverse=True
+    ),
 }
 """Case name -> configuration: the model's hyperparameters, the input's size, and whether an
 initial state is passed."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from .runs import Arrays, Config, frame_size, run_jax, run_torch
-from .tolerance import Tolerance, tolerance_for
+from .tolerance import Tolerance, result_tolerance
 
 GROUPS = ("output", "h", "c", "grad")
 """The columns of the report: each result name belongs to the group its name starts with."""
@@ -73,8 +74,12 @@ def expected_results(arrays: Arrays) -> Arrays:
     return {k.removeprefix("expected/"): v for k, v in arrays.items() if k.startswith("expected/")}
 
 
-def compare(actual: Arrays, expected: Arrays, tolerance: Tolerance) -> tuple[dict[str, float], float, str]:
+def compare(
+    actual: Arrays, expected: Arrays, tolerance: Tolerance | Callable[[str], Tolerance]
+) -> tuple[dict[str, float], float, str]:
     """Checks that `actual` has exactly the names and shapes of `expected`, then measures the errors.
+
+    `tolerance` is one for every result, or a function from a result's name to its own.
 
     Returns:
       (max abs error by group, worst score, the name where the worst score is reached).
@@ -96,7 +101,8 @@ def compare(actual: Arrays, expected: Arrays, tolerance: Tolerance) -> tuple[dic
         group = name.split("/", 1)[0]
         error = np.abs(np.asarray(actual[name], np.float64) - expected[name])
         max_abs[group] = max(max_abs[group], float(np.max(error, initial=0.0)))
-        score = tolerance.score(actual[name], expected[name])
+        bound = tolerance(name) if callable(tolerance) else tolerance
+        score = bound.score(actual[name], expected[name])
         if score > worst_score or not worst_name:
             worst_score, worst_name = score, name
     return max_abs, worst_score, worst_name
@@ -107,7 +113,9 @@ def check(config: Config, arrays: Arrays, runs: Iterable[Run]) -> list[Outcome]:
     expected = expected_results(arrays)
     outcomes = []
     for run in runs:
-        max_abs, score, worst = compare(run.compute(config, arrays), expected, tolerance_for(run.dtype))
+        layer_norm = bool(config.get("layer_norm"))
+        tolerance = functools.partial(result_tolerance, run.dtype, layer_norm=layer_norm)
+        max_abs, score, worst = compare(run.compute(config, arrays), expected, tolerance)
         outcomes.append(Outcome(run, max_abs, score, worst))
     return outcomes
 

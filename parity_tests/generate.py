@@ -45,6 +45,8 @@ def make_inputs(config: Config, seed: int) -> dict[str, np.ndarray]:
     for key, value in model.state_dict().items():
         if key.rsplit(".", 1)[-1] in ("w_ci", "w_cf", "w_co"):  # zero at init: draw them
             value = torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator)
+        elif ".norm_" in key:  # a layer norm's scale (ones at init) and shift (zeros): draw them
+            value = torch.empty_like(value).uniform_(-0.5, 0.5, generator=generator) + key.endswith(".weight")
         arrays[f"param/{key}"] = value.numpy()
     arrays["input"] = draw(*input_shape(config))
     b, t = config["batch"], config["steps"]

@@ -60,3 +60,21 @@ def tolerance_for(dtype: str) -> Tolerance:
         return POLICY[str(dtype)]
     except KeyError:
         raise ValueError(f"No tolerance for dtype {dtype!r}; the policy covers {sorted(POLICY)}.") from None
+
+
+def result_tolerance(dtype: str, name: str, layer_norm: bool = False) -> Tolerance:
+    """The tolerance of one result of a shared vector (`name` such as "grad/param/...").
+
+    The dtype's, with one exception. In a stack with `layer_norm`, float32 gradients are bounded
+    against each tensor's largest |expected| (`relative_to="tensor"`, the same rtol and atol): the
+    norm's backward pass multiplies by 1/σ, up to 1/sqrt(1e-5) ≈ 316 where a convolution's output
+    is constant (the state-to-state one at the first step from a zero state, without a bias), and
+    subtracts means over every channel and position. Gradient elements that cancel to near zero
+    keep the float32 rounding of the large terms they cancel: measured, the torch reference's own
+    float32 gradients reach 1.3 times the element-wise bound, and below 0.04 times this one, as
+    every other case's do; a wrong formula is orders of magnitude above either.
+    """
+    tolerance = tolerance_for(dtype)
+    if layer_norm and dtype == "float32" and name.startswith("grad/"):
+        return dataclasses.replace(tolerance, relative_to="tensor")
+    return tolerance

@@ -18,6 +18,8 @@ LAYOUTS = {
     "separate kernels": {"input_dim": 2, "input_kernel_size": [1, 3]},
     "no input": {"input_dim": 0},
     "strided": {"input_dim": 2, "stride": [2, 1]},  # equal kernels, another frame size: two convolutions
+    "layer norm": {"input_dim": 2, "layer_norm": True, "frame_size": 6},  # two convolutions, each normalised
+    "layer norm, no input": {"input_dim": 0, "layer_norm": True, "frame_size": 6},
 }
 GRID = list(itertools.product((1, 2, 3), ("conv", "hadamard", None), (True, False), LAYOUTS))
 IDS = [f"{rank}d-{peephole}-{'bias' if bias else 'nobias'}-{layout}" for rank, peephole, bias, layout in GRID]
@@ -70,7 +72,8 @@ def test_the_table_is_well_formed():
         assert (
             entry.layers in LAYERS and set(entry.shape) <= set(SIZES) and entry.peephole in ("conv", "hadamard", None)
         )
-        assert entry.bias == entry.torch.endswith(".bias")
+        # A norm's shift is there whatever `bias` says; a convolution's bias only with `bias`.
+        assert entry.bias == (entry.torch.endswith(".bias") and not entry.torch.startswith("norm_"))
 
 
 @pytest.mark.parametrize(("rank", "peephole", "bias", "layout"), GRID, ids=IDS)

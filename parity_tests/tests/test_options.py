@@ -101,7 +101,11 @@ def test_the_stacks_hand_every_cell_option_to_their_cells(module, options):
         "param_dtype": jnp.float16,
         "precision": "highest",
         "conv_gradient": "xla",
+        "forget_bias": 1.5,
+        "layer_norm": True,
+        "frame_size": (41,),  # the stack's input; each layer's is the state size of the layer below
     }
+    per_layer = {"frame_size": [(41,), (17,)]}  # (41 - 2·(5 - 1) - 1) // 2 + 1 = 17
     names = [f.name for f in declared(CellOptions if module == "convlstm_torch" else JaxCellOptions)]
     assert set(names) <= set(chosen), f"choose a value for the new cell options {set(names) - set(chosen)}"
     kwargs = {name: chosen[name] for name in names}
@@ -115,11 +119,12 @@ def test_the_stacks_hand_every_cell_option_to_their_cells(module, options):
         cells = [types.SimpleNamespace(**cell_options(model, spec, model.dtype)) for spec in model.layer_specs()]
     else:
         cells = [getattr(model, f"cell_{index}") for index in range(2)]
-    for cell in cells:
+    for index, cell in enumerate(cells):
         spec = cell.spec if module == "convlstm_torch" else None
         for option in names:
             value = getattr(spec, option) if spec is not None and hasattr(spec, option) else getattr(cell, option)
-            assert value == chosen[option], f"{module}: the cells do not get {option} ({value!r})"
+            expected = per_layer[option][index] if option in per_layer else chosen[option]
+            assert value == expected, f"{module}: cell {index} does not get {option} ({value!r})"
 
 
 def test_every_shared_option_is_set_by_some_vector_or_is_listed_with_a_reason():
@@ -154,6 +159,9 @@ DEFAULTS = {
     "keep_order": True,
     "dropout": 0.0,
     "recurrent_dropout": 0.0,
+    "forget_bias": 0.0,
+    "layer_norm": False,
+    "frame_size": None,
 }
 """The options beyond the seed's and their defaults: each leaves the seed's model as it was."""
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 KERAS_LAYERS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
@@ -255,7 +256,7 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     `batch_first=True`, and `{"params": ...}` for its `apply`. `convlstm_jax.torch_module(model,
     variables)` then gives the torch twin.
 
-    How Keras's settings map (where a setting is not listed, it is refused):
+    How Keras's settings map (what is refused is listed below):
 
     | Keras | this library |
     |---|---|
@@ -272,7 +273,8 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     | (batch, time, ...) | `batch_first=True` |
     | `Bidirectional(merge_mode="concat" / "sum")` | `Bidirectional(merge="concat" / "sum")` |
     | gates (i, f, c, o) along the kernels' last axis | gates (i, f, o, g), g = c |
-    | `unroll`, `unit_forget_bias`, initializers, regularizers, constraints, `seed` | not carried (no effect) |
+    | `unroll`, `unit_forget_bias`, `zero_output_for_mask`, `seed` | not carried (no effect on outputs) |
+    | initializers, regularizers, constraints, `trainable` | not carried (training only) |
     | `dropout`, `recurrent_dropout` | not carried: `dropout=0`, `recurrent_dropout=0` |
     | `stateful=True` | refused |
 
@@ -339,7 +341,7 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     """
     keras = _import_keras()
     if dtype is not None:
-        dtype = np.dtype(dtype)
+        dtype = jnp.dtype(dtype)
     loaded = _load(keras, source, architecture)
     layers = _model_layers(keras, loaded) if isinstance(loaded, keras.Model) else [loaded]
     bidirectional = [layer for layer in layers if isinstance(layer, keras.layers.Bidirectional)]
@@ -396,7 +398,7 @@ def _compute_dtype(read: Sequence[dict[str, Any]]) -> Any:
     if len(mixed) > 1:
         names = ", ".join(sorted(mixed))
         raise ValueError(f"The layers compute in different dtypes ({names}): a stack computes in one.")
-    return np.dtype(mixed.pop()) if mixed else None
+    return jnp.dtype(mixed.pop()) if mixed else None
 
 
 def _cell_params(options: dict[str, Any], bias: bool, dtype: np.dtype) -> dict[str, Any]:

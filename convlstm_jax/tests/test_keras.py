@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -28,6 +30,7 @@ from convlstm_jax import Bidirectional, torch_module  # noqa: E402
 from convlstm_jax._keras import from_keras, keras_gates_to_library  # noqa: E402
 
 TOLERANCE = tolerance_for("float32")
+HAS_TORCH = importlib.util.find_spec("torch") is not None  # the sweep compares the torch twin where it can
 # Keras's variables' __array__ takes no `copy` (NumPy 2 warns when Keras converts them, saving and loading).
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -69,12 +72,12 @@ def weights_of(obj) -> list[np.ndarray]:
         return [np.asarray(keras.ops.convert_to_numpy(variable.value)) for variable in obj.weights]
 
 
-def keras_outputs(obj, x) -> list[np.ndarray]:
+def keras_outputs(obj, x, **kwargs) -> list[np.ndarray]:
     """What the Keras layer or model returns for `x` (its inference call, compiled once as a whole)."""
     with keras_jax():
         trainable = [v.value for v in obj.trainable_variables]
         non_trainable = [v.value for v in obj.non_trainable_variables]
-        outputs, _ = jax.jit(obj.stateless_call)(trainable, non_trainable, x)
+        outputs, _ = jax.jit(obj.stateless_call)(trainable, non_trainable, x, **kwargs)
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     return [np.asarray(y) for y in outputs]
 
@@ -248,6 +251,24 @@ def test_the_torch_twin_computes_what_keras_computes(name):
     assert max(worst) <= 1, f"{name}: {worst} x the float32 tolerance"
 
 
+@pytest.mark.parametrize("name", ["1d_same_backwards_sequences_state", "bidirectional_sum_channels_first_state"])
+def test_an_initial_state_is_kerass(name):
+    obj, x = keras_case(name)
+    model, variables = imported(obj)
+    layer = model.layer if isinstance(model, Bidirectional) else model
+    state_shape = last_recurrent(obj).compute_output_shape(x.shape)[1]
+    rng = np.random.default_rng(5)
+    initial = [rng.normal(size=state_shape).astype(np.float32) for _ in range(4 if model is not layer else 2)]
+    expected = keras_outputs(obj, x, initial_state=initial)
+    hidden = [tuple(initial[:2])]
+    if isinstance(model, Bidirectional):
+        hidden = (hidden, [tuple(initial[2:])])
+    with jax.default_matmul_precision("highest"):
+        outputs, states = jax.jit(model.apply)(variables, x, hidden)
+    worst = scores(ours_as_keras(model, outputs, states, last_recurrent(obj)), expected)
+    assert max(worst) <= 1, f"{name}: {worst} x the float32 tolerance"
+
+
 def test_the_options_are_keras_settings():
     model, variables = imported(keras_case("sequential_3_layers")[0])
     assert model.hidden_dim == (4, 3, 2) and model.kernel_size == ((3, 3), (3, 1), (3, 3))
@@ -273,6 +294,15 @@ def test_dtype_casts_the_variables_and_sets_param_dtype():
         model, variables = from_keras(layer, dtype="float64")
     assert model.param_dtype == np.float64
     assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {np.dtype("float64")}
+
+
+def test_a_mixed_precision_policy_sets_the_compute_dtype():
+    with keras_jax():
+        layer = L.ConvLSTM1D(2, 3, dtype="mixed_bfloat16")
+        layer.build((1, 2, 5, 1))
+        model, variables = from_keras(layer)
+    assert model.dtype == jnp.bfloat16 and model.param_dtype == np.float32
+    assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {np.dtype("float32")}
 
 
 # Files: the weights come from the file, not from the architecture's own.
@@ -571,9 +601,11 @@ def test_random_keras_stacks_compute_what_keras_computes(stack, seed):
     expected = keras_outputs(obj, x)
     with keras_jax():
         model, variables = from_keras(obj)
-    outputs, states = run_linen(model, variables, x)
-    worst = scores(ours_as_keras(model, outputs, states, last_recurrent(obj)), expected)
-    assert max(worst) <= 1, f"{worst} x the float32 tolerance"
+    runs = {"linen": run_linen, "torch": run_twin} if HAS_TORCH else {"linen": run_linen}
+    for side, run in runs.items():
+        outputs, states = run(model, variables, x)
+        worst = scores(ours_as_keras(model, outputs, states, last_recurrent(obj)), expected)
+        assert max(worst) <= 1, f"{side}: {worst} x the float32 tolerance"
 
 
 def worst_scores() -> dict[str, float]:

@@ -1,5 +1,6 @@
 """ConvLSTM in JAX/Flax: a scan-compiled port of `convlstm_torch`, with weight conversion both ways."""
 
+from . import stablehlo as stablehlo
 from ._bidirectional import Bidirectional as Bidirectional
 from ._cell import ConvLSTMCell as ConvLSTMCell
 from ._conv import compiler_options as compiler_options
@@ -10,6 +11,7 @@ from ._convert import read_state_dict as read_state_dict
 from ._convert import torch_module as torch_module
 from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
+from ._from_flax import from_flax as from_flax
 
 __all__ = [
     "Bidirectional",
@@ -17,9 +19,11 @@ __all__ = [
     "ConvLSTMCell",
     "compiler_options",
     "flax_to_torch",
+    "from_flax",
     "infer_architecture",
     "load_checkpoint",
     "read_state_dict",
+    "stablehlo",
     "torch_module",
     "torch_to_flax",
 ]

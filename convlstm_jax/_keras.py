@@ -57,9 +57,9 @@ def _describe(layer: Any) -> str:
     return f"{type(layer).__name__} {getattr(layer, 'name', '?')!r}"
 
 
-def _activation_name(keras: Any, function: Any) -> str:
-    name = keras.activations.serialize(function)
-    return name if isinstance(name, str) else getattr(function, "__name__", repr(function))
+def _activation_name(function: Any) -> str:
+    """An activation for messages: its name ("relu"), or its repr."""
+    return getattr(function, "__name__", None) or repr(function)
 
 
 def _is_conv_lstm(keras: Any, layer: Any) -> bool:
@@ -85,8 +85,8 @@ def _read_layer(keras: Any, layer: Any) -> dict[str, Any]:
         ("activation", cell.activation, "tanh"),
         ("recurrent_activation", cell.recurrent_activation, "sigmoid"),
     ):
-        name = _activation_name(keras, function)
-        if name != wanted:
+        if function not in (getattr(keras.activations, wanted), getattr(keras.ops, wanted)):
+            name = _activation_name(function)
             raise ValueError(f"{where} has {setting}={name!r}: this library's cell has {wanted} only.")
     kernel = tuple(int(k) for k in cell.kernel_size)
     if any(k % 2 == 0 for k in kernel):
@@ -242,7 +242,10 @@ def _model_layers(keras: Any, model: Any) -> list[Any]:
     outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
     model_outputs = list(model.outputs)
     if not (len(model_outputs) <= len(outputs) and all(mine is theirs for mine, theirs in zip(model_outputs, outputs))):
-        raise ValueError(f"{_describe(model)}'s outputs are not its last layer's ({_describe(layer)}) outputs.")
+        raise ValueError(
+            f"{_describe(model)}'s outputs are not its last layer's ({_describe(layer)}) outputs in their order "
+            "(the output, then any states)."
+        )
     return layers
 
 

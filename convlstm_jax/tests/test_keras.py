@@ -282,6 +282,14 @@ def test_the_options_are_keras_settings():
     assert not model.bias and model.stride == (2, 2) and model.padding == "valid"
 
 
+def test_training_only_settings_are_not_carried():
+    with keras_jax():
+        layer = L.ConvLSTM1D(2, 3, dropout=0.3, recurrent_dropout=0.2, unroll=True, kernel_regularizer="l2")
+        layer.build((1, 2, 5, 1))
+        model, _ = from_keras(layer)
+    assert model.dropout == 0 and model.recurrent_dropout == 0
+
+
 def test_the_gates_move_from_keras_order_to_this_librarys():
     blocks = np.repeat(np.arange(4), 2)  # Keras's i, f, c, o, two channels each
     assert keras_gates_to_library(blocks).tolist() == [0, 0, 1, 1, 3, 3, 2, 2]  # i, f, o, g = c
@@ -395,7 +403,18 @@ def intermediate_state(x):
     return L.ConvLSTM2D(2, 3)(y)
 
 
+def two_inputs():
+    with keras_jax():
+        x, other = keras.Input((None, 6, 6, 2)), keras.Input((None, 6, 6, 2))
+        return keras.Model([x, other], L.ConvLSTM2D(2, 3)(x), name="two")
+
+
 REFUSED = {
+    "two_inputs": (two_inputs, r"Functional 'two' has 2 inputs"),
+    "outputs_not_the_last_layers": (
+        lambda: functional(lambda x: [y := L.ConvLSTM2D(2, 3, return_sequences=True)(x), L.ConvLSTM2D(2, 3)(y)]),
+        r"outputs are not its last layer's \(ConvLSTM2D '.*'\) outputs",
+    ),
     "even_kernel": (
         lambda: built(L.ConvLSTM2D(2, (3, 2), name="even"), (1, 2, 6, 6, 1)),
         r"'even' has kernel_size=\(3, 2\).*odd kernels only",

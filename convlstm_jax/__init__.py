@@ -12,6 +12,7 @@ from ._convert import torch_module as torch_module
 from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 from ._from_flax import from_flax as from_flax
+from ._keras import from_keras as from_keras
 
 __all__ = [
     "Bidirectional",
@@ -20,6 +21,7 @@ __all__ = [
     "compiler_options",
     "flax_to_torch",
     "from_flax",
+    "from_keras",
     "infer_architecture",
     "load_checkpoint",
     "read_state_dict",

@@ -604,7 +604,7 @@ def _check_configs(
             f"configs total_length is {total!r}, not pre_seq_length + aft_seq_length = {pre} + {aft} = {pre + aft}"
         )
     stride = _config(configs, "stride")
-    if stride is not _MISSING and stride != 1:
+    if stride is not _MISSING and stride not in (1, (1, 1), [1, 1]):
         problems.append(
             f"configs stride is {stride!r}: OpenSTL's cell strides both its convolutions, the state-to-state one "
             "too, so its state shrinks at every step and its model runs with stride 1 only (this library's stride "

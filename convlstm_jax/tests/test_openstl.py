@@ -111,7 +111,9 @@ class OpenSTLModel(torch.nn.Module):
         states = [[torch.zeros(batch, h, height, width)] * 2 for h in self.num_hidden]
         predictions, previous = [], None
         for t in range(pre + aft - 1):
-            if t < pre:
+            if self.configs.reverse_scheduled_sampling == 1:  # the mask covers every step after the first
+                inputs = frames[:, 0] if t == 0 else mask[:, t - 1] * frames[:, t] + (1 - mask[:, t - 1]) * previous
+            elif t < pre:
                 inputs = frames[:, t]
             else:
                 inputs = mask[:, t - pre] * frames[:, t] + (1 - mask[:, t - pre]) * previous
@@ -144,7 +146,11 @@ def openstl_test_forecast(model, batch_x, batch_y):
     _, channels, height, width = configs.in_shape
     p = configs.patch_size
     frames = torch.cat([batch_x, batch_y], dim=1).permute(0, 1, 3, 4, 2)
-    mask = torch.zeros(batch_x.shape[0], configs.aft_seq_length - 1, height // p, width // p, p * p * channels)
+    reverse = configs.reverse_scheduled_sampling == 1
+    masked = configs.total_length - (1 if reverse else configs.pre_seq_length) - 1
+    mask = torch.zeros(batch_x.shape[0], masked, height // p, width // p, p * p * channels)
+    if reverse:  # the context is read as it is, then the model's own predictions
+        mask[:, : configs.pre_seq_length - 1] = 1.0
     predictions = reshape_patch_back(model(reshape_patch(frames, p), mask), p)
     return predictions[:, -configs.aft_seq_length :].permute(0, 1, 4, 2, 3)
 
@@ -271,6 +277,7 @@ MODEL_CASES = {
     "patch 1, 2 channels": dict(patch_size=1, in_shape=(3, 2, 6, 5), num_hidden="5"),
     "patch 2, 2 channels, layer norm": dict(layer_norm=1, num_hidden="4,6"),
     "patch 2, 2 channels, 5x5, 3 layers": dict(filter_size=5, num_hidden="6,3,5", pre_seq_length=2, total_length=5),
+    "patch 2, 2 channels, reverse scheduled sampling": dict(reverse_scheduled_sampling=1),
     "moving mnist, scaled down": dict(
         in_shape=(10, 1, 16, 16),
         patch_size=4,
@@ -291,12 +298,12 @@ def check_model(configs, seed, what, batch=2):
     pre, aft = configs.pre_seq_length, configs.aft_seq_length
     frames = random_frames((batch, pre + aft, height, width, channels), seed)
     batch_x, batch_y = (torch.from_numpy(np.moveaxis(part, -1, 2)) for part in (frames[:, :pre], frames[:, pre:]))
-    mask = np.zeros((batch, aft - 1, height // configs.patch_size, width // configs.patch_size, 1), np.float32)
     with torch.no_grad():
-        expected_all = reshape_patch_back(
-            openstl(reshape_patch(torch.from_numpy(frames), configs.patch_size), torch.from_numpy(mask)),
-            configs.patch_size,
-        ).numpy()
+        reverse = configs.reverse_scheduled_sampling == 1
+        mask = torch.zeros(batch, pre + aft - 2 if reverse else aft - 1, 1, 1, 1)
+        mask[:, : pre - 1 if reverse else 0] = 1.0  # at test time: the context, then the predictions
+        patches = reshape_patch(torch.from_numpy(frames), configs.patch_size)
+        expected_all = reshape_patch_back(openstl(patches, mask), configs.patch_size).numpy()
         expected_forecast = openstl_test_forecast(openstl, batch_x, batch_y).numpy()
     with jax.default_matmul_precision("highest"):
         generated = np.asarray(model.apply(variables, jnp.asarray(frames)))

@@ -13,17 +13,25 @@ from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 from ._from_flax import from_flax as from_flax
 from ._keras import from_keras as from_keras
+from ._openstl import FramePredictor as FramePredictor
+from ._openstl import from_openstl as from_openstl
+from ._openstl import openstl_patches as openstl_patches
+from ._openstl import openstl_unpatch as openstl_unpatch
 
 __all__ = [
     "Bidirectional",
     "ConvLSTM",
     "ConvLSTMCell",
+    "FramePredictor",
     "compiler_options",
     "flax_to_torch",
     "from_flax",
     "from_keras",
+    "from_openstl",
     "infer_architecture",
     "load_checkpoint",
+    "openstl_patches",
+    "openstl_unpatch",
     "read_state_dict",
     "stablehlo",
     "torch_module",

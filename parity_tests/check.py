@@ -147,9 +147,11 @@ def describe(config: Config) -> str:
         flags.append("dropout masks")
     if config.get("bidirectional"):
         flags.append(f"bidirectional ({config['bidirectional']})")
-    for name in ("padding", "stride", "dilation"):
+    for name in ("padding", "stride", "dilation", "forget_bias"):
         if name in config:
             flags.append(f"{name}={config[name]}")
+    if config.get("layer_norm"):
+        flags.append(f"layer_norm (frames {size(config['frame_size'])})")
     return ", ".join(flags)
 
 

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from convlstm_common import SPATIAL_DIMS, spatial_axes
+from convlstm_common import SPATIAL_DIMS, check_frame, spatial_axes
 
 from .check import (
     JAX_CHANNELS_LAST,
@@ -241,21 +241,26 @@ def _stacks(state_dict: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]
     }
 
 
-def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
-    """A case made of the user's weights, a random input and the float64 reference's results.
+def checkpoint_options(
+    stacks: dict[str, dict[str, Any]], user: dict[str, Any], source: str, checkpoint: Path
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The constructor keywords of the model a checkpoint's stacks (`_stacks`) hold.
+
+    What the weights hold (sizes, kernels, peephole, bias, layer norm) is read from them; `user`
+    (a --config, `read_config`) gives the rest and overrides. The keywords return every layer's
+    results, batch first.
 
     Returns:
-      (config, arrays, notes): the case, and lines on what was assumed where the weights are silent.
+      (keywords, merge, notes): the `convlstm_torch.ConvLSTM` keywords, a Bidirectional's merge
+      (None for a ConvLSTM), and lines on what was assumed where the weights are silent.
+
+    Raises:
+      ValueError, TypeError: the weights and `user` do not make a model; the message says why.
     """
     import convlstm_jax
     import convlstm_torch
     from convlstm_jax import infer_architecture
 
-    from .generate import make_inputs
-
-    user = read_config(args.config) if args.config else {}
-    source = f"--config {args.config}" if args.config else str(args.checkpoint)
-    stacks = _stacks(_read_checkpoint(args.checkpoint, args.prefix), args.checkpoint)
     merge = user["bidirectional"].get("merge", "concat") if "bidirectional" in user else None
     if len(stacks) == 2:
         merge = merge or "concat"
@@ -265,7 +270,7 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
             )
     elif merge:
         raise ValueError(
-            f"{source} says bidirectional, but {args.checkpoint} holds a ConvLSTM's keys (cell_list.*), not a "
+            f"{source} says bidirectional, but {checkpoint} holds a ConvLSTM's keys (cell_list.*), not a "
             "Bidirectional's (forward_layer.*, backward_layer.*)."
         )
     for prefix, stack in stacks.items():
@@ -295,6 +300,8 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
         "input_kernel_size": [s.input_kernel_size for s in specs],
         "spatial_dims": rank,
     }
+    if specs[0].layer_norm:  # the norms hold the first layer's state size, taken as its frames'
+        kwargs |= {"layer_norm": True, "frame_size": specs[0].frame_size}
     notes = []
     if not user.keys() & set(_GEOMETRY):
         kwargs["padding"] = [s.padding for s in specs]  # the weights reader's stand-in: "valid"
@@ -308,12 +315,31 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
     kwargs |= {key: value for key, value in user.items() if key != "bidirectional"}
     try:
         convlstm_torch.ConvLSTM(**kwargs)  # the reference's own checks of every keyword
-        model = convlstm_jax.ConvLSTM(**kwargs)
+        convlstm_jax.ConvLSTM(**kwargs)
     except (TypeError, ValueError) as error:
         hint = ""
         if str(error).startswith(_SIZES):
             hint = " (in --config, a list gives one value per layer; one size per axis is a list inside it: [[1, 2]])"
         raise type(error)(f"{source}: {error}{hint}") from None
+    return kwargs, merge, notes
+
+
+def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
+    """A case made of the user's weights, a random input and the float64 reference's results.
+
+    Returns:
+      (config, arrays, notes): the case, and lines on what was assumed where the weights are silent.
+    """
+    import convlstm_jax
+
+    from .generate import make_inputs
+
+    user = read_config(args.config) if args.config else {}
+    source = f"--config {args.config}" if args.config else str(args.checkpoint)
+    stacks = _stacks(_read_checkpoint(args.checkpoint, args.prefix), args.checkpoint)
+    kwargs, merge, notes = checkpoint_options(stacks, user, source, args.checkpoint)
+    model = convlstm_jax.ConvLSTM(**kwargs)
+    rank = model.spatial_dims
     params = {}
     for prefix, stack in stacks.items():
         try:  # the weights against the model --config describes
@@ -328,6 +354,7 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
         raise ValueError(f"the checkpoint's convolutions are {rank}-D: --shape takes B,T,{axes}, got {args.shape}.")
     try:
         model.state_sizes(tuple(frame))
+        check_frame(model.layer_specs()[0], tuple(frame))
     except ValueError as error:
         raise ValueError(f"--shape {','.join(map(str, args.shape))}: {error}") from None
 
@@ -354,6 +381,10 @@ def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:
             config[name] = [list(getattr(s, name)) for s in specs]
     if model.reverse:
         config |= {"reverse": True, "keep_order": model.keep_order}
+    if model.forget_bias:
+        config["forget_bias"] = model.forget_bias
+    if model.layer_norm:
+        config |= {"layer_norm": True, "frame_size": list(model.layer_specs()[0].frame_size)}
     if merge:
         config["bidirectional"] = merge
     config |= {"height": frame[0], "width": frame[1]} if rank == 2 else {"frame": frame}

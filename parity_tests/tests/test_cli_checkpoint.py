@@ -93,6 +93,13 @@ PASSING = {
         "1,2,5,5",
         "zero state, bidirectional (sum), stride=[[2, 2]]",
     ),
+    "layer_norm_forget_bias": (  # OpenSTL's cell: norms read from the weights; Flax's forget bias given
+        lambda: convlstm_torch.ConvLSTM(2, [4, 3], 3, 2, peephole=None, bias=False, layer_norm=True, frame_size=(6, 5)),
+        {"forget_bias": 1.0},
+        "1,2,6,5",
+        "peephole=None, no bias, batch_first, all layers, B=1 T=2 6x5, initial state, forget_bias=1.0, "
+        "layer_norm (frames 6x5)",
+    ),
 }
 
 

@@ -103,6 +103,11 @@ ALL_CASES = (
     "volumes",
     "volumes_options",
     "volumes_bidirectional",
+    "forget_bias",
+    "layer_norm",
+    "layer_norm_options",
+    "layer_norm_no_input",
+    "layer_norm_signals",
 )
 """Every shipped parity case, those that exercise the most first."""
 CELL_CASES = (
@@ -123,9 +128,13 @@ CELL_CASES = (
     "signals_options",
     "volumes",
     "volumes_options",
+    "forget_bias",
+    "layer_norm",
+    "layer_norm_options",
+    "layer_norm_no_input",
 )
 """The cases that between them run every path of a cell: each peephole with and without biases,
-fused and hoisted input convolutions, no input, every rank."""
+fused and hoisted input convolutions, no input, every rank, the forget bias and the layer norms."""
 BIDIRECTIONAL_CASES = ("bidirectional_concat", "bidirectional_sum", "volumes_bidirectional")
 
 

@@ -52,20 +52,23 @@ def to_onnx(
     Raises:
       TypeError, ValueError: a model of another type, variables that do not fit it, or an example
         that does not fit it, checked before anything is exported.
+      RuntimeError: see `convlstm_torch.to_onnx`.
 
     Needs torch, `onnx` and `onnxscript` (`pip install convlstm-jax[torch,interop]`).
 
     Example:
       >>> import jax, jax.numpy as jnp
+      >>> import numpy as np
+      >>> from convlstm_jax import ConvLSTM
+      >>> from convlstm_jax import to_onnx  # doctest: +SKIP
       >>> import onnxruntime as ort  # doctest: +SKIP
-      >>> from convlstm_jax import ConvLSTM, to_onnx  # doctest: +SKIP
       >>> model = ConvLSTM(None, 8, 3, 1, batch_first=True)
       >>> x = jnp.zeros((2, 5, 16, 16, 1))
       >>> variables = model.init(jax.random.key(0), x)
       >>> to_onnx(model, variables, "convlstm.onnx", x)  # doctest: +SKIP
       PosixPath('convlstm.onnx')
       >>> session = ort.InferenceSession("convlstm.onnx")  # doctest: +SKIP
-      >>> output, h, c = session.run(None, {"x": jnp.zeros((3, 7, 16, 16, 1)).__array__()})  # doctest: +SKIP
+      >>> output, h, c = session.run(None, {"x": np.zeros((3, 7, 16, 16, 1), np.float32)})  # doctest: +SKIP
       >>> output.shape  # doctest: +SKIP
       (3, 7, 16, 16, 8)
     """

@@ -267,8 +267,8 @@ def _check_arguments(model, path, example_input, step, dynamic, opset, initial_s
     if x.dim() == rank and step:
         x = x[:, 0] if stack.batch_first else x[0]
     stack.state_sizes(tuple(x.shape[-stack.spatial_dims :]))  # a frame too small for a valid convolution
-    dtype = next(model.parameters()).dtype
-    return path, x.to(dtype)
+    weight = next(model.parameters())
+    return path, x.to(device=weight.device, dtype=weight.dtype)
 
 
 @contextlib.contextmanager
@@ -300,9 +300,15 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-def _grow(x: torch.Tensor, axis: int) -> torch.Tensor:
-    # torch.export fixes an axis of size 1 to 1: trace a dynamic axis at size 2.
-    return torch.cat([x, x], dim=axis) if x.shape[axis] == 1 else x
+_TRACE_SIZES = {"batch": 2, "steps": 3}
+"""The sizes at which the dynamic axes are traced."""
+
+
+def _resize(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    # `x` with `size` copies of its first entry along `axis`.
+    shape = list(x.shape)
+    shape[axis] = size
+    return x.narrow(axis, 0, 1).expand(shape).contiguous()
 
 
 def export_onnx(
@@ -326,8 +332,16 @@ def export_onnx(
         model, path, example_input, step, dynamic, opset, initial_state, seq_lengths, channels_last
     )
     stack = _stacks(model)[0]
-    if dynamic:  # every axis that is dynamic
-        x = _grow(x, 0) if step else _grow(_grow(x, 0), 1)
+    # The axes left dynamic, by input: traced at sizes of their own (a batch of 2, 3 steps), as the
+    # exporter may fix an axis of size 0 or 1, or tie two axes of one size together.
+    axes = {}  # name: axis of x
+    if dynamic:
+        if step:
+            axes = {"batch": 0}
+        else:
+            axes = {"batch": 0, "steps": 1} if stack.batch_first else {"steps": 0, "batch": 1}
+        for name, axis in axes.items():
+            x = _resize(x, axis, _TRACE_SIZES[name])
     if step:
         wrapper = _Step(model, channels_last)
         b, frame = x.shape[0], tuple(x.shape[2:])
@@ -341,27 +355,32 @@ def export_onnx(
     if channels_last:
         x = _to_channels_last(x, 1 if step else 2)
         states = [_to_channels_last(s, 1) for s in states]
-    args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64)] if seq_lengths else [])
-    dynamic_shapes = None
+    args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64, device=x.device)] if seq_lengths else [])
+    # What is dynamic: the axes of x, then the batch axis of every other input.
+    dynamic_axes = [{axis: name for name, axis in axes.items()}]
+    dynamic_axes += [{0: "batch"} if dynamic else {} for _ in args[1:]]
+    dynamic_shapes = axis_names = None
     if dynamic:
-        batch, steps = torch.export.Dim("batch"), torch.export.Dim("steps")
-        if step:
-            first = {0: batch}
-        else:
-            first = {0: batch, 1: steps} if stack.batch_first else {0: steps, 1: batch}
+        dims = {name: torch.export.Dim(name) for name in axes}
+        shapes = [{axis: dims[name] for axis, name in entry.items()} for entry in dynamic_axes]
         # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
-        dynamic_shapes = (first, tuple({0: batch} for _ in args[1:])) if len(args) > 1 else (first,)
+        dynamic_shapes = (shapes[0], tuple(shapes[1:])) if len(args) > 1 else (shapes[0],)
+        axis_names = (dynamic_axes[0], tuple(dynamic_axes[1:])) if len(args) > 1 else (dynamic_axes[0],)
     inputs = onnx_input_names(model, step=step, initial_state=initial_state, seq_lengths=seq_lengths)
     outputs = onnx_output_names(model, step=step)
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     with _eval_mode(wrapper), _quiet_exporter(), torch.no_grad():
+        # Captured here in strict mode: in the exporter's default (non-strict) capture, `scan` runs
+        # through torch.compile, whose cache entries from an earlier export at fixed sizes can fix
+        # a dynamic axis (which the exporter then accepts as a "suggested fix").
+        exported = torch.export.export(wrapper, tuple(args), dynamic_shapes=dynamic_shapes, strict=True)
         program = torch.onnx.export(
-            wrapper,
+            exported,
             tuple(args),
             dynamo=True,
             input_names=inputs,
             output_names=outputs,
-            dynamic_shapes=dynamic_shapes,
+            dynamic_shapes=axis_names,  # names the ONNX dims
             opset_version=opset,
             verbose=False,
         )
@@ -371,6 +390,13 @@ def export_onnx(
     ]:
         if [value.name for value in graph_values] != names:
             raise RuntimeError(f"The exported model's {kind} are {[v.name for v in graph_values]}, not {names}.")
+    for value, entry in zip(program.model.graph.inputs, dynamic_axes):
+        for axis, name in entry.items():
+            if value.shape[axis] != name:
+                raise RuntimeError(
+                    f"torch's exporter made axis {axis} ({name}) of the ONNX input {value.name!r} "
+                    f"{value.shape[axis]!r}; export with dynamic=False for fixed sizes."
+                )
     # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
     RemoveUnusedNodesPass()(program.model)
     program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)
@@ -389,13 +415,14 @@ def to_onnx(
     initial_state: bool = False,
     seq_lengths: bool = False,
 ) -> pathlib.Path:
-    """Writes `model` (with its weights) to an ONNX file, to run in onnxruntime or any ONNX runtime.
+    """Writes `model` (with its weights) to an ONNX file, to run in onnxruntime (tested) or another runtime.
 
     The whole-sequence model (`step=False`) runs every layer over the sequence as `model` does;
     the single-step model (`step=True`) advances every layer by one frame, for streaming inference.
     The export runs in eval mode (dropout off); each module's own mode is restored after. The ONNX
     model computes in the weights' dtype and does not check its inputs (`check_finite` is not
-    exported; a wrong shape is onnxruntime's error).
+    exported; a wrong shape is onnxruntime's error). Explicit dropout masks, a training-time input,
+    are not inputs of the ONNX model.
 
     Inputs and outputs, by name (l is a layer's index in the stack; every state is (B, hidden_dim[l],
     *state frame), the state frame being the frame after layer l's input-to-state convolutions):
@@ -424,8 +451,8 @@ def to_onnx(
         taken to its first frame). Only its shape matters; it is cast to the weights' dtype.
       step: export the single-step model instead of the whole-sequence one.
       dynamic: the batch size (ONNX dim "batch") and the sequence length ("steps") are dynamic:
-        the ONNX model runs at any, whatever the example's (a size 1 in the example is traced at
-        2). The frame size and channels are fixed to the example's. False fixes every size.
+        the ONNX model runs at any, whatever the example's (1 included). The frame size and the
+        channels are the example's. False fixes every size to the example's.
       opset: the ONNX opset, in [18, 25]; None for torch's default (20 in torch 2.13).
       initial_state: the whole-sequence model takes every layer's initial state (else zeros).
       seq_lengths: the whole-sequence model takes `seq_lengths`.
@@ -436,14 +463,16 @@ def to_onnx(
     Raises:
       TypeError, ValueError: a model of another type or an example that does not fit it, checked
         before anything is exported.
+      RuntimeError: torch's exporter fixed an axis asked to be dynamic (not seen with torch 2.13).
 
     The time loop is one ONNX `Scan` (so the sequence length can be dynamic); export takes a few
     seconds. Needs `onnx` and `onnxscript` (`pip install convlstm-jax[interop]`).
 
     Example:
       >>> import torch
+      >>> from convlstm_torch import ConvLSTM
+      >>> from convlstm_torch import to_onnx  # doctest: +SKIP
       >>> import onnxruntime as ort  # doctest: +SKIP
-      >>> from convlstm_torch import ConvLSTM, to_onnx  # doctest: +SKIP
       >>> model = ConvLSTM(1, 8, 3, 1, batch_first=True)
       >>> to_onnx(model, "convlstm.onnx", torch.zeros(2, 5, 1, 16, 16))  # doctest: +SKIP
       PosixPath('convlstm.onnx')

@@ -609,7 +609,13 @@ def _read_openstl(path: Path, state_dict: Mapping[str, Any], user: Path | None) 
             )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, variables = convlstm_jax.from_openstl(state_dict, configs=configs)
+        try:
+            model, variables = convlstm_jax.from_openstl(state_dict, configs=configs)
+        except ValueError as error:
+            if configs is None and "configs" in str(error):
+                hint = "Here: --config FILE.json, OpenSTL's configs as a JSON object."
+                raise ValueError(f"{path}: {error} {hint}") from None
+            raise
     notes = [f"note: {warning.message}" for warning in caught]
     if isinstance(model, convlstm_jax.ConvLSTM):
         notes.append(

@@ -6,7 +6,7 @@
     convlstm-convert model.msgpack model.onnx          # reads model.json, written beside model.msgpack
     convlstm-convert model.safetensors model.stablehlo --shape 1,8,64,64
     convlstm-convert model.pt checkpoints/convlstm     # an orbax checkpoint directory
-    convlstm-convert model.pt model.onnx --config torch_options.json    # {"padding": "valid", "stride": 2}
+    convlstm-convert model.pt model.onnx --config options.json   # what the weights do not hold: {"stride": 2}
     convlstm-convert model.keras model.pt              # a Keras 3 ConvLSTM2D stack
     convlstm-convert model.weights.h5 model.msgpack --config model.keras
     convlstm-convert openstl.pth predictor.msgpack --config openstl.json
@@ -14,17 +14,17 @@
 
 Formats, by extension (a directory, or a path without an extension, is an orbax checkpoint):
 
-| format                                                     | extension      | SOURCE | DEST |
-|------------------------------------------------------------|----------------|--------|------|
-| torch state_dict of a convlstm_torch.ConvLSTM/Bidirectional | .pt .pth .bin | yes    | yes  |
-| the same as safetensors                                    | .safetensors   | yes    | yes  |
-| OpenSTL ConvLSTM checkpoint (keys cell_list.N.conv_x.0.*)  | .pt .pth .bin  | yes    | no   |
-| Flax variables, msgpack (flax.serialization)               | .msgpack       | yes    | yes  |
-| Flax variables, orbax checkpoint                           | a directory    | yes    | yes  |
-| Keras 3 ConvLSTM1D/2D/3D stack or Bidirectional            | .keras         | yes    | no   |
-| the same, weights only (with its architecture)             | .weights.h5    | yes    | no   |
-| ONNX (convlstm_jax's to_onnx)                              | .onnx          | no     | yes  |
-| StableHLO (a serialized jax.export artifact)               | .stablehlo     | no     | yes  |
+| format                                                         | extension     | SOURCE | DEST |
+|----------------------------------------------------------------|---------------|--------|------|
+| torch state_dict of a convlstm_torch.ConvLSTM or Bidirectional | .pt .pth .bin | yes    | yes  |
+| the same, as safetensors                                       | .safetensors  | yes    | yes  |
+| OpenSTL ConvLSTM checkpoint (keys cell_list.N.conv_x.0.*)      | .pt .pth .bin | yes    | no   |
+| Flax variables, msgpack (flax.serialization)                   | .msgpack      | yes    | yes  |
+| Flax variables, orbax checkpoint                               | a directory   | yes    | yes  |
+| Keras 3 ConvLSTM1D/2D/3D stack, or a Bidirectional of one      | .keras        | yes    | no   |
+| the same, weights only (with its architecture)                 | .weights.h5   | yes    | no   |
+| ONNX (convlstm_jax's to_onnx)                                  | .onnx         | no     | yes  |
+| StableHLO (a serialized jax.export artifact)                   | .stablehlo    | no     | yes  |
 
 A torch state_dict (also a KL4805 or ndrplz checkpoint, whose keys are the reference's) and an
 OpenSTL checkpoint share extensions: an OpenSTL one is told by its keys. Every model passes through
@@ -37,7 +37,8 @@ directory, DEST/config.json) holds {"kind": "ConvLSTM", "Bidirectional" or "Fram
 "options": every constructor keyword of the Linen model (a Bidirectional's layer's), "merge" (a
 Bidirectional's), "source": SOURCE, "format": SOURCE's format}. Per-layer sizes are written as
 lists per layer of lists per axis, as --config takes them. Where SOURCE has such a file beside it,
-it is read: torch -> msgpack -> onnx needs no --config.
+it is read: torch -> msgpack -> onnx needs no --config. DEST's configuration is never written over
+the --config file or over a JSON file this command did not write (exit 2).
 
 --config FILE.json gives what the weights do not hold, over the file beside SOURCE, key by key:
 
@@ -61,14 +62,16 @@ it is read: torch -> msgpack -> onnx needs no --config.
 convlstm_torch.models.EncoderForecaster's stacks convert one at a time (--prefix encoder.).
 
 The check, before success is reported: a random normal input (--seed, default 0) of --shape
-(default: batch 2, 3 steps, 16 per spatial axis, or the layer norms' frame size; a FramePredictor
-reads pre_seq_length frames, of a multiple of its patch size; the channels are the model's) runs
+(default: batch 2, 3 steps, 16 per spatial axis, or the layer norms' frame size, or the frame size
+a Keras model fixes; a FramePredictor reads pre_seq_length frames, of a multiple of its patch size;
+the channels are the model's) runs
 through SOURCE in its own framework (the torch reference convlstm_torch for torch state_dicts;
 Keras on the JAX backend for Keras files; the Linen model for msgpack and orbax; for OpenSTL, which
 is not a dependency, the Linen model convlstm_jax.from_openstl builds) and through DEST in its
 own runtime (the torch reference loading the written file; onnxruntime; convlstm_jax.stablehlo.load;
 the Linen model with the variables read back from the msgpack or orbax). Every returned output and
-final state is compared at the float32 tolerance (parity_tests.tolerance), under
+final state (for Keras, what the Keras model returns; for a FramePredictor, the generated frames) is
+compared at the float32 tolerance (parity_tests.tolerance), under
 jax.default_matmul_precision("highest"); StableHLO artifacts are traced under it too. Layouts: the
 torch reference takes (B, T, C, H, W); the Linen model, the ONNX and StableHLO files take its own
 (channels-last by default; time-major where batch_first is false).
@@ -255,7 +258,7 @@ def _require(fmt: str, why: str) -> None:
         raise ImportError(f"{why} needs {', '.join(missing)}, which is not installed: pip install {extras}.")
 
 
-def _check_config_target(target: Path, user: Path | None, source: Path) -> None:
+def _check_config_target(target: Path, user: Path | None) -> None:
     """Refuses to write DEST's configuration over the --config file or a JSON file this command did not write."""
     if user is not None and user.exists() and target.exists() and target.resolve() == user.resolve():
         raise ValueError(
@@ -303,7 +306,7 @@ def _plan(source: Path, dest: Path, user: Path | None = None) -> tuple[str, str]
         raise ValueError(f"DEST {dest}: its folder {dest.absolute().parent} does not exist.")
     if dest_format == "orbax" and dest.exists():
         raise ValueError(f"DEST {dest} exists; an orbax checkpoint is written to a new directory.")
-    _check_config_target(config_path(dest, dest_format), user, source)
+    _check_config_target(config_path(dest, dest_format), user)
     _require(source_format, f"Reading {NAMES[source_format]} ({source})")
     _require(dest_format, f"Writing {NAMES[dest_format]} ({dest})")
     return source_format, dest_format
@@ -1210,10 +1213,15 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="FILE.json", help="what the weights do not hold, over the file beside (below)"
     )
     parser.add_argument(
-        "--shape", type=_parse_shape, help="the check's input: B,T,H,W (B,T,L or B,T,D,H,W for 1-D or 3-D convolutions)"
+        "--shape",
+        type=_parse_shape,
+        metavar="B,T,H,W",
+        help="the check's input: B,T,H,W (B,T,L or B,T,D,H,W for 1-D or 3-D convolutions)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the check's random input (default 0)")
-    parser.add_argument("--prefix", default="", help="a key prefix to strip from a torch or OpenSTL state_dict")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the check's random input (default 0)")
+    parser.add_argument(
+        "--prefix", default="", metavar="P", help="a key prefix to strip from a torch or OpenSTL state_dict"
+    )
     return parser
 
 

@@ -50,6 +50,8 @@ def converted(capsys, source, dest, *options) -> tuple[str, dict]:
     beside = dest / "config.json" if dest.is_dir() else dest.with_suffix(".json")
     assert f"wrote  {dest}" in out and str(beside) in out
     assert 0 <= score(out) <= 1, out
+    with capsys.disabled():  # shown with -s
+        print(f"{source.name} -> {dest.name}: worst {score(out):.3g} of the float32 tolerance")
     config = json.loads(beside.read_text())
     assert config["source"] == str(source)
     return out, config

@@ -420,7 +420,8 @@ def to_onnx(
     The whole-sequence model (`step=False`) runs every layer over the sequence as `model` does;
     the single-step model (`step=True`) advances every layer by one frame, for streaming inference.
     The export runs in eval mode (dropout off); each module's own mode is restored after. The ONNX
-    model computes in the weights' dtype and does not check its inputs (`check_finite` is not
+    model computes in the weights' dtype (onnxruntime's CPU provider has no float64 convolution:
+    export a float32 model to run there) and does not check its inputs (`check_finite` is not
     exported; a wrong shape is onnxruntime's error). Explicit dropout masks, a training-time input,
     are not inputs of the ONNX model.
 

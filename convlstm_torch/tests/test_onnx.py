@@ -41,6 +41,7 @@ FAST = {
     "bidirectional_concat",  # with lengths
     "signals",  # 1-D frames
     "volumes_bidirectional",  # 3-D frames
+    "layer_norm_options",  # layer norm, forget bias, with lengths
 }
 """The cases run by default: with the tests below (`keep_order=False`, a "sum" merge, batch 1 and
 one step, against the reference in float64), every option and rank at least once. The others are `slow`."""

@@ -13,6 +13,7 @@ from ._convert import torch_to_flax as torch_to_flax
 from ._convlstm import ConvLSTM as ConvLSTM
 from ._from_flax import from_flax as from_flax
 from ._keras import from_keras as from_keras
+from ._onnx import to_onnx as to_onnx
 from ._openstl import FramePredictor as FramePredictor
 from ._openstl import from_openstl as from_openstl
 from ._openstl import openstl_patches as openstl_patches
@@ -34,6 +35,7 @@ __all__ = [
     "openstl_unpatch",
     "read_state_dict",
     "stablehlo",
+    "to_onnx",
     "torch_module",
     "torch_to_flax",
 ]

@@ -167,6 +167,7 @@ def test_bad_arguments_are_refused_before_any_export(name, tmp_path, monkeypatch
     if name == "step of a bidirectional model":
         arguments["variables"] = arguments["model"].init(jax.random.key(0), jnp.zeros((3, 2, 8, 8, 2)))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.export, "export", lambda *a, **k: pytest.fail("exported"))
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported"))
     with pytest.raises(error, match=message):
         to_onnx(**arguments)

@@ -332,6 +332,7 @@ BAD = {
 def test_bad_arguments_are_refused_before_any_export(name, tmp_path, monkeypatch):
     arguments, error, message = BAD[name]
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.export, "export", lambda *a, **k: pytest.fail("exported"))
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported"))
     with pytest.raises(error, match=message):
         to_onnx(**arguments)

@@ -40,3 +40,11 @@ def pytest_collect_directory(path, parent):
 def pytest_runtest_setup(item):
     if not HAS_TORCH and item.get_closest_marker("needs_torch"):
         pytest.skip(NO_TORCH)
+    if not HAS_TORCH and _doctest_needs_torch(item):
+        pytest.skip(NO_TORCH)
+
+
+def _doctest_needs_torch(item) -> bool:
+    """A docstring example that runs torch or its twin (`torch_module`)."""
+    examples = getattr(getattr(item, "dtest", None), "examples", ())
+    return any("torch_module(" in e.source or "import torch" in e.source for e in examples)

@@ -174,3 +174,16 @@ EQUIVALENT |= {
         (_KERNEL_GUESS, "kernel = state[:-2] or inputs[:-2] or (1,) * (spatial_dims or 3)"),
     )
 }
+
+_NORM_WIDTH = "wide = z.astype(jnp.float32) if jnp.finfo(z.dtype).bits < 32 else z"
+EQUIVALENT |= {
+    ("convlstm_jax/_cell.py", "forget_bias: float = 0.0,", "forget_bias: float = 1.0,"): (
+        "the math's default forget bias: every call passes the cell's own (step_options)"
+    ),
+    ("convlstm_jax/_cell.py", _NORM_WIDTH, _NORM_WIDTH.replace("< 32", "<= 32")): (
+        "a float32 z cast to float32 is z itself"
+    ),
+    ("convlstm_jax/_cell.py", _NORM_WIDTH, _NORM_WIDTH.replace("< 32", "< 33")): (
+        "a float32 z cast to float32 is z itself"
+    ),
+}

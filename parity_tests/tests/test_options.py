@@ -184,3 +184,22 @@ def test_the_stacks_keep_the_seeds_positional_arguments_and_every_default_leaves
 def test_the_cells_take_their_sizes_by_position_and_every_option_by_keyword(module, positional):
     taken = parameters(front(module, "ConvLSTMCell"))
     assert [n for n, p in taken.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == positional
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        pytest.param("convlstm_torch", "ConvLSTM", marks=TORCH, id="torch-stack"),
+        pytest.param("convlstm_torch", "ConvLSTMCell", marks=TORCH, id="torch-cell"),
+        pytest.param("convlstm_jax", "ConvLSTM", id="linen-stack"),
+        pytest.param("convlstm_jax", "ConvLSTMCell", id="linen-cell"),
+        pytest.param("convlstm_jax.nnx", "ConvLSTM", id="nnx-stack"),
+        pytest.param("convlstm_jax.nnx", "ConvLSTMCell", id="nnx-cell"),
+    ],
+)
+@pytest.mark.parametrize(("value", "error"), [("1.0", TypeError), (True, TypeError), (float("inf"), ValueError)])
+def test_a_forget_bias_that_is_not_a_finite_number_is_refused(module, name, value, error):
+    extra = {"rngs": nnx.Rngs(0)} if module == "convlstm_jax.nnx" else {}
+    sizes = (2, 4, 3, 1) if name == "ConvLSTM" else ((4, 3) if module == "convlstm_jax" else (2, 4, 3))
+    with pytest.raises(error, match="forget_bias must be"):
+        front(module, name)(*sizes, forget_bias=value, **extra)

@@ -36,6 +36,7 @@ FLOAT64_FAST = (
     "no_input",
     "reverse_seq_lengths",
     "valid_stride_dilation_dropout",
+    "layer_norm_options",
 )
 """The cases whose float64 runs are in the default test run; `-m slow` runs them on every case."""
 

@@ -203,3 +203,15 @@ def test_a_forget_bias_that_is_not_a_finite_number_is_refused(module, name, valu
     sizes = (2, 4, 3, 1) if name == "ConvLSTM" else ((4, 3) if module == "convlstm_jax" else (2, 4, 3))
     with pytest.raises(error, match="forget_bias must be"):
         front(module, name)(*sizes, forget_bias=value, **extra)
+
+
+def test_a_normalised_cell_refuses_frames_of_another_size_than_its_frame_size():
+    import jax
+    import jax.numpy as jnp
+
+    from convlstm_jax import ConvLSTMCell
+
+    cell = ConvLSTMCell(4, 3, layer_norm=True, frame_size=(6, 5))
+    x = jnp.zeros((1, 7, 5, 2))
+    with pytest.raises(ValueError, match=r"frames of 6x5 \(frame_size\), got frames of 7x5"):
+        cell.init(jax.random.key(0), cell.initialize_carry(jax.random.key(1), x.shape), x)

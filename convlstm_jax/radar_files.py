@@ -374,9 +374,10 @@ def load_hko_sequences(
     sequence never spans a missing frame. After a sequence starting at time t, the next one starts
     at t + `stride` intervals or later (the default, `num_frames`, shares no frame between
     sequences; 1 takes every start). Each frame is read once (`read_radar_png`); all must have
-    the same size. `crop` then cuts a window, and `size` resizes it by area averaging (Pillow's
-    box filter), as Shi et al. 2015 (Sec. 4.2) cropped the central 330 x 330 of their radar maps
-    and resized them to 100 x 100. Pixels are averaged as stored, that is in dBZ.
+    the same size. `crop` then cuts a window, and `size` reduces it by area averaging (each pixel the
+    mean of the stored pixels it covers, weighted by their overlap: OpenCV's `INTER_AREA`), as Shi
+    et al. 2015 (Sec. 4.2) cropped the central 330 x 330 of their radar maps and resized them to
+    100 x 100. Pixels are averaged as stored, that is in dBZ, and rounded.
 
     Args:
       root: the folder of the frames (HKO-7's `radarPNG`; see `find_hko_frames`).
@@ -386,7 +387,7 @@ def load_hko_sequences(
       start: if given, frames observed before it are not used.
       end: if given, frames observed after it are not used.
       crop: `(top, left, height, width)` in pixels of the stored frames, or None for the whole frame.
-      size: `(height, width)` to resize each (cropped) frame to, or None to keep it.
+      size: `(height, width)` to reduce each (cropped) frame to, at most its own size, or None to keep it.
       channels_last: (N, T, H, W, 1), as `convlstm_jax.ConvLSTM` takes by default, if True;
         (N, T, 1, H, W), as `convlstm_torch.ConvLSTM(..., batch_first=True)` takes, if False.
 
@@ -450,11 +451,7 @@ def load_hko_sequences(
         frame = read_radar_png(frames[time])
         if stored_shape is None:
             stored_shape = frame.shape
-            if crop is not None and (crop[0] + crop[2] > frame.shape[0] or crop[1] + crop[3] > frame.shape[1]):
-                raise ValueError(
-                    f"crop (top, left, height, width)={crop} does not fit in frames of {frame.shape[0]} x "
-                    f"{frame.shape[1]} pixels (H x W, {frames[time]})."
-                )
+            _check_window(frame.shape, crop, size, frames[time])
         elif frame.shape != stored_shape:
             raise ValueError(
                 f"Radar frames differ in size: {frames[time]} is {frame.shape[0]} x {frame.shape[1]}, the frames "
@@ -468,13 +465,40 @@ def load_hko_sequences(
     return np.ascontiguousarray(sequences), stamps
 
 
+def _check_window(
+    shape: tuple[int, ...], crop: tuple[int, int, int, int] | None, size: tuple[int, int] | None, path: Path
+) -> None:
+    """ValueError unless `crop` fits in frames of `shape` and `size` is at most the cropped size."""
+    if crop is not None and (crop[0] + crop[2] > shape[0] or crop[1] + crop[3] > shape[1]):
+        raise ValueError(
+            f"crop (top, left, height, width)={crop} does not fit in frames of {shape[0]} x {shape[1]} "
+            f"pixels (H x W, {path})."
+        )
+    window = shape if crop is None else crop[2:]
+    if size is not None and (size[0] > window[0] or size[1] > window[1]):
+        cropped = "" if crop is None else "cropped "
+        raise ValueError(
+            f"size={size} is larger than the {cropped}frames, {window[0]} x {window[1]} (H x W, {path}): area "
+            "averaging only reduces."
+        )
+
+
+def _area_matrix(source: int, target: int) -> np.ndarray:
+    """The (target, source) matrix of area averaging along one axis, target <= source: output pixel i is
+    the mean of the stored pixels over [i s, (i + 1) s), s = source / target, each weighted by its overlap."""
+    scale = source / target
+    edges = np.arange(target + 1) * scale
+    pixel = np.arange(source)
+    overlap = np.minimum(edges[1:, np.newaxis], pixel + 1) - np.maximum(edges[:-1, np.newaxis], pixel)
+    return np.clip(overlap, 0, None) / scale
+
+
 def _resample(frame: np.ndarray, crop: tuple[int, int, int, int] | None, size: tuple[int, int] | None) -> np.ndarray:
-    """`frame` cut to `crop` and resized to `size` by area averaging (Pillow's box filter)."""
+    """`frame` cut to `crop`, then reduced to `size` by area averaging, rounded to uint8."""
     if crop is not None:
         top, left, height, width = crop
         frame = frame[top : top + height, left : left + width]
     if size is not None and size != frame.shape:
-        image_module = _pillow()
-        image = image_module.fromarray(np.ascontiguousarray(frame))
-        frame = np.asarray(image.resize((size[1], size[0]), image_module.Resampling.BOX))
+        rows, columns = _area_matrix(frame.shape[0], size[0]), _area_matrix(frame.shape[1], size[1])
+        frame = np.clip(np.rint(rows @ frame.astype(np.float64) @ columns.T), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(frame)

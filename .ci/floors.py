@@ -1,7 +1,7 @@
 """Writes a pip constraints file pinning each runtime dependency to its declared lower bound.
 
-`python3 .ci/floors.py FILE` reads pyproject.toml's `dependencies` and its `torch`, `train` and `interop`
-extras and writes `name==lower` for each, so that an install under those constraints gets exactly
+`python3 .ci/floors.py FILE` reads pyproject.toml's `dependencies` and its `torch`, `train`, `nowcast`
+and `interop` extras and writes `name==lower` for each, so that an install under those constraints gets exactly
 the oldest versions the package claims to work with. A dependency without a lower bound is an error.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomllib
 
-EXTRAS = ("torch", "train", "interop")
+EXTRAS = ("torch", "train", "nowcast", "interop")
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 
 

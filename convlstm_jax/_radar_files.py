@@ -27,8 +27,8 @@ import numpy as np
 # The file name of a frame, as a `datetime.strptime`/`strftime` pattern: HKO-7's `RAD%y%m%d%H%M` and
 # seconds, which HKO-7 writes as a literal `00`.
 HKO7_FILENAME_FORMAT = "RAD%y%m%d%H%M%S.png"
-# Minutes between HKO-7 frames; the same value as `convlstm_jax.data.RADAR_INTERVAL_MINUTES` (kept here so
-# that this module imports nothing from `data`, which re-exports it).
+# Minutes between frames, as HKO-7 and the radar data of Shi et al. 2015 (5 frames in: 30 minutes);
+# `convlstm_jax.data` re-exports it.
 RADAR_INTERVAL_MINUTES = 6
 
 

@@ -1,8 +1,15 @@
-"""Moving MNIST for the encoder-forecaster of Shi et al. 2015, Section 4.1: the standard test file, an
-offline generator of bouncing digits, the input/target split and reproducible batches.
+"""The data of Shi et al. 2015's two experiments, made offline or read from their files.
+
+- Moving MNIST (Section 4.1): the standard test file (`load_moving_mnist`) and an offline generator
+  of bouncing digits (`bouncing_digits`).
+- Radar echoes (Section 4.2): a generator of synthetic radar rain fields (`synthetic_radar`), the
+  conversions between rain rate, reflectivity and HKO-7's pixels (`rain_to_dbz`, `rain_to_pixels`,
+  ...), and radar PNGs in HKO-7's layout (`load_radar_pngs`, `save_radar_pngs`).
+- The input/target split, reproducible batches and the copy-the-last-frame baseline.
 
 Sequences are uint8 arrays of shape (N, T, H, W, 1): batch-first and channels-last, as `ConvLSTM`
-takes them with `batch_first=True`. Only NumPy is needed; `bouncing_digits` also uses scikit-learn.
+takes them with `batch_first=True`. Only NumPy is needed; `bouncing_digits` also uses scikit-learn,
+the radar PNGs OpenCV.
 """
 
 from __future__ import annotations
@@ -12,6 +19,12 @@ import os
 from typing import Any
 
 import numpy as np
+
+from ._radar_files import HKO7_FILENAME_FORMAT as HKO7_FILENAME_FORMAT
+from ._radar_files import RADAR_INTERVAL_MINUTES as RADAR_INTERVAL_MINUTES
+from ._radar_files import load_radar_pngs as load_radar_pngs
+from ._radar_files import radar_png_times as radar_png_times
+from ._radar_files import save_radar_pngs as save_radar_pngs
 
 # How far a digit moves in one frame, as a fraction of the free range size - digit_size (Srivastava
 # et al. 2015, whose generator uses the same step: 3.6 pixels a frame at 64 x 64 with 28 x 28 digits).
@@ -307,8 +320,6 @@ def copy_last_frame(inputs: np.ndarray, num_frames: int) -> np.ndarray:
 ZR_A, ZR_B = 200.0, 1.6
 # Pixels as HKO-7 stores radar frames: pixel = 255 (dBZ + 10) / 70, so 0..255 spans -10..60 dBZ.
 DBZ_RANGE = (-10.0, 60.0)
-# Minutes between frames, as HKO-7 and the radar data of Shi et al. 2015 (5 frames in: 30 minutes).
-RADAR_INTERVAL_MINUTES = 6
 
 
 def rain_to_dbz(rain: np.ndarray, a: float = ZR_A, b: float = ZR_B) -> np.ndarray:
@@ -376,3 +387,198 @@ def pixels_to_rain(pixels: np.ndarray) -> np.ndarray:
     """
     pixels = np.asarray(pixels, np.float32)
     return np.where(pixels > 0, dbz_to_rain(pixels_to_dbz(pixels)), np.float32(0)).astype(np.float32)
+
+
+def _check_real(name: str, value: Any, low: float, high: float = math.inf) -> float:
+    """Returns `value` as a float; TypeError unless it is a real number, ValueError outside [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}.")
+    if not low <= value <= high:
+        bounds = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise ValueError(f"{name} must be {bounds}, got {value}.")
+    return float(value)
+
+
+def _wavenumbers(domain: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angular wavenumbers (ky, kx) of a periodic domain of `domain` pixels, and |k| in cycles per domain."""
+    k = 2 * np.pi * np.fft.fftfreq(domain)
+    ky, kx = k[:, np.newaxis], k[np.newaxis, :]
+    cycles = np.hypot(ky, kx) * domain / (2 * np.pi)
+    return ky, kx, cycles
+
+
+def _power_law_noise(rngs: list[np.random.Generator], amplitude: np.ndarray) -> np.ndarray:
+    """Fourier transforms (B, D, D) of zero-mean, unit-variance Gaussian fields whose spectrum is
+    amplitude^2, one from each generator."""
+    white = np.stack([rng.standard_normal(amplitude.shape) for rng in rngs])
+    return np.fft.fft2(white) * amplitude
+
+
+def _advect(fields: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Fields (B, C, D, D) sampled at the points (rows, columns) (B, D, D), bilinearly, on a periodic domain."""
+    domain = fields.shape[-1]
+    r0, c0 = np.floor(rows), np.floor(columns)
+    wr, wc = (rows - r0)[:, np.newaxis], (columns - c0)[:, np.newaxis]
+    r0, c0 = r0.astype(np.intp) % domain, c0.astype(np.intp) % domain
+    r1, c1 = (r0 + 1) % domain, (c0 + 1) % domain
+    batch = np.arange(len(fields))[:, np.newaxis, np.newaxis]
+
+    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.moveaxis(fields[batch, :, r, c], -1, 1)  # (B, D, D, C) -> (B, C, D, D)
+
+    top = at(r0, c0) * (1 - wc) + at(r0, c1) * wc
+    bottom = at(r1, c0) * (1 - wc) + at(r1, c1) * wc
+    return top * (1 - wr) + bottom * wr
+
+
+def synthetic_radar(
+    num_sequences: int,
+    num_frames: int = 20,
+    *,
+    size: int = 64,
+    speed: tuple[float, float] = (1.0, 3.0),
+    rotation: float = 0.02,
+    turning: float = 0.02,
+    wind_variability: float = 0.3,
+    growth: float = 0.05,
+    lifetime: float = 40.0,
+    wet_fraction: float = 0.35,
+    spectral_slope: float = 3.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Sequences of synthetic radar rain fields in mm/h, moved by winds, growing and decaying.
+
+    The physics, frame to frame (every `RADAR_INTERVAL_MINUTES`):
+
+    - Rain is a threshold of a Gaussian field z with a power-law spectrum, |k|^-spectral_slope in
+      2-D, as radar rain fields have (Seed 2003, pysteps' STEPS): where z exceeds its (1 -
+      wet_fraction) quantile it rains, R = 0.1 mm/h * 10^(0.8 (z - quantile)) (8 dB per standard
+      deviation: cores of 10-30 mm/h), elsewhere it is dry (intermittency).
+    - The wind at each point is a mean wind of `speed` pixels a frame (uniform in the range, in a
+      uniform direction) that turns at up to `turning` radians a frame, plus a divergence-free
+      field: a vortex turning at up to `rotation` radians a frame at the frame's centre, and a
+      smooth random flow of `wind_variability` times the mean speed. Rain moves with it,
+      semi-Lagrangian (the value at a point comes from where the wind brought it from, bilinearly).
+    - Each scale evolves while it moves, as an AR(1) process in the wind's frame: a scale of L
+      pixels keeps its pattern for about lifetime * L / size frames (small cells live shortly,
+      large systems long), and a smooth growth field, moving with the rain, adds up to `growth`
+      standard deviations a frame (about 0.8 `growth` dB): rain grows in some regions and decays
+      in others, which no extrapolation of motion can see.
+
+    The fields are made on a periodic domain twice the frame's side and cut from its centre, so rain
+    enters and leaves through the edges. With 2 km pixels, the default speeds of 1-3 pixels a frame
+    are 20-60 km/h. Easier for optical flow: `turning=rotation=wind_variability=growth=0` and a long
+    `lifetime` (pure translation of a frozen pattern); harder: the opposite.
+
+    Args:
+      num_sequences: N, how many sequences.
+      num_frames: T, frames per sequence.
+      size: the side of the square frames, in pixels.
+      speed: (low, high), the range of the mean wind's speed, in pixels a frame.
+      rotation: the largest angular speed of the vortex, in radians a frame (drawn in +-rotation).
+      turning: the largest rate at which the mean wind turns, in radians a frame (drawn in +-turning).
+      wind_variability: the smooth random flow's typical speed, as a fraction of the mean speed.
+      growth: the growth field's rate, in standard deviations of z a frame.
+      lifetime: frames over which the largest scale (the frame's side) decorrelates.
+      wet_fraction: the fraction of the area with rain, in (0, 1).
+      spectral_slope: the 2-D power spectrum's exponent (the field's roughness: larger is smoother).
+      seed: seeds the sequences; sequence n depends on (seed, n) alone, so the first k of N
+        sequences are those of k.
+
+    Returns:
+      Rain rates in mm/h, float32 (N, T, size, size); `rain_to_pixels` makes training frames of them.
+
+    Raises:
+      TypeError: if an argument is not of its type.
+      ValueError: if an argument is out of its range.
+
+    Examples:
+      >>> from convlstm_jax.data import rain_to_pixels, synthetic_radar
+      >>> rain = synthetic_radar(2, 6, size=32, seed=1)
+      >>> rain.shape, rain.dtype
+      ((2, 6, 32, 32), dtype('float32'))
+      >>> bool((rain == synthetic_radar(3, 6, size=32, seed=1)[:2]).all())
+      True
+      >>> rain_to_pixels(rain)[..., None].shape  # uint8 frames (N, T, H, W, 1), as training takes them
+      (2, 6, 32, 32, 1)
+    """
+    from statistics import NormalDist
+
+    num_sequences = _check_int("num_sequences", num_sequences, 1)
+    num_frames = _check_int("num_frames", num_frames, 1)
+    size = _check_int("size", size, 2)
+    seed = _check_int("seed", seed, 0)
+    if not isinstance(speed, (tuple, list)) or len(speed) != 2:
+        raise TypeError(f"speed must be a (low, high) pair of pixels a frame, got {speed!r}.")
+    low = _check_real("speed[0]", speed[0], 0.0)
+    high = _check_real("speed[1]", speed[1], low)
+    rotation = _check_real("rotation", rotation, 0.0)
+    turning = _check_real("turning", turning, 0.0)
+    wind_variability = _check_real("wind_variability", wind_variability, 0.0)
+    growth = _check_real("growth", growth, 0.0)
+    lifetime = _check_real("lifetime", lifetime, 0.0)
+    if lifetime == 0:
+        raise ValueError("lifetime must be positive, got 0.")
+    wet_fraction = _check_real("wet_fraction", wet_fraction, 0.0, 1.0)
+    if wet_fraction in (0.0, 1.0):
+        raise ValueError(f"wet_fraction must be strictly between 0 and 1, got {wet_fraction}.")
+    spectral_slope = _check_real("spectral_slope", spectral_slope, 0.0)
+
+    domain = 2 * size
+    ky, kx, cycles = _wavenumbers(domain)
+    scale = np.maximum(cycles, 1.0)  # the mean (k = 0) is set apart below
+
+    def amplitude(slope: float) -> np.ndarray:
+        a = scale ** (-slope / 2)
+        a[0, 0] = 0.0
+        return a / np.sqrt((a**2).sum() / domain**2)  # unit variance in real space
+
+    rain_amplitude, smooth_amplitude = amplitude(spectral_slope), amplitude(spectral_slope + 4)
+    # AR(1) per scale: a wave of `cycles` per domain (2 per frame side) keeps its pattern ~ lifetime * 2 / cycles.
+    memory = np.exp(-scale / (2 * lifetime))
+    renewal = np.sqrt(1 - memory**2)
+    threshold = NormalDist().inv_cdf(1 - wet_fraction)
+    grid = np.arange(domain, dtype=np.float64)
+    rows, columns = np.meshgrid(grid, grid, indexing="ij")
+    centre = domain / 2 - 0.5
+    # A vortex of angular speed 1 at the centre, periodic: streamfunction cos(k y) cos(k x) / k^2.
+    k1 = 2 * np.pi / domain
+    vortex_u = -np.cos(k1 * (rows - centre + domain / 2)) * np.sin(k1 * (columns - centre + domain / 2)) / k1
+    vortex_v = np.sin(k1 * (rows - centre + domain / 2)) * np.cos(k1 * (columns - centre + domain / 2)) / k1
+
+    crop = slice(size // 2, size // 2 + size)
+    out = np.empty((num_sequences, num_frames, size, size), np.float32)
+    for first in range(0, num_sequences, 16):  # a few sequences at a time, each from its own generator
+        rngs = [np.random.default_rng([seed, n]) for n in range(first, min(first + 16, num_sequences))]
+        draws = np.array(
+            [
+                [
+                    rng.uniform(low, high),
+                    rng.uniform(0, 2 * np.pi),
+                    rng.uniform(-turning, turning),
+                    rng.uniform(-rotation, rotation),
+                ]
+                for rng in rngs
+            ]
+        )
+        mean_speed, direction, turn, spin = (draws[:, i, np.newaxis, np.newaxis] for i in range(4))
+        # A smooth divergence-free flow of typical speed 1, from a random streamfunction.
+        stream = _power_law_noise(rngs, smooth_amplitude)
+        flow_v = np.real(np.fft.ifft2(1j * kx * stream))  # down the rows: d(psi)/dx
+        flow_u = np.real(np.fft.ifft2(-1j * ky * stream))  # along the columns: -d(psi)/dy
+        typical = np.sqrt(np.mean(flow_u**2 + flow_v**2, axis=(1, 2), keepdims=True))
+        flow_v, flow_u = flow_v / typical, flow_u / typical
+        z = np.real(np.fft.ifft2(_power_law_noise(rngs, rain_amplitude)))
+        g = np.real(np.fft.ifft2(_power_law_noise(rngs, smooth_amplitude)))
+        for t in range(num_frames):
+            if t:
+                heading = direction + turn * t
+                v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
+                u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
+                moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
+                g = moved[:, 1]
+                fresh = _power_law_noise(rngs, rain_amplitude)
+                z = np.real(np.fft.ifft2(memory * np.fft.fft2(moved[:, 0]) + renewal * fresh)) + growth * g
+            rain_z = z[:, crop, crop] - threshold
+            out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10 ** (0.8 * rain_z), 0.0)
+    return out

@@ -41,10 +41,6 @@ def save_at(frames, folder, steps):
         save_radar_pngs(frame[np.newaxis], folder, START + k * STEP)
 
 
-def test_the_interval_is_the_one_of_data():
-    assert _radar_files.RADAR_INTERVAL_MINUTES == RADAR_INTERVAL_MINUTES
-
-
 def test_round_trip_bit_for_bit_in_hko7_layout(tmp_path):
     frames = random_frames(8)
     paths = save_radar_pngs(frames[..., np.newaxis], tmp_path, START)

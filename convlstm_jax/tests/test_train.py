@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from convlstm_jax.data import split_sequences, to_unit
+from convlstm_jax.data import rain_to_pixels, split_sequences, synthetic_radar, to_unit
+from convlstm_jax.nowcast import skill_table
 from convlstm_jax.train import (
     ConfigError,
     TrainConfig,
@@ -24,6 +25,8 @@ from convlstm_jax.train import (
     train,
     train_step,
 )
+from convlstm_jax.training.cli import parse_options
+from convlstm_jax.training.config import PRESETS
 
 # One layer of 4 hidden states with 1 x 1 kernels, on 4 x 4 patches of 16 x 16 frames, 2 frames in
 # and 2 out. Every test uses these shapes, so `train_step` and `eval_step` compile once for the file.
@@ -55,6 +58,7 @@ def _records(workdir):
 
 def test_the_parser_mirrors_the_config():
     defaults = vars(build_parser().parse_args([]))
+    assert defaults.pop("preset") is None
     assert defaults == dataclasses.asdict(TrainConfig())
     args = build_parser().parse_args(["--clip-norm", "1.5", "--no-progress", "--peephole", "none"])
     assert (args.clip_norm, args.progress, args.peephole) == (1.5, False, "none")
@@ -203,3 +207,58 @@ def test_data_sharding_needs_a_batch_that_divides_by_the_devices(tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "batch_size (3) must be a multiple of 2" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_preset_sets_its_options_and_those_given_win(name):
+    options = parse_options(build_parser(), ["--preset", name, "--steps=7", "--seed=3"])
+    config = TrainConfig(**options)
+    assert config == TrainConfig.from_preset(name, steps=7, seed=3)
+    for option, value in PRESETS[name].items():
+        assert getattr(config, option) == (7 if option == "steps" else value)
+    assert (config.steps, config.seed) == (7, 3)
+    assert parse_options(build_parser(), []) == dataclasses.asdict(TrainConfig())
+
+
+def test_the_paper_radar_preset_is_the_papers_configuration():
+    config = TrainConfig.from_preset("paper-radar")
+    # Shi et al. 2015, Sec. 4.2: 5 frames in, 15 out, 100 x 100 frames as 2 x 2 patches, 2 x 64 hidden states.
+    assert (config.input_frames, config.output_frames, config.size, config.patch_size) == (5, 15, 100, 2)
+    assert config.spec == "ConvLSTM(3x3)-3x3-64-3x3-64" and config.radar
+    with pytest.raises(ConfigError, match="preset must be one of"):
+        TrainConfig.from_preset("paper")
+
+
+RADAR_ARGS = [*TINY_ARGS, "--data=radar", "--size=32", "--input-frames=3", "--steps=2", "--eval-every=0"]
+
+
+def test_a_radar_run_scores_the_model_against_pysteps(tmp_path, capsys):
+    pytest.importorskip("pysteps", reason="the nowcasting scores need pysteps (the nowcast extra)")
+    pytest.importorskip("cv2", reason="the optical-flow baseline needs OpenCV (the nowcast extra)")
+    workdir = tmp_path / "radar"
+    assert main([*RADAR_ARGS, f"--workdir={workdir}"]) == 0
+    out = capsys.readouterr().out
+    skill = json.loads((workdir / "skill.json").read_text())
+    assert list(skill) == ["model", "persistence", "optical_flow"]
+    for result in skill.values():
+        assert result["lead_times"] == [1, 2] and result["num_sequences"] == TINY["val_sequences"]
+        assert len(result["CSI"]["0.5"]) == 2
+        assert set(result) >= {"CSI", "POD", "FAR", "HSS", "FSS", "MSE", "corr"}
+    # The table printed is the one of the scores saved, row for row.
+    assert "Nowcasting skill on the validation sequences" in out
+    for line in skill_table(skill).splitlines():
+        assert line in out
+    for figure in ("forecasts.png", "learning_curve.png", "skill_csi.png", "radar_forecasts.png"):
+        data = (workdir / figure).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000
+    # Resuming the finished run scores it again, to the same figures.
+    assert main([*RADAR_ARGS, f"--workdir={workdir}"]) == 0
+    assert json.loads((workdir / "skill.json").read_text()) == skill
+
+
+def test_the_radar_frames_are_synthetic_radar_in_hko7_pixels():
+    config = TrainConfig(**{**TINY, "train_sequences": 4, "val_sequences": 2}, data="radar", seed=5)
+    train_set, val_set = load_data(config)
+    rain = synthetic_radar(6, config.frames, size=config.size, seed=5)
+    np.testing.assert_array_equal(np.concatenate([train_set, val_set])[..., 0], rain_to_pixels(rain))
+    assert train_set.shape == (4, 4, 16, 16, 1) and val_set.shape == (2, 4, 16, 16, 1)

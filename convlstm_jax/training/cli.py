@@ -8,19 +8,34 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from .checkpoints import CheckpointError
-from .config import ConfigError, TrainConfig
+from .config import PRESETS, ConfigError, TrainConfig
 from .loop import TrainResult, train
 from .signals import TrainingInterrupted
-from .workdir import CHECKPOINTS, CONFIG_FILE, CURVE_FIGURE, FORECASTS_FIGURE, LOG_FILE
+from .workdir import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    CURVE_FIGURE,
+    FORECASTS_FIGURE,
+    LOG_FILE,
+    RADAR_FIGURE,
+    SKILL_FIGURE,
+    SKILL_FILE,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `convlstm-train` parser: one option per `TrainConfig` field, with its default."""
     parser = argparse.ArgumentParser(
         prog="convlstm-train",
-        description="Train the ConvLSTM encoder-forecaster of Shi et al. 2015 on moving digits.",
+        description="Train the ConvLSTM encoder-forecaster of Shi et al. 2015 on moving digits or radar echoes.",
         epilog="A checkpoint in --workdir is resumed; see `python -m pydoc convlstm_jax.train`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="start from a named set of options (the options given beside it win): "
+        + "; ".join(f"{name}: {' '.join(_flags(options))}" for name, options in PRESETS.items()),
     )
     for field in dataclasses.fields(TrainConfig):
         kwargs = dict(field.metadata)
@@ -35,6 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> dict[str, object]:
+    """`TrainConfig`'s keyword arguments from `argv`: a `--preset`'s options, and the options given over them.
+
+    Example:
+      >>> options = parse_options(build_parser(), ["--preset", "paper-radar", "--steps", "50"])
+      >>> options["data"], options["patch_size"], options["steps"]
+      ('radar', 2, 50)
+    """
+    preset = parser.parse_known_args(argv)[0].preset
+    if preset is not None:
+        parser.set_defaults(**PRESETS[preset])
+    options = vars(parser.parse_args(argv))
+    del options["preset"]
+    return options
+
+
+def _flags(options: Mapping[str, object]) -> list[str]:
+    return [
+        f"--{name.replace('_', '-')} {value!r}" if isinstance(value, str) else f"--{name.replace('_', '-')} {value}"
+        for name, value in options.items()
+    ]
+
+
 def _summary(config: TrainConfig, result: TrainResult) -> str:
     minutes, seconds = divmod(round(result.wall_time), 60)
     header = f"{'':17s}{'cross-entropy':>14s}{'MSE':>10s}{'MAE':>10s}{'SSIM':>9s}"
@@ -46,14 +84,25 @@ def _summary(config: TrainConfig, result: TrainResult) -> str:
 
     checkpoints = ", ".join(map(str, result.checkpoint_steps))
     workdir = result.workdir
+    skill, radar_files = [], ""
+    if result.skill is not None:
+        from ..nowcast import skill_table
+
+        skill = [
+            f"Nowcasting skill on the validation sequences (rain rates by Z = 200 R^1.6; {SKILL_FILE} has every "
+            "threshold and FSS):",
+            skill_table(result.skill),
+        ]
+        radar_files = f", {SKILL_FILE}, {SKILL_FIGURE}, {RADAR_FIGURE}"
     return "\n".join(
         [
             f"Validation, {config.val_sequences} sequences, after {config.steps} steps of {config.spec}:",
             header,
             row("model", result.metrics),
             row("copy last frame", result.baseline),
+            *skill,
             f"Wall time {minutes} min {seconds} s ({result.steps_run} steps this run).",
-            f"Files in {workdir}: {CONFIG_FILE}, {LOG_FILE}, {FORECASTS_FIGURE}, {CURVE_FIGURE}, "
+            f"Files in {workdir}: {CONFIG_FILE}, {LOG_FILE}, {FORECASTS_FIGURE}, {CURVE_FIGURE}{radar_files}, "
             f"{CHECKPOINTS}/ (steps {checkpoints}).",
         ]
     )
@@ -68,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal's number, as a shell reports a process the signal ended: 130 and 143.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_options(parser, argv)
     try:
-        config = TrainConfig(**vars(args))
+        config = TrainConfig(**args)
         result = train(config)
     except ConfigError as error:
         parser.error(str(error))
@@ -85,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 128 + stop.signal
     except KeyboardInterrupt:
-        print(f"Interrupted: the same command resumes from the latest checkpoint in {args.workdir}.", file=sys.stderr)
+        print(
+            f"Interrupted: the same command resumes from the latest checkpoint in {args['workdir']}.", file=sys.stderr
+        )
         return 130
     print(_summary(config, result))
     return 0

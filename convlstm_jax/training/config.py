@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,10 @@ class TrainConfig:
     peephole: str = _option("hadamard", "the peephole connections", choices=("hadamard", "conv", "none"))
     data: str = _option(
         "embedded",
-        "'embedded' (bouncing digits made offline) or the path of mnist_test_seq.npy",
-        metavar="{embedded,PATH}",
+        "'embedded' (bouncing digits made offline), 'radar' (synthetic radar echoes made offline, scored "
+        "against persistence and optical flow), the path of mnist_test_seq.npy, or a folder of radar PNGs "
+        "in HKO-7's layout",
+        metavar="{embedded,radar,PATH}",
     )
     train_sequences: int = _option(
         1024, "training sequences; from a file, its first ones (the validation ones are its last)"
@@ -112,10 +115,63 @@ class TrainConfig:
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"clip_norm must be positive or None, got {self.clip_norm}.")
 
+    @classmethod
+    def from_preset(cls, name: str, **options: Any) -> TrainConfig:
+        """The options of preset `name` (a key of `PRESETS`), with `options` over them.
+
+        Example:
+          >>> config = TrainConfig.from_preset("paper-radar", steps=100)
+          >>> config.spec, config.size, config.patch_size, config.input_frames, config.output_frames, config.steps
+          ('ConvLSTM(3x3)-3x3-64-3x3-64', 100, 2, 5, 15, 100)
+        """
+        if name not in PRESETS:
+            raise ConfigError(f"preset must be one of {tuple(PRESETS)}, got {name!r}.")
+        return cls(**{**PRESETS[name], **options})
+
+    @property
+    def radar(self) -> bool:
+        """Whether the data are radar echoes (`data="radar"` or a folder of radar PNGs), whose run is
+        scored as nowcasts (`convlstm_jax.nowcast`)."""
+        return self.data == "radar" or (self.data != "embedded" and os.path.isdir(self.data))
+
     @property
     def frames(self) -> int:
         """Frames per sequence: `input_frames + output_frames`."""
         return self.input_frames + self.output_frames
+
+
+# Named sets of options: `TrainConfig.from_preset(name)` and `convlstm-train --preset NAME`. Options given
+# beside a preset win over it.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Shi et al. 2015, Sec. 4.2, for a GPU: 5 radar frames in and 15 out (30 minutes, then 90), 100 x 100
+    # frames as 50 x 50 x 4 tensors (2 x 2 patches), two layers of 64 hidden states with 3 x 3 kernels.
+    # The sequences are synthetic radar; their number, the batch and the steps are this library's choice.
+    "paper-radar": {
+        "data": "radar",
+        "spec": "ConvLSTM(3x3)-3x3-64-3x3-64",
+        "size": 100,
+        "patch_size": 2,
+        "input_frames": 5,
+        "output_frames": 15,
+        "train_sequences": 8192,
+        "val_sequences": 256,
+        "batch_size": 16,
+        "steps": 20000,
+        "eval_every": 1000,
+        "checkpoint_every": 1000,
+    },
+    # Shi et al. 2015, Sec. 4.1, for a GPU: the network of Table 1 on 64 x 64 bouncing digits, 10 frames in
+    # and 10 out, 4 x 4 patches, batches of 16.
+    "paper-digits": {
+        "spec": "ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64",
+        "train_sequences": 10000,
+        "val_sequences": 256,
+        "batch_size": 16,
+        "steps": 20000,
+        "eval_every": 1000,
+        "checkpoint_every": 1000,
+    },
+}
 
 
 def _field(name: str) -> dataclasses.Field:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import bouncing_digits, load_moving_mnist
+from ..data import bouncing_digits, load_moving_mnist, rain_to_pixels, synthetic_radar
 from .config import ConfigError, TrainConfig
 
 
@@ -13,21 +13,35 @@ def load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
     With `data="embedded"`, `train_sequences + val_sequences` sequences of two bouncing digits
     (`data.bouncing_digits`, digits 7/16 of the frame's side, seeded by `seed`), the first ones for
-    training. From a Moving MNIST file, the first `train_sequences` for training and the last
-    `val_sequences` for validation, each cut to its first `input_frames + output_frames` frames:
-    the split depends on the file alone.
+    training. With `data="radar"`, as many sequences of synthetic radar (`data.synthetic_radar`
+    with its defaults, seeded by `seed`) as HKO-7 stores its frames (`data.rain_to_pixels`). From
+    a Moving MNIST file, or a folder of radar PNGs (`data.load_radar_pngs`, resized to `size`), the
+    first `train_sequences` for training and the last `val_sequences` for validation, each cut to
+    its first `input_frames + output_frames` frames: the split depends on the files alone (for
+    radar, the latest sequences validate).
 
     Raises:
-      ConfigError: if the file is missing or unreadable, has too few sequences or frames, or its
-        frames are not `size` x `size`.
+      ConfigError: if the file or folder is missing or unreadable, has too few sequences or
+        frames, or its frames are not `size` x `size`.
     """
     wanted = config.train_sequences + config.val_sequences
-    if config.data == "embedded":
-        digit_size = max(1, config.size * 7 // 16)  # 28 pixels in a 64-pixel frame, as Moving MNIST
-        sequences = bouncing_digits(wanted, config.frames, size=config.size, digit_size=digit_size, seed=config.seed)
+    if config.data in ("embedded", "radar"):
+        if config.data == "embedded":
+            digit_size = max(1, config.size * 7 // 16)  # 28 pixels in a 64-pixel frame, as Moving MNIST
+            sequences = bouncing_digits(
+                wanted, config.frames, size=config.size, digit_size=digit_size, seed=config.seed
+            )
+        else:
+            sequences = rain_to_pixels(synthetic_radar(wanted, config.frames, size=config.size, seed=config.seed))
+            sequences = sequences[..., np.newaxis]
         return sequences[: config.train_sequences], sequences[config.train_sequences :]
     try:
-        sequences = load_moving_mnist(config.data)
+        if config.radar:
+            from ..data import load_radar_pngs
+
+            sequences = load_radar_pngs(config.data, frames_per_sequence=config.frames, size=config.size)
+        else:
+            sequences = load_moving_mnist(config.data)
     except (OSError, ValueError, TypeError) as error:
         raise ConfigError(str(error)) from None
     count, frames, height, width, _ = sequences.shape

@@ -1,5 +1,6 @@
 """Metrics over a whole set of sequences (the model's and the copy-the-last-frame baseline's), their
-printed form, and the run's two plots, `forecasts.png` and `learning_curve.png`."""
+printed form, the run's two plots, `forecasts.png` and `learning_curve.png`, and for radar the
+nowcasting skill of the model and of pysteps' baselines, with its table and plots."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import metrics
-from ..data import copy_last_frame, to_unit
+from ..data import RADAR_INTERVAL_MINUTES, copy_last_frame, pixels_to_rain, to_unit
 from .placement import Placer
 from .steps import TrainState, eval_step, predict
-from .workdir import CURVE_FIGURE, FORECASTS_FIGURE
+from .workdir import CURVE_FIGURE, FORECASTS_FIGURE, RADAR_FIGURE, SKILL_FIGURE
 
 # The metrics of an evaluation, as `evaluate_dataset` and `baseline_metrics` name them.
 METRICS = ("cross_entropy", "mse", "mae", "ssim")
@@ -136,4 +137,74 @@ def _save_figures(
         val_cross_entropy=[r["cross_entropy"] for r in val],
         val_mse=[r["mse"] for r in val],
         baseline_mse=baseline[0]["mse"] if baseline else None,
+    )
+
+
+# The forecasts a radar run is scored on: the model's, then pysteps' baselines.
+NOWCASTS = ("model", "persistence", "optical_flow")
+
+
+def _model_rain(state: TrainState, inputs: np.ndarray, place: Placer) -> np.ndarray:
+    """The model's forecast of uint8 radar frames (B, T_in, H, W, 1) as rain rates (B, T_out, H, W) in mm/h."""
+    forecast = np.asarray(predict(state, place((to_unit(inputs),))[0]), np.float32)
+    return pixels_to_rain(forecast[..., 0] * 255)
+
+
+def nowcast_skill(
+    state: TrainState,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    place: Placer | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The skill of the model's nowcasts and of pysteps' persistence and optical flow, per lead time.
+
+    The frames are radar echoes in HKO-7's encoding (`data.pixels_to_rain`); every forecast is
+    scored as rain rates in mm/h against the same truth by `nowcast.Verification` (pysteps'
+    categorical scores, FSS, rainfall MSE and correlation), accumulated over the whole set.
+
+    Args:
+      state: the trained state.
+      inputs, targets: uint8 radar frames (N, T_in, H, W, 1) and (N, T_out, H, W, 1).
+      batch_size: sequences per call of the model.
+      place: puts a batch `(inputs,)` of float32 arrays on the devices (default: as is).
+
+    Returns:
+      `{"model": ..., "persistence": ..., "optical_flow": ...}`, each `Verification.result()`.
+    """
+    from .. import nowcast
+
+    place = place or (lambda batch: batch)
+    lead_times = targets.shape[1]
+    verifications = {name: nowcast.Verification(lead_times) for name in NOWCASTS}
+    for batch in _batches(len(inputs), batch_size):
+        observed, truth = pixels_to_rain(inputs[batch][..., 0]), pixels_to_rain(targets[batch][..., 0])
+        forecasts = {"model": _model_rain(state, inputs[batch], place), **nowcast.baselines(observed, lead_times)}
+        for name in NOWCASTS:
+            verifications[name].accumulate(forecasts[name], truth)
+    return {name: verification.result() for name, verification in verifications.items()}
+
+
+def _save_radar_figures(
+    workdir: pathlib.Path,
+    skill: Mapping[str, Mapping[str, Any]],
+    state: TrainState,
+    val_inputs: np.ndarray,
+    val_targets: np.ndarray,
+    place_batch: Placer,
+) -> None:
+    from .. import nowcast
+    from ..plots import plot_radar_forecasts, plot_skill
+
+    plot_skill(workdir / SKILL_FIGURE, skill, score="CSI", threshold=0.5, interval_minutes=RADAR_INTERVAL_MINUTES)
+    inputs, truth = pixels_to_rain(val_inputs[:1, ..., 0]), pixels_to_rain(val_targets[:1, ..., 0])
+    forecasts = {"model": _model_rain(state, val_inputs[:1], place_batch), **nowcast.baselines(inputs, truth.shape[1])}
+    plot_radar_forecasts(
+        workdir / RADAR_FIGURE,
+        inputs[0],
+        truth[0],
+        {name: forecasts[name][0] for name in NOWCASTS},
+        interval_minutes=RADAR_INTERVAL_MINUTES,
+        title=f"Validation sequence 0, step {int(state.step)}",
     )

@@ -14,11 +14,11 @@ from ..data import batch_indices, split_sequences, to_unit
 from .checkpoints import restore_latest, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .dataset import load_data
-from .evaluation import _format, _save_figures, baseline_metrics, evaluate_dataset
+from .evaluation import _format, _save_figures, _save_radar_figures, baseline_metrics, evaluate_dataset, nowcast_skill
 from .placement import _placers
 from .signals import TrainingInterrupted, _StopSignals
 from .steps import TrainState, build_model, create_train_state, make_optimizer, train_step
-from .workdir import CHECKPOINTS, CONFIG_FILE, LOG_FILE, _read_log, _write_atomically
+from .workdir import CHECKPOINTS, CONFIG_FILE, LOG_FILE, SKILL_FILE, _read_log, _write_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,8 @@ class TrainResult:
       wall_time: seconds this call took.
       workdir: the run's folder.
       checkpoint_steps: the steps of the checkpoints kept.
+      skill: for radar, the nowcasting skill of the final state and of the baselines
+        (`evaluation.nowcast_skill`, also in `skill.json`); None otherwise.
     """
 
     state: TrainState
@@ -42,6 +44,7 @@ class TrainResult:
     wall_time: float
     workdir: pathlib.Path
     checkpoint_steps: tuple[int, ...]
+    skill: dict[str, dict[str, Any]] | None = None
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -135,6 +138,11 @@ def train(config: TrainConfig) -> TrainResult:
                 state, val_inputs, val_targets, batch_size=config.batch_size, place=place_batch
             )
         _save_figures(workdir, records, state, val_inputs, val_targets, place_batch)
+        skill = None
+        if config.radar:
+            skill = nowcast_skill(state, val_inputs, val_targets, batch_size=config.batch_size, place=place_batch)
+            _write_atomically(workdir / SKILL_FILE, json.dumps(skill, indent=1) + "\n")
+            _save_radar_figures(workdir, skill, state, val_inputs, val_targets, place_batch)
         manager.wait_until_finished()
         checkpoint_steps = tuple(manager.all_steps())
     return TrainResult(
@@ -145,4 +153,5 @@ def train(config: TrainConfig) -> TrainResult:
         wall_time=time.perf_counter() - started,
         workdir=workdir,
         checkpoint_steps=checkpoint_steps,
+        skill=skill,
     )

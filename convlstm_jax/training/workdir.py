@@ -9,6 +9,8 @@ from typing import Any
 
 LOG_FILE, CONFIG_FILE, CHECKPOINTS = "metrics.jsonl", "config.json", "checkpoints"
 FORECASTS_FIGURE, CURVE_FIGURE = "forecasts.png", "learning_curve.png"
+# A radar run's nowcasting skill (`evaluation.nowcast_skill`), its CSI plot and forecast strips.
+SKILL_FILE, SKILL_FIGURE, RADAR_FIGURE = "skill.json", "skill_csi.png", "radar_forecasts.png"
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:

@@ -331,7 +331,8 @@ def rain_to_dbz(rain: np.ndarray, a: float = ZR_A, b: float = ZR_B) -> np.ndarra
       >>> np.round(rain_to_dbz(np.array([0.5, 1.0, 10.0])), 2)
       array([18.19, 23.01, 39.01])
     """
-    rain = np.asarray(rain, dtype=np.result_type(rain, np.float32))
+    rain = np.asarray(rain)
+    rain = rain.astype(np.result_type(rain.dtype, np.float32))
     with np.errstate(divide="ignore"):
         return 10 * np.log10(a * rain**b)
 
@@ -345,7 +346,8 @@ def dbz_to_rain(dbz: np.ndarray, a: float = ZR_A, b: float = ZR_B) -> np.ndarray
       >>> np.round(dbz_to_rain(np.array([23.0103, -np.inf])), 4)
       array([1., 0.])
     """
-    dbz = np.asarray(dbz, dtype=np.result_type(dbz, np.float32))
+    dbz = np.asarray(dbz)
+    dbz = dbz.astype(np.result_type(dbz.dtype, np.float32))
     return (10 ** (dbz / 10) / a) ** (1 / b)
 
 
@@ -390,45 +392,49 @@ def pixels_to_rain(pixels: np.ndarray) -> np.ndarray:
 
 
 def _check_real(name: str, value: Any, low: float, high: float = math.inf) -> float:
-    """Returns `value` as a float; TypeError unless it is a real number, ValueError outside [low, high]."""
+    """Returns `value` as a float; TypeError unless it is a real number, ValueError unless finite and in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}.")
     if not low <= value <= high:
         bounds = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
         raise ValueError(f"{name} must be {bounds}, got {value}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
     return float(value)
 
 
 def _wavenumbers(domain: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Angular wavenumbers (ky, kx) of a periodic domain of `domain` pixels, and |k| in cycles per domain."""
-    k = 2 * np.pi * np.fft.fftfreq(domain)
-    ky, kx = k[:, np.newaxis], k[np.newaxis, :]
-    cycles = np.hypot(ky, kx) * domain / (2 * np.pi)
-    return ky, kx, cycles
+    """Angular wavenumbers (ky, kx) of the real FFT (`np.fft.rfft2`) of a periodic domain of `domain`
+    pixels, and |k| in cycles per domain."""
+    ky = 2 * np.pi * np.fft.fftfreq(domain)[:, np.newaxis]
+    kx = 2 * np.pi * np.fft.rfftfreq(domain)[np.newaxis, :]
+    return ky, kx, np.hypot(ky, kx) * domain / (2 * np.pi)
 
 
 def _power_law_noise(rngs: list[np.random.Generator], amplitude: np.ndarray) -> np.ndarray:
-    """Fourier transforms (B, D, D) of zero-mean, unit-variance Gaussian fields whose spectrum is
-    amplitude^2, one from each generator."""
-    white = np.stack([rng.standard_normal(amplitude.shape) for rng in rngs])
-    return np.fft.fft2(white) * amplitude
+    """Real FFTs (B, D, D // 2 + 1) of zero-mean, unit-variance Gaussian fields of spectrum amplitude^2,
+    one from each generator."""
+    domain = amplitude.shape[0]
+    white = np.stack([rng.standard_normal((domain, domain), dtype=np.float32) for rng in rngs])
+    return np.fft.rfft2(white) * amplitude
 
 
 def _advect(fields: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Fields (B, C, D, D) sampled at the points (rows, columns) (B, D, D), bilinearly, on a periodic domain."""
-    domain = fields.shape[-1]
+    batch, channels, domain, _ = fields.shape
+    flat = fields.reshape(batch, channels, domain * domain)
     r0, c0 = np.floor(rows), np.floor(columns)
-    wr, wc = (rows - r0)[:, np.newaxis], (columns - c0)[:, np.newaxis]
+    wr = (rows - r0).reshape(batch, 1, -1).astype(fields.dtype)
+    wc = (columns - c0).reshape(batch, 1, -1).astype(fields.dtype)
     r0, c0 = r0.astype(np.intp) % domain, c0.astype(np.intp) % domain
     r1, c1 = (r0 + 1) % domain, (c0 + 1) % domain
-    batch = np.arange(len(fields))[:, np.newaxis, np.newaxis]
 
     def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return np.moveaxis(fields[batch, :, r, c], -1, 1)  # (B, D, D, C) -> (B, C, D, D)
+        return np.take_along_axis(flat, (r * domain + c).reshape(batch, 1, -1), axis=2)
 
     top = at(r0, c0) * (1 - wc) + at(r0, c1) * wc
     bottom = at(r1, c0) * (1 - wc) + at(r1, c1) * wc
-    return top * (1 - wr) + bottom * wr
+    return (top * (1 - wr) + bottom * wr).reshape(fields.shape)
 
 
 def synthetic_radar(
@@ -452,8 +458,8 @@ def synthetic_radar(
 
     - Rain is a threshold of a Gaussian field z with a power-law spectrum, |k|^-spectral_slope in
       2-D, as radar rain fields have (Seed 2003, pysteps' STEPS): where z exceeds its (1 -
-      wet_fraction) quantile it rains, R = 0.1 mm/h * 10^(0.8 (z - quantile)) (8 dB per standard
-      deviation: cores of 10-30 mm/h), elsewhere it is dry (intermittency).
+      wet_fraction) quantile it rains, R = 0.1 mm/h * 10^(z - quantile) (10 dB per standard
+      deviation: cores of 10-50 mm/h), elsewhere it is dry (intermittency).
     - The wind at each point is a mean wind of `speed` pixels a frame (uniform in the range, in a
       uniform direction) that turns at up to `turning` radians a frame, plus a divergence-free
       field: a vortex turning at up to `rotation` radians a frame at the frame's centre, and a
@@ -461,9 +467,10 @@ def synthetic_radar(
       semi-Lagrangian (the value at a point comes from where the wind brought it from, bilinearly).
     - Each scale evolves while it moves, as an AR(1) process in the wind's frame: a scale of L
       pixels keeps its pattern for about lifetime * L / size frames (small cells live shortly,
-      large systems long), and a smooth growth field, moving with the rain, adds up to `growth`
-      standard deviations a frame (about 0.8 `growth` dB): rain grows in some regions and decays
-      in others, which no extrapolation of motion can see.
+      large systems long), and a smooth growth field, moving with the rain, adds `growth` of its
+      standard deviation a frame (10 `growth` dB where it is strongest): rain grows in some regions
+      and decays in others, which no extrapolation of motion can see. z is then standardised over
+      the domain, so the wet area keeps `wet_fraction` on average.
 
     The fields are made on a periodic domain twice the frame's side and cut from its centre, so rain
     enters and leaves through the edges. With 2 km pixels, the default speeds of 1-3 pixels a frame
@@ -531,20 +538,23 @@ def synthetic_radar(
     def amplitude(slope: float) -> np.ndarray:
         a = scale ** (-slope / 2)
         a[0, 0] = 0.0
-        return a / np.sqrt((a**2).sum() / domain**2)  # unit variance in real space
+        full = np.concatenate([a, a[:, 1 : domain - a.shape[1] + 1]], axis=1)  # the other half of the spectrum
+        return (a / np.sqrt((full**2).sum() / domain**2)).astype(np.float32)  # unit variance in real space
 
     rain_amplitude, smooth_amplitude = amplitude(spectral_slope), amplitude(spectral_slope + 4)
     # AR(1) per scale: a wave of `cycles` per domain (2 per frame side) keeps its pattern ~ lifetime * 2 / cycles.
-    memory = np.exp(-scale / (2 * lifetime))
+    memory = np.exp(-scale / (2 * lifetime)).astype(np.float32)
     renewal = np.sqrt(1 - memory**2)
     threshold = NormalDist().inv_cdf(1 - wet_fraction)
-    grid = np.arange(domain, dtype=np.float64)
+    grid = np.arange(domain, dtype=np.float32)
     rows, columns = np.meshgrid(grid, grid, indexing="ij")
     centre = domain / 2 - 0.5
     # A vortex of angular speed 1 at the centre, periodic: streamfunction cos(k y) cos(k x) / k^2.
     k1 = 2 * np.pi / domain
-    vortex_u = -np.cos(k1 * (rows - centre + domain / 2)) * np.sin(k1 * (columns - centre + domain / 2)) / k1
-    vortex_v = np.sin(k1 * (rows - centre + domain / 2)) * np.cos(k1 * (columns - centre + domain / 2)) / k1
+    # u = d(psi)/dy along the columns, v = -d(psi)/dx down the rows: near the centre u = -dy, v = dx.
+    y, x = k1 * (rows - centre + domain / 2), k1 * (columns - centre + domain / 2)
+    vortex_u = (-np.sin(y) * np.cos(x) / k1).astype(np.float32)
+    vortex_v = (np.cos(y) * np.sin(x) / k1).astype(np.float32)
 
     crop = slice(size // 2, size // 2 + size)
     out = np.empty((num_sequences, num_frames, size, size), np.float32)
@@ -561,15 +571,16 @@ def synthetic_radar(
                 for rng in rngs
             ]
         )
-        mean_speed, direction, turn, spin = (draws[:, i, np.newaxis, np.newaxis] for i in range(4))
+        mean_speed, direction, turn, spin = (draws[:, i, np.newaxis, np.newaxis].astype(np.float32) for i in range(4))
         # A smooth divergence-free flow of typical speed 1, from a random streamfunction.
         stream = _power_law_noise(rngs, smooth_amplitude)
-        flow_v = np.real(np.fft.ifft2(1j * kx * stream))  # down the rows: d(psi)/dx
-        flow_u = np.real(np.fft.ifft2(-1j * ky * stream))  # along the columns: -d(psi)/dy
+        flow_v = np.fft.irfft2(1j * kx * stream, s=(domain, domain))  # down the rows: d(psi)/dx
+        flow_u = np.fft.irfft2(-1j * ky * stream, s=(domain, domain))  # along the columns: -d(psi)/dy
         typical = np.sqrt(np.mean(flow_u**2 + flow_v**2, axis=(1, 2), keepdims=True))
         flow_v, flow_u = flow_v / typical, flow_u / typical
-        z = np.real(np.fft.ifft2(_power_law_noise(rngs, rain_amplitude)))
-        g = np.real(np.fft.ifft2(_power_law_noise(rngs, smooth_amplitude)))
+        z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
+        z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
+        g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
         for t in range(num_frames):
             if t:
                 heading = direction + turn * t
@@ -578,7 +589,10 @@ def synthetic_radar(
                 moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
                 g = moved[:, 1]
                 fresh = _power_law_noise(rngs, rain_amplitude)
-                z = np.real(np.fft.ifft2(memory * np.fft.fft2(moved[:, 0]) + renewal * fresh)) + growth * g
+                mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * fresh
+                z = np.fft.irfft2(mixed, s=(domain, domain)) + np.float32(growth) * g
+                # Growth here is decay there: z stays standard, so the wet area stays `wet_fraction`.
+                z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
             rain_z = z[:, crop, crop] - threshold
-            out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10 ** (0.8 * rain_z), 0.0)
+            out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
     return out

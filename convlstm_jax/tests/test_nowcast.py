@@ -70,15 +70,18 @@ def _one_openmp_thread():
 
 
 def test_importing_the_module_needs_neither_pysteps_nor_opencv_and_prints_nothing():
-    code = "import sys, convlstm_jax.nowcast; print('pysteps' in sys.modules, 'cv2' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # In a fresh process: the module imports without pysteps and OpenCV; the first call imports
+    # pysteps (where installed) without the line pysteps prints on import.
+    code = (
+        "import importlib.util, sys, numpy as np, convlstm_jax.nowcast as nowcast\n"
+        "print('pysteps' in sys.modules, 'cv2' in sys.modules)\n"
+        "if importlib.util.find_spec('pysteps'):\n"
+        "    nowcast.persistence(np.zeros((2, 4, 4), np.float32), 1)\n"
+        "    assert 'pysteps' in sys.modules\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
     assert run.stdout == "False False\n"
-
-
-def test_calls_import_pysteps_quietly(pysteps, capsys):
-    persistence(np.zeros((2, 4, 4), np.float32), 1)
-    Verification(1)
-    assert capsys.readouterr().out == ""
 
 
 def test_without_pysteps_the_functions_say_how_to_install_it(monkeypatch):
@@ -143,10 +146,10 @@ def test_optical_flow_by_vet_forecasts_a_translation(pysteps, capsys):
     lead_times = 3
     frames = _translating(4 + lead_times, 32, 1, 1, seed=0)
     observed, truth = frames[:4], frames[4:]
-    # pysteps' default sectors, (32, 16, 4, 2), take seconds on 32 x 32 frames: two levels suffice.
-    # VET's OpenMP threads wait for each other at every step: one thread is far faster on busy CPUs.
+    # VET's OpenMP threads wait for each other at every step: one thread is far faster on busy CPUs
+    # (0.5 s here, pysteps' default sectors).
     with _one_openmp_thread():
-        forecast = optical_flow(observed, lead_times, motion="vet", motion_kwargs={"sectors": (4, 2)})
+        forecast = optical_flow(observed, lead_times, motion="vet")
     assert capsys.readouterr().out == ""  # VET's progress lines are off
     for k in range(1, lead_times + 1):
         np.testing.assert_array_equal(forecast[k - 1, :k], 0)  # nothing comes in from beyond the edges

@@ -37,11 +37,19 @@ def pytest_collect_directory(path, parent):
     return None
 
 
+# Docstring examples of the nowcasting code run pysteps and OpenCV (the `nowcast` extra).
+NOWCAST_MODULES = ("convlstm_jax.nowcast", "convlstm_jax._radar_files", "convlstm_jax.plots.plot_radar_forecasts")
+HAS_NOWCAST = all(importlib.util.find_spec(name) is not None for name in ("pysteps", "cv2"))
+
+
 def pytest_runtest_setup(item):
     if not HAS_TORCH and item.get_closest_marker("needs_torch"):
         pytest.skip(NO_TORCH)
     if not HAS_TORCH and _doctest_needs_torch(item):
         pytest.skip(NO_TORCH)
+    dtest = getattr(item, "dtest", None)
+    if not HAS_NOWCAST and dtest is not None and dtest.name.startswith(NOWCAST_MODULES):
+        pytest.skip('needs pysteps and OpenCV, the nowcast extra (pip install "convlstm-jax[nowcast]")')
 
 
 def _doctest_needs_torch(item) -> bool:

@@ -437,6 +437,11 @@ def _advect(fields: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.nda
     return (top * (1 - wr) + bottom * wr).reshape(fields.shape)
 
 
+# Frames the generator runs before the first one it returns, so that the sequences start in the statistical
+# steady state of advection (whose interpolation smooths the finest scales) and renewal.
+SPIN_UP = 6
+
+
 def synthetic_radar(
     num_sequences: int,
     num_frames: int = 20,
@@ -546,6 +551,12 @@ def synthetic_radar(
     memory = np.exp(-scale / (2 * lifetime)).astype(np.float32)
     renewal = np.sqrt(1 - memory**2)
     threshold = NormalDist().inv_cdf(1 - wet_fraction)
+    # Rings of whole wavenumbers (cycles per domain) and the power a unit-variance field of the spectrum
+    # rain_amplitude^2 has in each: the real FFT of unit white noise has E|X|^2 = domain^2 per coefficient.
+    rings = np.rint(cycles).astype(np.intp)
+    ring_count = int(rings.max()) + 1
+    ring_power = np.bincount(rings.ravel(), (domain**2 * rain_amplitude.astype(np.float64) ** 2).ravel(), ring_count)
+    ring_offsets = np.arange(16)[:, np.newaxis, np.newaxis] * ring_count
     grid = np.arange(domain, dtype=np.float32)
     rows, columns = np.meshgrid(grid, grid, indexing="ij")
     centre = domain / 2 - 0.5
@@ -581,18 +592,29 @@ def synthetic_radar(
         z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
         z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
         g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
-        for t in range(num_frames):
-            if t:
+        for t in range(-SPIN_UP, num_frames):
+            if t > -SPIN_UP:
                 heading = direction + turn * t
                 v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
                 u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
                 moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
                 g = moved[:, 1]
-                fresh = _power_law_noise(rngs, rain_amplitude)
-                mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * fresh
-                z = np.fft.irfft2(mixed, s=(domain, domain)) + np.float32(growth) * g
-                # Growth here is decay there: z stays standard, so the wet area stays `wet_fraction`.
+                mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * _power_law_noise(rngs, rain_amplitude)
+                # Interpolation damps the finest scales a little at every frame: each ring of wavenumbers
+                # gets its power back, so the spectrum stays the power law frame after frame.
+                power = np.bincount(
+                    (ring_offsets[: len(rngs)] + rings).ravel(),
+                    (np.abs(mixed) ** 2).ravel(),
+                    minlength=len(rngs) * ring_count,
+                ).reshape(len(rngs), ring_count)
+                gain = np.sqrt(ring_power / np.maximum(power, 1e-30))
+                mixed = mixed * gain[np.arange(len(rngs))[:, np.newaxis, np.newaxis], rings].astype(np.float32)
+                z = np.fft.irfft2(mixed, s=(domain, domain))
                 z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
-            rain_z = z[:, crop, crop] - threshold
-            out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
+            if t >= 0:
+                # Growth where g > 0, decay where g < 0, at `growth` standard deviations a frame; the threshold
+                # follows the spread of z + trend g, so that the wet area stays `wet_fraction`.
+                trend = np.float32(growth * t)
+                rain_z = z[:, crop, crop] + trend * g[:, crop, crop] - threshold * np.sqrt(1 + trend**2)
+                out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
     return out

@@ -1,4 +1,5 @@
-"""Forecast metrics for Moving MNIST: the cross-entropy of Shi et al. 2015, and MSE, MAE and SSIM.
+"""Forecast metrics: the cross-entropy of Shi et al. 2015, MSE, MAE and SSIM, and for radar the
+balanced loss of HKO-7 (Shi et al. 2017).
 
 Every function takes channels-last sequences of shape (B, T, H, W, C), B sequences of T frames,
 checks them before computing anything, and returns a scalar. Inputs of fewer than 32 bits are
@@ -169,6 +170,67 @@ def cross_entropy(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
     """
     _check_pair("logits", logits, targets)
     per_pixel = optax.sigmoid_binary_cross_entropy(_widened(logits), _widened(targets))
+    return jnp.mean(jnp.sum(per_pixel, axis=(1, 2, 3, 4)))
+
+
+# HKO-7's balancing weights (Shi et al. 2017): 1 below 2 mm/h, 2 from 2, 5 from 5, 10 from 10 and 30 from 30
+# mm/h, the thresholds as HKO-7's pixels in [0, 1] (dBZ + 10) / 70, by Z = 200 R^1.6.
+BALANCED_THRESHOLDS_MM_H = (2.0, 5.0, 10.0, 30.0)
+BALANCED_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _balanced_edges() -> np.ndarray:
+    from .data import DBZ_RANGE, rain_to_dbz
+
+    low, high = DBZ_RANGE
+    return ((rain_to_dbz(np.array(BALANCED_THRESHOLDS_MM_H)) - low) / (high - low)).astype(np.float32)
+
+
+def balanced_loss(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax.Array:
+    """HKO-7's balanced MSE plus balanced MAE (Shi et al. 2017), a training loss for radar frames.
+
+    With p = σ(logits) and radar frames as HKO-7 stores them (pixels in [0, 1], `data.rain_to_pixels`
+    / 255), each pixel's squared and absolute errors are weighted by the target's rain rate: 1 below
+    2 mm/h, then 2, 5, 10 and 30 from 2, 5, 10 and 30 mm/h, so that the rare heavy rain counts; the
+    weighted errors are summed over every pixel of every frame of a sequence, then averaged over the
+    B sequences (the normalisation of `cross_entropy`). The absolute error's part pulls a forecast
+    toward the median rather than the mean, which keeps rain that is likely but not certain above
+    the low thresholds instead of fading it.
+
+    Args:
+      logits: predicted frames before the sigmoid, of shape (B, T, H, W, C).
+      targets: true frames in [0, 1], of the same shape and dtype.
+
+    Returns:
+      A scalar: the mean over sequences of the summed, weighted squared and absolute errors.
+
+    Raises:
+      TypeError: if an input is not a floating-point array, or the dtypes differ.
+      ValueError: if the shapes differ or are not 5-D.
+
+    References:
+      X. Shi, Z. Gao, L. Lausen, H. Wang, D.-Y. Yeung, W.-K. Wong and W.-C. Woo, "Deep Learning for
+      Precipitation Nowcasting: A Benchmark and A New Model", NeurIPS 2017.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from convlstm_jax.data import rain_to_pixels
+      >>> from convlstm_jax.metrics import balanced_loss
+      >>> heavy = rain_to_pixels(jnp.array(40.0)) / 255  # 40 mm/h: weight 30
+      >>> targets = jnp.full((1, 1, 1, 2, 1), float(heavy))
+      >>> logits = jnp.log(targets / (1 - targets)) - jnp.array([0.0, 1.0]).reshape(1, 1, 1, 2, 1)
+      >>> loss = balanced_loss(logits, targets)  # one pixel exact, one too low
+      >>> p = 1 / (1 + (1 - targets[0, 0, 0, 1, 0]) / targets[0, 0, 0, 1, 0] * jnp.e)
+      >>> bool(jnp.isclose(loss, 30 * ((heavy - p) ** 2 + abs(heavy - p))))
+      True
+    """
+    _check_pair("logits", logits, targets)
+    logits, targets = _widened(logits), _widened(targets)
+    predictions = jax.nn.sigmoid(logits)
+    edges = jnp.asarray(_balanced_edges(), targets.dtype)
+    weights = jnp.asarray(BALANCED_WEIGHTS, targets.dtype)[jnp.searchsorted(edges, targets, side="right")]
+    error = predictions - targets
+    per_pixel = weights * (jnp.square(error) + jnp.abs(error))
     return jnp.mean(jnp.sum(per_pixel, axis=(1, 2, 3, 4)))
 
 

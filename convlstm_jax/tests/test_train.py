@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from convlstm_jax.data import rain_to_pixels, split_sequences, synthetic_radar, to_unit
+from convlstm_jax.metrics import balanced_loss
 from convlstm_jax.nowcast import skill_table
 from convlstm_jax.train import (
     ConfigError,
@@ -218,6 +219,46 @@ def test_a_preset_sets_its_options_and_those_given_win(name):
         assert getattr(config, option) == (7 if option == "steps" else value)
     assert (config.steps, config.seed) == (7, 3)
     assert parse_options(build_parser(), []) == dataclasses.asdict(TrainConfig())
+
+
+def test_data_radar_alone_starts_from_the_radar_preset():
+    options = parse_options(build_parser(), ["--data", "radar"])
+    assert TrainConfig(**options) == TrainConfig.from_preset("radar")
+    assert (options["loss"], options["input_frames"]) == ("balanced", 5)
+    # Options given win, and another preset is not replaced by it.
+    assert parse_options(build_parser(), ["--data", "radar", "--loss", "cross_entropy"])["loss"] == "cross_entropy"
+    assert parse_options(build_parser(), ["--data", "radar", "--preset", "paper-radar"])["input_frames"] == 5
+    assert parse_options(build_parser(), ["--preset", "paper-radar", "--data", "radar"])["output_frames"] == 15
+
+
+def test_the_balanced_loss_trains(tmp_path):
+    config = TrainConfig(**TINY, data="radar", loss="balanced")
+    train_set, _ = load_data(config)
+    inputs, targets = split_sequences(train_set[:4], config.input_frames)
+    state = create_train_state(build_model(config), make_optimizer(config), inputs, loss="balanced")
+    losses = []
+    for _ in range(5):
+        state, loss = train_step(state, to_unit(inputs), to_unit(targets))
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    assert losses[0] == pytest.approx(
+        float(
+            balanced_loss(
+                state.model.apply(
+                    {
+                        "params": create_train_state(
+                            build_model(config), make_optimizer(config), inputs, loss="balanced"
+                        ).params
+                    },
+                    to_unit(inputs),
+                ),
+                to_unit(targets),
+            )
+        ),
+        rel=1e-6,
+    )
+    with pytest.raises(ValueError, match="loss must be one of"):
+        create_train_state(build_model(config), make_optimizer(config), inputs, loss="mse")
 
 
 def test_the_paper_radar_preset_is_the_papers_configuration():

@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        help="start from a named set of options (the options given beside it win): "
-        + "; ".join(f"{name}: {' '.join(_flags(options))}" for name, options in PRESETS.items()),
+        help="start from a named set of options (the options given beside it win; --data radar alone starts "
+        "from 'radar'): " + "; ".join(f"{name}: {' '.join(_flags(options))}" for name, options in PRESETS.items()),
     )
     for field in dataclasses.fields(TrainConfig):
         kwargs = dict(field.metadata)
@@ -53,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> dict[str, object]:
     """`TrainConfig`'s keyword arguments from `argv`: a `--preset`'s options, and the options given over them.
 
+    `--data radar` without a preset starts from the preset `radar`.
+
     Example:
       >>> options = parse_options(build_parser(), ["--preset", "paper-radar", "--steps", "50"])
       >>> options["data"], options["patch_size"], options["steps"]
       ('radar', 2, 50)
     """
-    preset = parser.parse_known_args(argv)[0].preset
+    known = parser.parse_known_args(argv)[0]
+    preset = "radar" if known.preset is None and known.data == "radar" else known.preset
     if preset is not None:
         parser.set_defaults(**PRESETS[preset])
     options = vars(parser.parse_args(argv))

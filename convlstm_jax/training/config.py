@@ -40,6 +40,12 @@ class TrainConfig:
     forecasts are still blurred at that point (their SSIM is below the baseline's); longer runs and
     the network of the paper (Table 1), `--spec "ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64"`, sharpen them.
 
+    On radar (`data="radar"`), the preset `radar` (`TrainConfig.from_preset("radar")`, which
+    `convlstm-train --data radar` starts from) reads 5 frames and forecasts 10, trains 1000 steps
+    by HKO-7's balanced loss: about ten minutes on two CPU cores, after which the model beats
+    persistence in CSI at 0.5 mm/h at every lead time (`convlstm_jax.nowcast`). The presets
+    `paper-radar` and `paper-digits` are the paper's configurations, for a GPU.
+
     Invalid values raise `ConfigError` on construction, except those that depend on the data or
     the devices, which `train` checks before it starts.
     """
@@ -67,6 +73,11 @@ class TrainConfig:
     output_frames: int = _option(10, "frames the model forecasts")
     batch_size: int = _option(8, "sequences per training step (and per evaluation batch)")
     steps: int = _option(600, "training steps in all, counting those of a resumed run")
+    loss: str = _option(
+        "cross_entropy",
+        "the training loss: the paper's cross-entropy, or HKO-7's balanced MSE + MAE for radar (metrics.balanced_loss)",
+        choices=("cross_entropy", "balanced"),
+    )
     optimizer: str = _option("rmsprop", "the optimiser (the paper: RMSProp)", choices=("rmsprop", "adam"))
     learning_rate: float = _option(1e-3, "the learning rate")
     decay: float = _option(0.9, "RMSProp's decay of the mean squared gradient (ignored by Adam)")
@@ -91,7 +102,7 @@ class TrainConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("eval_every", "checkpoint_every", "seed"):
             _check_int(name, getattr(self, name), 0)
-        for name in ("peephole", "optimizer", "sharding"):
+        for name in ("peephole", "loss", "optimizer", "sharding"):
             choices = _field(name).metadata["choices"]
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
@@ -143,6 +154,10 @@ class TrainConfig:
 # Named sets of options: `TrainConfig.from_preset(name)` and `convlstm-train --preset NAME`. Options given
 # beside a preset win over it.
 PRESETS: dict[str, dict[str, Any]] = {
+    # The synthetic radar on two CPU cores in about ten minutes, beating persistence at every lead time:
+    # 5 frames in (30 minutes) and 10 out (an hour), HKO-7's balanced loss. `convlstm-train --data radar`
+    # starts from it.
+    "radar": {"data": "radar", "input_frames": 5, "loss": "balanced", "steps": 1000},
     # Shi et al. 2015, Sec. 4.2, for a GPU: 5 radar frames in and 15 out (30 minutes, then 90), 100 x 100
     # frames as 50 x 50 x 4 tensors (2 x 2 patches), two layers of 64 hidden states with 3 x 3 kernels.
     # The sequences are synthetic radar; their number, the batch and the steps are this library's choice.

@@ -81,7 +81,9 @@ def train(config: TrainConfig) -> TrainResult:
         model = build_model(config, in_channels=train_set.shape[-1])
 
         def fresh() -> TrainState:
-            return place_state(create_train_state(model, make_optimizer(config), train_inputs, seed=config.seed))
+            return place_state(
+                create_train_state(model, make_optimizer(config), train_inputs, seed=config.seed, loss=config.loss)
+            )
 
         state = restore_latest(manager, config, fresh)
         start = int(state.step)

@@ -76,6 +76,10 @@ class _jit:  # a decorator, like jax.jit
         return getattr(self.jitted, name)
 
 
+# The training losses by name (`TrainConfig.loss`).
+LOSSES = {"cross_entropy": metrics.cross_entropy, "balanced": metrics.balanced_loss}
+
+
 @flax.struct.dataclass
 class TrainState:
     """The parameters, the optimiser's state and the step count; model and optimiser ride along.
@@ -89,6 +93,7 @@ class TrainState:
       opt_state: the optimiser's state.
       model: the `EncoderForecaster`.
       optimizer: the optax transformation.
+      loss: the training loss, a key of `LOSSES` (static).
     """
 
     step: jax.Array
@@ -96,6 +101,7 @@ class TrainState:
     opt_state: optax.OptState
     model: EncoderForecaster = flax.struct.field(pytree_node=False)
     optimizer: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    loss: str = flax.struct.field(pytree_node=False, default="cross_entropy")
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -104,7 +110,12 @@ def _init_params(model: EncoderForecaster, key: jax.Array, frames: jax.Array) ->
 
 
 def create_train_state(
-    model: EncoderForecaster, optimizer: optax.GradientTransformation, inputs: np.ndarray, *, seed: int = 0
+    model: EncoderForecaster,
+    optimizer: optax.GradientTransformation,
+    inputs: np.ndarray,
+    *,
+    seed: int = 0,
+    loss: str = "cross_entropy",
 ) -> TrainState:
     """A fresh state: parameters initialised from `jax.random.key(seed)`, step 0.
 
@@ -114,7 +125,10 @@ def create_train_state(
       inputs: example input frames (B, T, H, W, C); only their shape and dtype matter. uint8
         frames are taken as float32.
       seed: the seed of the initial parameters.
+      loss: the loss `train_step` minimises, a key of `LOSSES`.
     """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}.")
     dtype = jnp.float32 if np.dtype(inputs.dtype) == np.uint8 else inputs.dtype
     frames = jnp.zeros((1, *inputs.shape[1:]), dtype)
     params = _init_params(model, jax.random.key(seed), frames)
@@ -124,15 +138,17 @@ def create_train_state(
         opt_state=optimizer.init(params),
         model=model,
         optimizer=optimizer,
+        loss=loss,
     )
 
 
 @_jit
 def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tuple[TrainState, jax.Array]:
-    """One update on a batch, by the loss of Shi et al. 2015.
+    """One update on a batch, by the model's loss (`TrainState.loss`).
 
-    The loss is `metrics.cross_entropy`: `optax.sigmoid_binary_cross_entropy` of the forecast's
-    logits against the target frames, summed over each sequence's pixels, averaged over the batch.
+    The loss of Shi et al. 2015 is `metrics.cross_entropy`: `optax.sigmoid_binary_cross_entropy` of
+    the forecast's logits against the target frames, summed over each sequence's pixels, averaged
+    over the batch; `metrics.balanced_loss` is HKO-7's, for radar.
 
     Args:
       state: the state before the update.
@@ -144,7 +160,7 @@ def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tupl
     """
 
     def loss_fn(params: Any) -> jax.Array:
-        return metrics.cross_entropy(state.model.apply({"params": params}, inputs), targets)
+        return LOSSES[state.loss](state.model.apply({"params": params}, inputs), targets)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     # Adam's bias correction raises a Python float to the int32 step count, which strict dtype

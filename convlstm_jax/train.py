@@ -1,4 +1,4 @@
-"""Training the encoder-forecaster of Shi et al. 2015 on moving digits: the library and `convlstm-train`.
+"""Training the encoder-forecaster of Shi et al. 2015 on moving digits or radar: the library and `convlstm-train`.
 
 The pieces can be used one by one in another loop:
 
@@ -12,8 +12,10 @@ The pieces can be used one by one in another loop:
 They live in the package `convlstm_jax.training`, one module per part (see its docstring).
 
 A run lives in its workdir: `config.json`, `checkpoints/<step>/` (Orbax: the state and the
-options), the figures `forecasts.png` and `learning_curve.png`, and `metrics.jsonl`, one JSON
-record per line, where `step` counts the updates made:
+options), the figures `forecasts.png` and `learning_curve.png`, for radar (`--data radar`) the
+nowcasting skill of the model and of pysteps' baselines, `skill.json`, with the figures
+`skill_csi.png` and `radar_forecasts.png`, and `metrics.jsonl`, one JSON record per line, where
+`step` counts the updates made:
 
     {"step": 0, "kind": "baseline", "cross_entropy": ..., "mse": ..., "mae": ..., "ssim": ...}
     {"step": 1, "kind": "train", "loss": ...}      (the loss of the batch of the first update)

@@ -25,7 +25,7 @@
 #    scale; rain rate, reflectivity and HKO-7's pixels;
 # 2. the baselines: pysteps' persistence and optical flow, the motion field they extrapolate along,
 #    and their scores (CSI, POD, FAR, HSS, MSE, correlation) per lead time;
-# 3. training the encoder-forecaster on the radar (`train(TrainConfig(data="radar", ...))`);
+# 3. training the encoder-forecaster on the radar (`train(TrainConfig.from_preset("radar", ...))`);
 # 4. its skill against the baselines: the table, the CSI against lead time, forecast strips;
 # 5. radar files of one's own, in HKO-7's PNG layout.
 #
@@ -66,7 +66,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints where its conf
 
 # %% tags=["parameters"]
 SMALL = os.environ.get("CONVLSTM_NOTEBOOK_SMALL") == "1"  # smaller sizes, for the test suite
-# Full size: the library's defaults of a radar run, as `convlstm-train --data radar` trains.
+# Full size: the preset `radar`, as `convlstm-train --data radar` trains.
 # Small: a tiny model, a few steps; it shows every step of the run but learns next to nothing.
 RUN = (
     dict(
@@ -285,10 +285,11 @@ display(Image(WORK / "easy.png"))
 # %% [markdown]
 # ## 3. Training the encoder-forecaster on radar
 #
-# `train(TrainConfig(data="radar", ...))`, as `convlstm-train --data radar`: the sequences are
+# `train(TrainConfig.from_preset("radar", ...))`, as `convlstm-train --data radar`: the sequences are
 # `synthetic_radar`'s, seeded by `seed`, as HKO-7's pixels; the model reads `input_frames` frames and
-# forecasts `output_frames`; `loss="balanced"` trains with HKO-7's balanced MSE + MAE, which weighs
-# heavy rain more, instead of the paper's cross-entropy. At the end the run scores the model's
+# forecasts `output_frames`; the preset `radar` (5 frames in, 10 out, 1000 steps) trains with HKO-7's
+# balanced MSE + MAE (`loss="balanced"`), which weighs heavy rain more, instead of the paper's
+# cross-entropy. At the end the run scores the model's
 # forecasts and the two baselines on the validation sequences (`evaluation.nowcast_skill`), and
 # writes `skill.json`, `skill_csi.png` and `radar_forecasts.png` beside its usual files.
 #
@@ -300,7 +301,7 @@ display(Image(WORK / "easy.png"))
 # ConvLSTM(3x3)-3x3-64-3x3-64, 20 000 steps, for a GPU.
 
 # %%
-config = TrainConfig(data="radar", **RUN, seed=SEED, workdir=str(WORK / "run"), progress=False)
+config = TrainConfig.from_preset("radar", **RUN, seed=SEED, workdir=str(WORK / "run"), progress=False)
 print(config)
 result = train(config)
 print(f"{result.steps_run} steps, {result.wall_time:.0f} s")

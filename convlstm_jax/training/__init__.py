@@ -1,4 +1,4 @@
-"""Training the encoder-forecaster of Shi et al. 2015 on moving digits, one module per part:
+"""Training the encoder-forecaster of Shi et al. 2015 on moving digits or radar, one module per part:
 
 - `config`: `TrainConfig`, every option of a run, and `ConfigError`;
 - `dataset`: `load_data`, the training and validation sequences;

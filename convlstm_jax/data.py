@@ -469,7 +469,9 @@ def synthetic_radar(
       uniform direction) that turns at up to `turning` radians a frame, plus a divergence-free
       field: a vortex turning at up to `rotation` radians a frame at the frame's centre, and a
       smooth random flow of `wind_variability` times the mean speed. Rain moves with it,
-      semi-Lagrangian (the value at a point comes from where the wind brought it from, bilinearly).
+      semi-Lagrangian (the value at a point comes from where the wind brought it from, bilinearly);
+      the power the interpolation takes from the finest scales is given back to each ring of
+      wavenumbers every frame, so the spectrum stays the power law.
     - Each scale evolves while it moves, as an AR(1) process in the wind's frame: a scale of L
       pixels keeps its pattern for about lifetime * L / size frames (small cells live shortly,
       large systems long), and a smooth growth field, moving with the rain, adds `growth` of its
@@ -477,8 +479,9 @@ def synthetic_radar(
       and decays in others, which no extrapolation of motion can see. z is then standardised over
       the domain, so the wet area keeps `wet_fraction` on average.
 
-    The fields are made on a periodic domain twice the frame's side and cut from its centre, so rain
-    enters and leaves through the edges. With 2 km pixels, the default speeds of 1-3 pixels a frame
+    The sequences start after `SPIN_UP` frames of this evolution. The fields are made on a periodic
+    domain twice the frame's side and cut from its centre, so rain enters and leaves through the
+    edges. With 2 km pixels, the default speeds of 1-3 pixels a frame
     are 20-60 km/h. Easier for optical flow: `turning=rotation=wind_variability=growth=0` and a long
     `lifetime` (pure translation of a frozen pattern); harder: the opposite.
 

@@ -303,3 +303,27 @@ def test_the_radar_frames_are_synthetic_radar_in_hko7_pixels():
     rain = synthetic_radar(6, config.frames, size=config.size, seed=5)
     np.testing.assert_array_equal(np.concatenate([train_set, val_set])[..., 0], rain_to_pixels(rain))
     assert train_set.shape == (4, 4, 16, 16, 1) and val_set.shape == (2, 4, 16, 16, 1)
+
+
+@pytest.mark.slow
+def test_a_radar_run_split_over_two_devices_scores_as_on_one(tmp_path):
+    pytest.importorskip("pysteps", reason="the nowcasting scores need pysteps (the nowcast extra)")
+    pytest.importorskip("cv2", reason="the optical-flow baseline needs OpenCV (the nowcast extra)")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    skills = {}
+    for sharding in ("none", "data"):
+        workdir = tmp_path / sharding
+        command = [
+            sys.executable,
+            "-m",
+            "convlstm_jax.train",
+            *RADAR_ARGS,
+            f"--sharding={sharding}",
+            f"--workdir={workdir}",
+        ]
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        skills[sharding] = json.loads((workdir / "skill.json").read_text())
+    for baseline in ("persistence", "optical_flow"):
+        assert skills["data"][baseline] == skills["none"][baseline]
+    assert skills["data"]["model"]["MSE"] == pytest.approx(skills["none"]["model"]["MSE"], rel=1e-5)
+    assert skills["data"]["model"]["contingency"] == skills["none"]["model"]["contingency"]

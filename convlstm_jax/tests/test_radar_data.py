@@ -275,10 +275,11 @@ def test_the_wet_area_is_wet_fraction(wet_fraction):
 
 
 def test_the_wet_area_stays_wet_fraction_while_rain_grows_and_decays():
-    rain = synthetic_radar(24, 12, size=32, wet_fraction=0.2, growth=0.2, seed=10)
-    # Standard error of the mean of 24 sequences: 0.2 / sqrt(24) = 0.04 at most (see above); 6 seeds
-    # measured off by 0.033 at most. A threshold fixed while growth raises z's variance gives 0.34.
-    assert abs((rain[:, -3:] > 0).mean() - 0.2) < 0.08
+    rain = synthetic_radar(48, 12, size=32, wet_fraction=0.2, growth=0.2, seed=10)
+    # Growth spreads the sequences' wet fractions further (standard deviation up to 0.27 measured), so the
+    # standard error of the mean of 48 sequences is 0.04 at most; 20 seeds measured off by 0.05 at most.
+    # A threshold fixed while growth raises z's variance gave 0.34.
+    assert abs((rain[:, -3:] > 0).mean() - 0.2) < 0.1
 
 
 def test_the_intensities_rise_10_db_per_standard_deviation():
@@ -304,14 +305,35 @@ def test_a_frozen_field_stays_and_growth_changes_it():
 
 @pytest.mark.parametrize("speed", [1.0, 2.5])
 def test_rain_moves_with_the_mean_wind(speed):
-    rain = synthetic_radar(6, 5, size=48, wet_fraction=0.5, seed=5, **{**FROZEN, "speed": (speed, speed)})
+    rain = synthetic_radar(6, 4, size=48, wet_fraction=0.5, seed=5, **{**FROZEN, "speed": (speed, speed)})
     field = np.log1p(rain)
     for n in range(len(field)):
-        shifts = {(t, t + k): _shift(field[n, t], field[n, t + k], reach=12) for t, k in [(0, 2), (2, 2), (0, 4)]}
+        shifts = {(t0, t1): _shift(field[n, t0], field[n, t1], reach=8) for t0, t1 in [(0, 1), (1, 2), (2, 3), (0, 3)]}
+        # speed * k pixels in k frames: measured within 0.65 px (3 seeds, both speeds); 10 px shifts in
+        # 48 px frames were not measured as well (phase correlation's peaks less sharp, 1.1 px off).
         for (t0, t1), shift in shifts.items():
             assert abs(np.hypot(*shift) - speed * (t1 - t0)) < 1.0, (n, t0, t1, shift)
-        # A steady wind: the two halves add up to the whole, in direction too.
-        assert np.hypot(*(shifts[0, 2] + shifts[2, 4] - shifts[0, 4])) < 1.0, (n, shifts)
+        # A steady wind: the same step every frame (measured within 0.33 px).
+        for first, second in [((0, 1), (1, 2)), ((1, 2), (2, 3))]:
+            assert np.hypot(*(shifts[second] - shifts[first])) < 0.75, (n, shifts)
+
+
+def test_the_mean_wind_turns_at_up_to_turning_radians_a_frame():
+    def turned(turning):
+        """The angle between the wind's steps over frames 0-2 and 6-8: 6 frames of turning."""
+        wind = {**FROZEN, "speed": (2.0, 2.0), "turning": turning}
+        rain = synthetic_radar(4, 9, size=48, wet_fraction=0.5, seed=4, **wind)
+        field = np.log1p(rain)
+        early = [complex(*_shift(f[0], f[2], reach=8)) for f in field]
+        late = [complex(*_shift(f[6], f[8], reach=8)) for f in field]
+        return np.abs(np.angle(np.array(late) / np.array(early)))
+
+    # Measured on 10 seeds: 0.13 rad at most without turning (a wind turning 0.1 rad a frame regardless
+    # turns 0.6); with 0.15 rad a frame, up to 0.86 rad (6 frames: 0.9 at most), 0.38 or more for the
+    # largest of 4.
+    assert (turned(0.0) < 0.2).all()
+    angles = turned(0.15)
+    assert (angles <= 6 * 0.15 + 0.1).all() and angles.max() > 0.3, angles
 
 
 def test_a_short_lifetime_decorrelates_frames_faster():
@@ -319,10 +341,22 @@ def test_a_short_lifetime_decorrelates_frames_faster():
         rain = synthetic_radar(4, 6, size=32, wet_fraction=0.5, seed=7, **{**FROZEN, "lifetime": lifetime})
         return np.mean([_correlation(np.log1p(r[0]), np.log1p(r[5])) for r in rain])
 
-    # Measured 0.14 (lifetime 4) and 0.90 (lifetime 100).
+    # Measured on 20 seeds: 0.0-0.36 (lifetime 4) and 0.79-0.90 (lifetime 100).
     short, long = lag_5_correlation(4.0), lag_5_correlation(100.0)
     assert short < long - 0.3
-    assert long > 0.8
+    assert long > 0.7
+
+
+def test_small_scales_live_shorter_than_large_ones():
+    rain = synthetic_radar(8, 4, size=32, wet_fraction=0.5, seed=7, **{**FROZEN, "lifetime": 10.0})
+    field = np.log1p(rain)
+    large = ndimage.gaussian_filter(field, (0, 0, 4, 4), mode="wrap")  # scales of ~ 25 px and more
+    small = field - ndimage.gaussian_filter(field, (0, 0, 1, 1), mode="wrap")  # of a few pixels
+    kept_large = np.mean([_correlation(f[0], f[3]) for f in large])
+    kept_small = np.mean([_correlation(f[0], f[3]) for f in small])
+    # Measured over 3 frames, on 12 seeds: 0.65-0.78 (large) and 0.22-0.35 (small), 0.37 apart at least;
+    # with one lifetime for every scale, 0.11 apart at most (the filters alone do not separate them).
+    assert kept_small < kept_large - 0.25
 
 
 def test_a_larger_spectral_slope_gives_a_smoother_field():
@@ -353,8 +387,8 @@ def test_rotation_moves_the_rain_the_more_the_larger_it_is():
 
 
 def test_rotation_turns_the_field_about_the_frame_centre():
-    rotation, frames, size = 0.05, 10, 48
-    rain = synthetic_radar(6, frames + 1, size=size, wet_fraction=0.5, seed=6, **{**FROZEN, "rotation": rotation})
+    rotation, frames, size = 0.08, 10, 48
+    rain = synthetic_radar(8, frames + 1, size=size, wet_fraction=0.5, seed=6, **{**FROZEN, "rotation": rotation})
     field = np.log1p(rain)
     rows, columns = np.mgrid[:size, :size] - (size - 1) / 2
     # The vortex turns at its drawn angular speed at the centre, slower away from it (its streamfunction
@@ -362,20 +396,21 @@ def test_rotation_turns_the_field_about_the_frame_centre():
     disc = np.hypot(rows, columns) < size / 4
     # The angular speed is drawn in +-rotation: search the angle the frames turned by, half as far again.
     angles = np.linspace(-1.5 * rotation * frames, 1.5 * rotation * frames, 61)
-    turned = []
+    fits, turned = [], []
     for first, last in zip(field[:, 0], field[:, -1]):
-        if first[disc].std() == 0:  # all dry (or all wet) about the centre: nothing to see turn
+        if (first[disc] > 0).mean() < 0.1:  # (nearly) dry about the centre: nothing to see turn
             continue
-        fits = [
+        correlations = [
             _correlation(ndimage.rotate(first, np.degrees(a), reshape=False, order=1)[disc], last[disc]) for a in angles
         ]
-        best = int(np.argmax(fits))
-        # Turned back by its angle, each last frame is its first, but for the blur of ten bilinear
-        # steps and of the rotation here (0.94 at least, measured); a strain instead of a vortex
-        # (du/dx = -dv/dy, no vorticity) fits no rotation (0.78 at worst).
-        assert fits[best] > 0.9, (angles[best], fits[best])
-        assert abs(angles[best]) <= rotation * frames + 0.05  # up to `rotation` radians a frame
-        turned.append((abs(angles[best]), fits[best] - _correlation(first[disc], last[disc])))
-    assert len(turned) >= 4
-    # And some turned far, so that the rotation is seen, not only allowed.
-    assert max(angle for angle, gain in turned if gain > 0.1) >= 0.2, turned
+        best = int(np.argmax(correlations))
+        assert abs(angles[best]) <= rotation * frames + 0.05, angles[best]  # up to `rotation` radians a frame
+        fits.append(correlations[best])
+        turned.append((abs(angles[best]), correlations[best] - _correlation(first[disc], last[disc])))
+    assert len(fits) >= 3
+    # Turned back by its angle, the last frame is the first, but for the blur of ten bilinear steps and of
+    # the rotation here: on 20 seeds the mean correlation measured 0.935-0.98 (0.79 at worst for one
+    # sequence); a strain instead of a vortex (du/dx = -dv/dy, no vorticity) fits no rotation: 0.87 at best.
+    assert np.mean(fits) > 0.9, fits
+    # And some turned far (0.4 rad and more measured), so that the rotation is seen, not only allowed.
+    assert max(angle for angle, gain in turned if gain > 0.05) >= 0.25, turned

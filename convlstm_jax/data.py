@@ -456,6 +456,7 @@ def synthetic_radar(
     wet_fraction: float = 0.35,
     spectral_slope: float = 3.0,
     seed: int = 0,
+    workers: int = 1,
 ) -> np.ndarray:
     """Sequences of synthetic radar rain fields in mm/h, moved by winds, growing and decaying.
 
@@ -499,6 +500,8 @@ def synthetic_radar(
       spectral_slope: the 2-D power spectrum's exponent (the field's roughness: larger is smoother).
       seed: seeds the sequences; sequence n depends on (seed, n) alone, so the first k of N
         sequences are those of k.
+      workers: threads that make the sequences, 16 at a time; the result is the same for any
+        number.
 
     Returns:
       Rain rates in mm/h, float32 (N, T, size, size); `rain_to_pixels` makes training frames of them.
@@ -517,12 +520,11 @@ def synthetic_radar(
       >>> rain_to_pixels(rain)[..., None].shape  # uint8 frames (N, T, H, W, 1), as training takes them
       (2, 6, 32, 32, 1)
     """
-    from statistics import NormalDist
-
     num_sequences = _check_int("num_sequences", num_sequences, 1)
     num_frames = _check_int("num_frames", num_frames, 1)
     size = _check_int("size", size, 2)
     seed = _check_int("seed", seed, 0)
+    workers = _check_int("workers", workers, 1)
     if not isinstance(speed, (tuple, list)) or len(speed) != 2:
         raise TypeError(f"speed must be a (low, high) pair of pixels a frame, got {speed!r}.")
     low = _check_real("speed[0]", speed[0], 0.0)
@@ -539,6 +541,42 @@ def synthetic_radar(
         raise ValueError(f"wet_fraction must be strictly between 0 and 1, got {wet_fraction}.")
     spectral_slope = _check_real("spectral_slope", spectral_slope, 0.0)
 
+    knobs = dict(
+        num_frames=num_frames,
+        size=size,
+        speed=(low, high),
+        rotation=rotation,
+        turning=turning,
+        wind_variability=wind_variability,
+        growth=growth,
+        lifetime=lifetime,
+        wet_fraction=wet_fraction,
+        spectral_slope=spectral_slope,
+        seed=seed,
+    )
+    starts = list(range(0, num_sequences, _RADAR_CHUNK))
+    counts = [min(_RADAR_CHUNK, num_sequences - start) for start in starts]
+    if workers == 1 or len(starts) == 1:
+        return np.concatenate([_radar_chunk(knobs, start, count) for start, count in zip(starts, counts)])
+    import concurrent.futures
+
+    # Threads: NumPy's FFTs and array arithmetic release the GIL.
+    with concurrent.futures.ThreadPoolExecutor(min(workers, len(starts))) as pool:
+        return np.concatenate(list(pool.map(_radar_chunk, [knobs] * len(starts), starts, counts)))
+
+
+# Sequences made together, as one batch of arrays (and one task of a worker).
+_RADAR_CHUNK = 16
+
+
+def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
+    """Sequences first, ..., first + count - 1 of `synthetic_radar` with the checked `knobs`."""
+    from statistics import NormalDist
+
+    num_frames, size, seed = knobs["num_frames"], knobs["size"], knobs["seed"]
+    (low, high), rotation, turning = knobs["speed"], knobs["rotation"], knobs["turning"]
+    wind_variability, growth, lifetime = knobs["wind_variability"], knobs["growth"], knobs["lifetime"]
+    wet_fraction, spectral_slope = knobs["wet_fraction"], knobs["spectral_slope"]
     domain = 2 * size
     ky, kx, cycles = _wavenumbers(domain)
     scale = np.maximum(cycles, 1.0)  # the mean (k = 0) is set apart below
@@ -559,7 +597,7 @@ def synthetic_radar(
     rings = np.rint(cycles).astype(np.intp)
     ring_count = int(rings.max()) + 1
     ring_power = np.bincount(rings.ravel(), (domain**2 * rain_amplitude.astype(np.float64) ** 2).ravel(), ring_count)
-    ring_offsets = np.arange(16)[:, np.newaxis, np.newaxis] * ring_count
+    ring_offsets = np.arange(count)[:, np.newaxis, np.newaxis] * ring_count
     grid = np.arange(domain, dtype=np.float32)
     rows, columns = np.meshgrid(grid, grid, indexing="ij")
     centre = domain / 2 - 0.5
@@ -571,53 +609,52 @@ def synthetic_radar(
     vortex_v = (np.cos(y) * np.sin(x) / k1).astype(np.float32)
 
     crop = slice(size // 2, size // 2 + size)
-    out = np.empty((num_sequences, num_frames, size, size), np.float32)
-    for first in range(0, num_sequences, 16):  # a few sequences at a time, each from its own generator
-        rngs = [np.random.default_rng([seed, n]) for n in range(first, min(first + 16, num_sequences))]
-        draws = np.array(
+    out = np.empty((count, num_frames, size, size), np.float32)
+    rngs = [np.random.default_rng([seed, n]) for n in range(first, first + count)]
+    draws = np.array(
+        [
             [
-                [
-                    rng.uniform(low, high),
-                    rng.uniform(0, 2 * np.pi),
-                    rng.uniform(-turning, turning),
-                    rng.uniform(-rotation, rotation),
-                ]
-                for rng in rngs
+                rng.uniform(low, high),
+                rng.uniform(0, 2 * np.pi),
+                rng.uniform(-turning, turning),
+                rng.uniform(-rotation, rotation),
             ]
-        )
-        mean_speed, direction, turn, spin = (draws[:, i, np.newaxis, np.newaxis].astype(np.float32) for i in range(4))
-        # A smooth divergence-free flow of typical speed 1, from a random streamfunction.
-        stream = _power_law_noise(rngs, smooth_amplitude)
-        flow_v = np.fft.irfft2(1j * kx * stream, s=(domain, domain))  # down the rows: d(psi)/dx
-        flow_u = np.fft.irfft2(-1j * ky * stream, s=(domain, domain))  # along the columns: -d(psi)/dy
-        typical = np.sqrt(np.mean(flow_u**2 + flow_v**2, axis=(1, 2), keepdims=True))
-        flow_v, flow_u = flow_v / typical, flow_u / typical
-        z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
-        z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
-        g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
-        for t in range(-SPIN_UP, num_frames):
-            if t > -SPIN_UP:
-                heading = direction + turn * t
-                v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
-                u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
-                moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
-                g = moved[:, 1]
-                mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * _power_law_noise(rngs, rain_amplitude)
-                # Interpolation damps the finest scales a little at every frame: each ring of wavenumbers
-                # gets its power back, so the spectrum stays the power law frame after frame.
-                power = np.bincount(
-                    (ring_offsets[: len(rngs)] + rings).ravel(),
-                    (np.abs(mixed) ** 2).ravel(),
-                    minlength=len(rngs) * ring_count,
-                ).reshape(len(rngs), ring_count)
-                gain = np.sqrt(ring_power / np.maximum(power, 1e-30))
-                mixed = mixed * gain[np.arange(len(rngs))[:, np.newaxis, np.newaxis], rings].astype(np.float32)
-                z = np.fft.irfft2(mixed, s=(domain, domain))
-                z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
-            if t >= 0:
-                # Growth where g > 0, decay where g < 0, at `growth` standard deviations a frame; the threshold
-                # follows the spread of z + trend g, so that the wet area stays `wet_fraction`.
-                trend = np.float32(growth * t)
-                rain_z = z[:, crop, crop] + trend * g[:, crop, crop] - threshold * np.sqrt(1 + trend**2)
-                out[first : first + len(rngs), t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
+            for rng in rngs
+        ]
+    )
+    mean_speed, direction, turn, spin = (draws[:, i, np.newaxis, np.newaxis].astype(np.float32) for i in range(4))
+    # A smooth divergence-free flow of typical speed 1, from a random streamfunction.
+    stream = _power_law_noise(rngs, smooth_amplitude)
+    flow_v = np.fft.irfft2(1j * kx * stream, s=(domain, domain))  # down the rows: d(psi)/dx
+    flow_u = np.fft.irfft2(-1j * ky * stream, s=(domain, domain))  # along the columns: -d(psi)/dy
+    typical = np.sqrt(np.mean(flow_u**2 + flow_v**2, axis=(1, 2), keepdims=True))
+    flow_v, flow_u = flow_v / typical, flow_u / typical
+    z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
+    z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
+    g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
+    for t in range(-SPIN_UP, num_frames):
+        if t > -SPIN_UP:
+            heading = direction + turn * t
+            v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
+            u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
+            moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
+            g = moved[:, 1]
+            mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * _power_law_noise(rngs, rain_amplitude)
+            # Interpolation damps the finest scales a little at every frame: each ring of wavenumbers
+            # gets its power back, so the spectrum stays the power law frame after frame.
+            power = np.bincount(
+                (ring_offsets + rings).ravel(),
+                (np.abs(mixed) ** 2).ravel(),
+                minlength=len(rngs) * ring_count,
+            ).reshape(len(rngs), ring_count)
+            gain = np.sqrt(ring_power / np.maximum(power, 1e-30))
+            mixed = mixed * gain[np.arange(len(rngs))[:, np.newaxis, np.newaxis], rings].astype(np.float32)
+            z = np.fft.irfft2(mixed, s=(domain, domain))
+            z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
+        if t >= 0:
+            # Growth where g > 0, decay where g < 0, at `growth` standard deviations a frame; the threshold
+            # follows the spread of z + trend g, so that the wet area stays `wet_fraction`.
+            trend = np.float32(growth * t)
+            rain_z = z[:, crop, crop] + trend * g[:, crop, crop] - threshold * np.sqrt(1 + trend**2)
+            out[:, t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
     return out

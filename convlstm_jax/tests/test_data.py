@@ -175,3 +175,12 @@ def test_copy_last_frame(digits):
         np.testing.assert_array_equal(forecast[:, t], inputs[:, 5])
     with pytest.raises(ValueError, match=r"at least one frame, got shape \(12, 0, 64, 64, 1\)"):
         copy_last_frame(digits[:, :0], 4)
+
+
+def test_synthetic_radar_is_the_same_made_by_several_threads():
+    from convlstm_jax.data import synthetic_radar
+
+    one = synthetic_radar(37, 4, size=16, seed=2)  # three chunks of 16, the last one short
+    np.testing.assert_array_equal(synthetic_radar(37, 4, size=16, seed=2, workers=3), one)
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        synthetic_radar(2, 4, size=16, workers=0)

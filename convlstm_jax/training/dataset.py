@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..data import bouncing_digits, load_moving_mnist, rain_to_pixels, synthetic_radar
@@ -32,7 +34,10 @@ def load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
                 wanted, config.frames, size=config.size, digit_size=digit_size, seed=config.seed
             )
         else:
-            sequences = rain_to_pixels(synthetic_radar(wanted, config.frames, size=config.size, seed=config.seed))
+            rain = synthetic_radar(
+                wanted, config.frames, size=config.size, seed=config.seed, workers=os.cpu_count() or 1
+            )
+            sequences = rain_to_pixels(rain)
             sequences = sequences[..., np.newaxis]
         return sequences[: config.train_sequences], sequences[config.train_sequences :]
     try:

@@ -188,6 +188,13 @@ def test_synthetic_radar_is_deterministic_and_each_sequence_its_own():
     assert len({rain[n].tobytes() for n in range(18)}) == 18
 
 
+def test_synthetic_radar_is_the_same_with_workers():
+    # Three chunks of 16 sequences, made by 2 and by 3 workers at once.
+    serial = synthetic_radar(33, 3, size=16, seed=4)
+    for workers in (2, 3):
+        np.testing.assert_array_equal(synthetic_radar(33, 3, size=16, seed=4, workers=workers), serial)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -229,6 +236,9 @@ def test_synthetic_radar_is_deterministic_and_each_sequence_its_own():
         (dict(wet_fraction=True), TypeError, r"wet_fraction must be a real number, got bool"),
         (dict(spectral_slope=-1.0), ValueError, r"spectral_slope must be >= 0\.0, got -1\.0"),
         (dict(spectral_slope="3"), TypeError, r"spectral_slope must be a real number, got str"),
+        (dict(workers=0), ValueError, r"workers must be a positive int, got 0"),
+        (dict(workers=2.0), TypeError, r"workers must be an int, got float"),
+        (dict(workers=True), TypeError, r"workers must be an int, got bool"),
     ],
 )
 def test_synthetic_radar_rejects_bad_arguments(kwargs, error, match):
@@ -357,6 +367,19 @@ def test_small_scales_live_shorter_than_large_ones():
     # Measured over 3 frames, on 12 seeds: 0.65-0.78 (large) and 0.22-0.35 (small), 0.37 apart at least;
     # with one lifetime for every scale, 0.11 apart at most (the filters alone do not separate them).
     assert kept_small < kept_large - 0.25
+
+
+def test_moving_rain_keeps_its_fine_scales():
+    # Bilinear interpolation at every frame would smooth a moving field (its share of power beyond 4
+    # cycles a frame measured 0.15 standing still, 0.02 after 20 steps of 1.7 px without giving the
+    # lost power back); the generator gives it back: 0.14-0.16 measured at every frame.
+    def roughness(rain):
+        return _high_wavenumber_fraction(np.log10(np.maximum(rain, 0.1)))
+
+    still = synthetic_radar(32, 1, size=32, wet_fraction=0.5, seed=1, **FROZEN)
+    moving = synthetic_radar(32, 16, size=32, wet_fraction=0.5, seed=1, **{**FROZEN, "speed": (1.7, 1.7)})
+    assert 0.75 < roughness(moving[:, -1]) / roughness(still[:, 0]) < 1.33
+    assert 0.75 < roughness(moving[:, -1]) / roughness(moving[:, 0]) < 1.33
 
 
 def test_a_larger_spectral_slope_gives_a_smoother_field():

@@ -632,14 +632,19 @@ def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
     z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
     z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
     g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
+    # The change of z, itself an AR(1) process of the same memory moving with the rain: z evolves
+    # smoothly in time (second order, as the AR(2) of pysteps' STEPS) instead of jittering.
+    change = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
     for t in range(-SPIN_UP, num_frames):
         if t > -SPIN_UP:
             heading = direction + turn * t
             v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
             u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
-            moved = _advect(np.stack([z, g], axis=1), rows - v, columns - u)
+            moved = _advect(np.stack([z, g, change], axis=1), rows - v, columns - u)
             g = moved[:, 1]
-            mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * _power_law_noise(rngs, rain_amplitude)
+            change_spectrum = memory * np.fft.rfft2(moved[:, 2]) + renewal * _power_law_noise(rngs, rain_amplitude)
+            change = np.fft.irfft2(change_spectrum, s=(domain, domain))
+            mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * change_spectrum
             # Interpolation damps the finest scales a little at every frame: each ring of wavenumbers
             # gets its power back, so the spectrum stays the power law frame after frame.
             power = np.bincount(

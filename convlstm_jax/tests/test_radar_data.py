@@ -162,8 +162,8 @@ def test_the_conversions_take_lists():
 
 
 def test_synthetic_radar_shape_dtype_and_values():
-    rain = synthetic_radar(3, 6, size=32, seed=1)
-    assert rain.shape == (3, 6, 32, 32)
+    rain = synthetic_radar(8, 6, size=32, seed=1)
+    assert rain.shape == (8, 6, 32, 32)
     assert rain.dtype == np.float32
     assert np.isfinite(rain).all()
     wet = rain > 0

@@ -370,16 +370,17 @@ def test_small_scales_live_shorter_than_large_ones():
 
 
 def test_moving_rain_keeps_its_fine_scales():
-    # Bilinear interpolation at every frame would smooth a moving field (its share of power beyond 4
-    # cycles a frame measured 0.15 standing still, 0.02 after 20 steps of 1.7 px without giving the
-    # lost power back); the generator gives it back: 0.14-0.16 measured at every frame.
+    # Bilinear interpolation at every frame would smooth a moving field: its share of power beyond 4
+    # cycles a frame measured 0.15 standing still, 0.02 after 20 steps of 1.7 px without giving the lost
+    # power back. The generator gives it back: the ratios below measured 0.68-1.4 on 20 seeds (32
+    # sequences sample the fine scales' share loosely), 0.13-0.35 without it (2 seeds).
     def roughness(rain):
         return _high_wavenumber_fraction(np.log10(np.maximum(rain, 0.1)))
 
     still = synthetic_radar(32, 1, size=32, wet_fraction=0.5, seed=1, **FROZEN)
     moving = synthetic_radar(32, 16, size=32, wet_fraction=0.5, seed=1, **{**FROZEN, "speed": (1.7, 1.7)})
-    assert 0.75 < roughness(moving[:, -1]) / roughness(still[:, 0]) < 1.33
-    assert 0.75 < roughness(moving[:, -1]) / roughness(moving[:, 0]) < 1.33
+    assert 0.5 < roughness(moving[:, -1]) / roughness(still[:, 0]) < 2.0
+    assert 0.5 < roughness(moving[:, -1]) / roughness(moving[:, 0]) < 2.0
 
 
 def test_a_larger_spectral_slope_gives_a_smoother_field():

@@ -473,12 +473,17 @@ def synthetic_radar(
       semi-Lagrangian (the value at a point comes from where the wind brought it from, bilinearly);
       the power the interpolation takes from the finest scales is given back to each ring of
       wavenumbers every frame, so the spectrum stays the power law.
-    - Each scale evolves while it moves, as an AR(1) process in the wind's frame: a scale of L
-      pixels keeps its pattern for about lifetime * L / size frames (small cells live shortly,
-      large systems long), and a smooth growth field, moving with the rain, adds `growth` of its
-      standard deviation a frame (10 `growth` dB where it is strongest): rain grows in some regions
-      and decays in others, which no extrapolation of motion can see. z is then standardised over
-      the domain, so the wet area keeps `wet_fraction` on average.
+    - Each scale evolves while it moves, in the wind's frame, by a second-order process (its
+      change is itself an AR(1) field, as pysteps' STEPS uses AR(2)): the memory of a scale of L
+      pixels is exp(-size / (2 lifetime L)) a frame, so small cells live shortly and large
+      systems long (measured at lifetime 8 and size 32: patterns of 32, 16 and 8 pixels last
+      about 10, 6 and 4 frames).
+    - A smooth growth field g (one standard deviation 1), moving with the rain, adds a trend of
+      `growth` t g at frame t: rain grows where g > 0 and decays where g < 0, 10 `growth` dB a
+      frame where g is one standard deviation, which no extrapolation of motion can see. The
+      threshold follows the spread of z + `growth` t g, so the wet area keeps `wet_fraction`,
+      while the intensities spread with t (with the defaults, 10 dB per standard deviation at
+      frame 0, 14 at frame 19).
 
     The sequences start after `SPIN_UP` frames of this evolution. The fields are made on a periodic
     domain twice the frame's side and cut from its centre, so rain enters and leaves through the

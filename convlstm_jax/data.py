@@ -325,6 +325,9 @@ DBZ_RANGE = (-10.0, 60.0)
 def rain_to_dbz(rain: np.ndarray, a: float = ZR_A, b: float = ZR_B) -> np.ndarray:
     """Reflectivity in dBZ of a rain rate in mm/h, by Z = a R^b: 10 log10(a R^b); -inf where it is dry.
 
+    Raises:
+      ValueError: if a rate is negative (NaN stays NaN).
+
     Examples:
       >>> import numpy as np
       >>> from convlstm_jax.data import rain_to_dbz
@@ -333,6 +336,8 @@ def rain_to_dbz(rain: np.ndarray, a: float = ZR_A, b: float = ZR_B) -> np.ndarra
     """
     rain = np.asarray(rain)
     rain = rain.astype(np.result_type(rain.dtype, np.float32))
+    if (rain < 0).any():
+        raise ValueError(f"rain rates must be >= 0 mm/h, got {rain[rain < 0].min()} (of shape {rain.shape}).")
     with np.errstate(divide="ignore"):
         return 10 * np.log10(a * rain**b)
 

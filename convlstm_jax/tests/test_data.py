@@ -184,3 +184,13 @@ def test_synthetic_radar_is_the_same_made_by_several_threads():
     np.testing.assert_array_equal(synthetic_radar(37, 4, size=16, seed=2, workers=3), one)
     with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
         synthetic_radar(2, 4, size=16, workers=0)
+
+
+def test_negative_rain_rates_are_refused():
+    from convlstm_jax.data import rain_to_dbz, rain_to_pixels
+
+    with pytest.raises(ValueError, match=r"rain rates must be >= 0 mm/h, got -1\.0 \(of shape \(3,\)\)"):
+        rain_to_dbz(np.array([0.5, -1.0, 2.0]))
+    with pytest.raises(ValueError, match="rain rates must be >= 0 mm/h"):
+        rain_to_pixels([[-0.1]])
+    assert np.isnan(rain_to_dbz(np.array([np.nan]))).all()

@@ -24,22 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_int as _check_int
+
 # The file name of a frame, as a `datetime.strptime`/`strftime` pattern: HKO-7's `RAD%y%m%d%H%M` and
 # seconds, which HKO-7 writes as a literal `00`.
 HKO7_FILENAME_FORMAT = "RAD%y%m%d%H%M%S.png"
 # Minutes between frames, as HKO-7 and the radar data of Shi et al. 2015 (5 frames in: 30 minutes);
 # `convlstm_jax.data` re-exports it.
 RADAR_INTERVAL_MINUTES = 6
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Returns `value` as an int; TypeError unless it is an integer, ValueError if below `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
-    if value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value}.")
-    return int(value)
 
 
 def _check_interval(interval_minutes: Any) -> datetime.timedelta:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_int as _check_int
 from ._radar_files import HKO7_FILENAME_FORMAT as HKO7_FILENAME_FORMAT
 from ._radar_files import RADAR_INTERVAL_MINUTES as RADAR_INTERVAL_MINUTES
 from ._radar_files import load_radar_pngs as load_radar_pngs
@@ -29,16 +30,6 @@ from ._radar_files import save_radar_pngs as save_radar_pngs
 # How far a digit moves in one frame, as a fraction of the free range size - digit_size (Srivastava
 # et al. 2015, whose generator uses the same step: 3.6 pixels a frame at 64 x 64 with 28 x 28 digits).
 STEP = 0.1
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Returns `value` as an int; TypeError unless it is an integer, ValueError if below `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
-    if value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value}.")
-    return int(value)
 
 
 def _check_sequences(name: str, x: Any) -> None:

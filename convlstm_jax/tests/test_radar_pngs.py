@@ -271,7 +271,7 @@ def test_the_writer_does_not_overwrite(tmp_path):
 def test_the_module_imports_and_plans_without_opencv(tmp_path, monkeypatch):
     save_radar_pngs(random_frames(4), tmp_path, START)
     monkeypatch.setitem(sys.modules, "cv2", None)
-    spec = importlib.util.spec_from_file_location("radar_files_without_cv2", _radar_files.__file__)
+    spec = importlib.util.spec_from_file_location("convlstm_jax._radar_files_without_cv2", _radar_files.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.radar_png_times(tmp_path, frames_per_sequence=2) == [START, START + 2 * STEP]

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..data import bouncing_digits, load_moving_mnist, rain_to_pixels, synthetic_radar
+from ..data import bouncing_digits, load_moving_mnist, load_radar_pngs, rain_to_pixels, synthetic_radar
 from .config import ConfigError, TrainConfig
 
 
@@ -42,8 +42,6 @@ def load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
         return sequences[: config.train_sequences], sequences[config.train_sequences :]
     try:
         if config.radar:
-            from ..data import load_radar_pngs
-
             sequences = load_radar_pngs(config.data, frames_per_sequence=config.frames, size=config.size)
         else:
             sequences = load_moving_mnist(config.data)

@@ -204,6 +204,27 @@ def test_bad_input_is_explained(model, x, hidden_state, error, match):
         model.init(KEY, x, hidden_state)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_a_normalised_stack_takes_frames_of_its_frame_size_and_names_any_other(channels_last):
+    """The frame is checked in either layout before the state is: a state made for frame_size
+    does not hide that x's frames are another size."""
+    model = _model(layer_norm=True, frame_size=(5, 4), channels_last=channels_last)
+
+    def frames(h, w):
+        return jnp.ones((3, 2, h, w, 2) if channels_last else (3, 2, 2, h, w))
+
+    def states(h, w):
+        layout = (lambda n: (2, h, w, n)) if channels_last else (lambda n: (2, n, h, w))
+        return [(jnp.zeros(layout(4)),) * 2, (jnp.zeros(layout(3)),) * 2]
+
+    variables = model.init(KEY, frames(5, 4))
+    outputs, _ = model.apply(variables, frames(5, 4), states(5, 4))
+    assert outputs[-1].shape == ((2, 3, 5, 4, 3) if channels_last else (2, 3, 3, 5, 4))
+    for hidden_state in (None, states(5, 4)):
+        with pytest.raises(ValueError, match=r"frames of 5x4 \(frame_size\), got frames of 6x4"):
+            model.apply(variables, frames(6, 4), hidden_state)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

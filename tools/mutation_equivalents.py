@@ -187,3 +187,15 @@ EQUIVALENT |= {
         "a float32 z cast to float32 is z itself"
     ),
 }
+
+EQUIVALENT[
+    (
+        "convlstm_jax/_convert.py",
+        'if entry.torch.endswith(".weight") and entry.transform is not NORM',
+        'if entry.torch.endswith(".weight") or entry.transform is not NORM',
+    )
+] = (
+    "adds the layer norms to the modules whose weight gives the rank: a layer's conv* keys sort before its "
+    "norm_* keys and every layer has one, so the rank still comes from a convolution (a state_dict without "
+    "any is refused either way)"
+)

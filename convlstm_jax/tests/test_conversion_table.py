@@ -18,7 +18,7 @@ LAYOUTS = {
     "separate kernels": {"input_dim": 2, "input_kernel_size": [1, 3]},
     "no input": {"input_dim": 0},
     "strided": {"input_dim": 2, "stride": [2, 1]},  # equal kernels, another frame size: two convolutions
-    "layer norm": {"input_dim": 1, "layer_norm": True, "frame_size": 6},  # two convolutions, each normalised; one channel in
+    "layer norm": {"input_dim": 1, "layer_norm": True, "frame_size": 6},  # two normalised convolutions, 1 channel
     "layer norm, no input": {"input_dim": 0, "layer_norm": True, "frame_size": 6},
 }
 GRID = list(itertools.product((1, 2, 3), ("conv", "hadamard", None), (True, False), LAYOUTS))

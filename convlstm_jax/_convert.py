@@ -413,7 +413,10 @@ def _frames_from_norms(model_specs: tuple[LayerSpec, ...], first: LayerSpec) -> 
     its input-to-state convolution keeps the size."""
     state = first.frame_size
     if state is None:
-        return model_specs
+        raise ValueError(
+            "This model normalises its layers (layer_norm=True), and the weights hold no layer norms: they "
+            "are of a stack without layer_norm."
+        )
     if model_specs[0].state_size(state) != state:
         raise ValueError(
             f"The weights' layer norms are for states of {state}, and this model's first input-to-state "

@@ -10,6 +10,7 @@ import torch
 import convlstm_jax
 import convlstm_torch
 from convlstm_jax import flax_to_torch, load_checkpoint, torch_to_flax
+from parity_tests.tolerance import tolerance_for
 
 VARIANTS = [(peephole, bias) for peephole in ("conv", "hadamard", None) for bias in (True, False)]
 
@@ -233,3 +234,47 @@ def test_flax_to_torch_gives_writable_arrays_torch_takes_without_a_warning():
     assert all(v.flags.writeable and v.flags.c_contiguous for v in state_dict.values())
     reference = convlstm_torch.ConvLSTM(2, 4, 3, 1)
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=True)
+
+
+def _normalised(num_layers, frame_size=(6, 5)):
+    """A torch stack with layer norms (the second layer strided) and its numpy state_dict."""
+    torch.manual_seed(0)
+    options = {"hidden_dim": [3, 4][:num_layers], "stride": [1, 2][:num_layers], "layer_norm": True}
+    reference = convlstm_torch.ConvLSTM(2, kernel_size=3, num_layers=num_layers, frame_size=frame_size, **options)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.uniform_(-1, 1)
+    return reference, options, _numpy_state_dict(reference)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_a_normalised_model_without_frame_size_takes_its_frames_from_the_norms(num_layers):
+    reference, options, state_dict = _normalised(num_layers)
+    model = convlstm_jax.ConvLSTM(2, kernel_size=3, num_layers=num_layers, channels_last=False, **options)
+    variables = torch_to_flax(state_dict, model)
+    frames = [(6, 5), (3, 3)][:num_layers]
+    for layer, (cell, frame) in enumerate(zip(reference.cell_list, frames)):
+        for norm in ("input_norm", "state_norm"):
+            assert variables["params"][f"cell_{layer}"][norm]["scale"].shape == (*frame, 4 * cell.hidden_dim)
+    back = flax_to_torch(variables, model)
+    assert back.keys() == state_dict.keys()
+    assert all(np.array_equal(back[key], value) for key, value in state_dict.items())
+    x = torch.randn(3, 2, 2, 6, 5)
+    with jax.default_matmul_precision("highest"):
+        outputs, _ = model.apply(variables, jnp.asarray(x.numpy()))
+    expected = reference(x)[0][-1].detach().numpy()
+    assert tolerance_for("float32").score(np.asarray(outputs[-1]), expected) <= 1
+
+
+def test_the_norms_must_be_there_and_hold_a_models_frame_size_or_one_its_first_layer_keeps():
+    _, options, state_dict = _normalised(2)
+    other = convlstm_jax.ConvLSTM(2, kernel_size=3, num_layers=2, frame_size=(7, 5), **options)
+    with pytest.raises(ValueError, match=r"'cell_list.0.norm_x.weight' has shape \(12, 6, 5\), expected \(12, 7, 5\)"):
+        torch_to_flax(state_dict, other)
+    strided = convlstm_jax.ConvLSTM(2, kernel_size=3, num_layers=2, hidden_dim=[3, 4], stride=2, layer_norm=True)
+    with pytest.raises(ValueError, match=r"layer norms are for states of \(6, 5\), .* give the model its frame_size"):
+        torch_to_flax(state_dict, strided)
+    plain = {key: value for key, value in state_dict.items() if ".norm_" not in key}
+    unsized = convlstm_jax.ConvLSTM(2, kernel_size=3, num_layers=2, **options)
+    with pytest.raises(ValueError, match=r"layer_norm=True\), and the weights hold no layer norms"):
+        torch_to_flax(plain, unsized)

@@ -226,6 +226,7 @@ TARGETS = (
             f"{JAX_TESTS}/test_models.py",
             f"{JAX_TESTS}/test_ranks.py",
             f"{JAX_TESTS}/test_nnx.py",
+            f"{JAX_TESTS}/test_torch_module.py",
         ),
         {"_check_state_dict": VALIDATION, "_dtype_problems": VALIDATION, "_prefix_hint": MESSAGES},
     ),

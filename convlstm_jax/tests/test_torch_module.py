@@ -21,6 +21,10 @@ CASES = {
     "signals_no_bias_reverse": lambda: ConvLSTM(
         None, 3, 5, 1, batch_first=False, bias=False, peephole=None, spatial_dims=1, reverse=True, keep_order=False
     ),
+    "layer_norm_frames_from_input": lambda: ConvLSTM(  # frame_size from the norms: 9x7, then 5x4
+        None, [3, 4], 3, 2, batch_first=True, layer_norm=True, stride=[1, 2]
+    ),
+    "layer_norm_one_layer": lambda: ConvLSTM(None, 3, 3, 1, batch_first=True, layer_norm=True),
     "bidirectional_sum": lambda: Bidirectional(ConvLSTM(None, 3, (3, 1), 1, batch_first=True), merge="sum"),
 }
 

@@ -196,3 +196,11 @@ def test_a_stack_without_input_is_driven_by_its_state():
         torch.testing.assert_close(outputs[0][:, t], h)
     with pytest.raises(ValueError, match="input_tensor has 1 channels"):
         model(torch.zeros(1, 3, 1, 5, 5))
+
+
+def test_print_shows_the_module_tree_with_each_cells_options():
+    text = repr(_model(peephole="hadamard", bias=False))
+    assert "(cell_list): ModuleList(" in text
+    cell = "input_dim=2, hidden_dim=4, kernel_size=(3, 3), bias=False, peephole='hadamard'"
+    assert f"(0): ConvLSTMCell(\n      {cell}" in text
+    assert "(conv): Conv2d(6, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)" in text

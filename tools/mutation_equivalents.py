@@ -199,3 +199,10 @@ EQUIVALENT[
     "norm_* keys and every layer has one, so the rank still comes from a convolution (a state_dict without "
     "any is refused either way)"
 )
+EQUIVALENT[
+    (
+        "convlstm_jax/_cell.py",
+        'weights["state_norm"] = self.state_norm((*carry[0].shape[1:-1], 4 * spec.hidden_dim))',
+        'weights["state_norm"] = self.state_norm((*carry[1].shape[1:-1], 4 * spec.hidden_dim))',
+    )
+] = "h and c of a carry have one shape (check_step refuses any other), so either gives the state's frame"

@@ -749,7 +749,7 @@ def from_linen(model: Any, variables: Mapping[str, Any]) -> Any:
             f"These params do not fit this {type(model).__name__} ({len(problems)} problem(s)):\n  - "
             + "\n  - ".join(problems)
         )
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, _plain(params)))
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
     nnx.update(model, state)
     return model
 
@@ -787,13 +787,6 @@ def to_torch(model: Any) -> dict[str, np.ndarray]:
             for key, value in to_torch(getattr(model, direction)).items()
         }
     return flax_to_torch(to_linen(model), model)
-
-
-def _plain(tree: Any) -> Any:
-    """A nested mapping as nested dicts (a Linen FrozenDict included)."""
-    if isinstance(tree, Mapping):
-        return {key: _plain(value) for key, value in tree.items()}
-    return tree
 
 
 def _shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:

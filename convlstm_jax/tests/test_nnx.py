@@ -4,6 +4,7 @@
 import functools
 
 import chex
+import flax.core
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,6 +110,7 @@ def test_weights_go_both_ways_bit_for_bit():
     model = _nnx(peephole="hadamard", input_kernel_size=[5, 1])
     variables = _linen(peephole="hadamard", input_kernel_size=[5, 1]).init(KEY, jnp.ones((1, 1, 5, 5, 2)))
     chex.assert_trees_all_equal(cnnx.to_linen(cnnx.from_linen(model, variables)), variables)
+    chex.assert_trees_all_equal(cnnx.to_linen(cnnx.from_linen(model, flax.core.freeze(variables))), variables)
     state_dict = cnnx.to_torch(model)
     fresh = cnnx.from_torch(nnx.eval_shape(lambda: _nnx(peephole="hadamard", input_kernel_size=[5, 1])), state_dict)
     chex.assert_trees_all_equal(cnnx.to_linen(fresh), variables)

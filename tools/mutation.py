@@ -184,6 +184,7 @@ TARGETS = (
             OPTIONS_TESTS,
             HAND,
             *vectors("jax", ("float32",), CELL_CASES),
+            *vectors("jax", ("float64",), ("layer_norm_options",)),
             *strategies(("two_layers_all", "signals_options"), ("bf16-compute", "xla-gradients")),
             f"{JAX_TESTS}/test_convlstm.py",
             f"{JAX_TESTS}/test_ranks.py",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convlstm_jax import ConvLSTM, ConvLSTMCell
+from convlstm_jax._cell import normalize
 from parity_tests.tolerance import tolerance_for
 
 KEY = jax.random.key(0)
@@ -223,6 +224,34 @@ def test_a_normalised_stack_takes_frames_of_its_frame_size_and_names_any_other(c
     for hidden_state in (None, states(5, 4)):
         with pytest.raises(ValueError, match=r"frames of 5x4 \(frame_size\), got frames of 6x4"):
             model.apply(variables, frames(6, 4), hidden_state)
+
+
+def _layer_norm_in_float64(z, scale, bias):
+    z = np.asarray(z, np.float64)
+    axes = tuple(range(1, z.ndim))
+    centred = z - z.mean(axes, keepdims=True)
+    return centred / np.sqrt(np.square(centred).mean(axes, keepdims=True) + 1e-5) * scale + bias
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0])
+def test_the_layer_norm_is_exact_in_float64_and_rounded_once_in_bfloat16(offset):
+    """The norm's mean and variance are never computed below float32 nor cast down to it."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 6, 5, 12)) + offset
+    norm = {"scale": rng.normal(size=(6, 5, 12)), "bias": rng.normal(size=(6, 5, 12))}
+    with jax.enable_x64(True):
+        actual = np.asarray(normalize(jnp.asarray(z), norm, jnp.float64))
+    score = tolerance_for("float64").score(actual, _layer_norm_in_float64(z, norm["scale"], norm["bias"]))
+    assert score <= 1, f"float64: {score:.3g} x the float64 tolerance"
+
+    # bfloat16 in and out, no scale or shift: the exact result of the bfloat16 inputs rounded once
+    # stays within half a bfloat16 ulp; statistics in bfloat16 are off by tens of ulps or more.
+    narrow = jnp.asarray(z, jnp.bfloat16)
+    ones = {"scale": np.ones(z.shape[1:], np.float32), "bias": np.zeros(z.shape[1:], np.float32)}
+    actual = np.asarray(normalize(narrow, ones, jnp.bfloat16), np.float64)
+    exact = _layer_norm_in_float64(narrow.astype(jnp.float32), 1.0, 0.0)
+    ulp = np.spacing(np.abs(exact).astype(np.float32)) * 2.0**16  # bfloat16 keeps 16 fewer bits
+    assert np.max(np.abs(actual - exact) / ulp) <= 1, "bfloat16 statistics lose more than an ulp"
 
 
 @pytest.mark.parametrize(

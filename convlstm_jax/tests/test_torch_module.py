@@ -53,3 +53,32 @@ def test_the_twin_computes_what_the_linen_model_computes(name):
 def test_a_model_of_another_kind_is_refused():
     with pytest.raises(TypeError, match=r"Linen convlstm_jax\.ConvLSTM or Bidirectional"):
         torch_module(object(), {"params": {}})
+
+
+def test_float64_variables_make_a_float64_twin_that_computes_what_the_model_computes():
+    model = ConvLSTM(None, [4, 3], 3, 2, batch_first=True, layer_norm=True, param_dtype=jnp.float64)
+    x = np.random.default_rng(0).normal(size=(2, 4, 6, 5, 2))
+    with jax.enable_x64(True):
+        variables = model.init(jax.random.key(1), jnp.asarray(x))
+        assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype("float64")}
+        outputs, states = model.apply(variables, x)
+    twin = torch_module(model, variables)
+    assert {p.dtype for p in twin.parameters()} == {torch.float64}
+    with torch.no_grad():
+        expected, expected_states = twin(torch.from_numpy(np.moveaxis(x, -1, 2)))
+    tolerance = tolerance_for("float64")
+    pairs = [(np.moveaxis(np.asarray(a), -1, 2), w) for a, w in zip(outputs, expected, strict=True)]
+    pairs += [(np.moveaxis(np.asarray(a), -1, 1), w) for a, w in zip(states[-1], expected_states[-1], strict=True)]
+    for actual, wanted in pairs:
+        score = tolerance.score(actual, wanted.numpy())
+        assert score <= 1, f"{score:.3g} x the float64 tolerance"
+
+
+def test_variables_of_mixed_float_dtypes_make_a_float32_twin():
+    model = ConvLSTM(None, 4, 3, 1, batch_first=True)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 6, 5, 3)))
+    params = jax.tree.map(lambda v: np.asarray(v, np.float64), variables["params"])
+    bias = params["cell_0"]["input_to_state"]["bias"] = params["cell_0"]["input_to_state"]["bias"].astype(np.float16)
+    twin = torch_module(model, {"params": params})
+    assert {p.dtype for p in twin.parameters()} == {torch.float32}
+    np.testing.assert_array_equal(twin.cell_list[0].conv.bias.detach().numpy(), bias.astype(np.float32))

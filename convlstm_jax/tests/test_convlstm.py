@@ -244,8 +244,8 @@ def test_the_layer_norm_is_exact_in_float64_and_rounded_once_in_bfloat16(offset)
     score = tolerance_for("float64").score(actual, _layer_norm_in_float64(z, norm["scale"], norm["bias"]))
     assert score <= 1, f"float64: {score:.3g} x the float64 tolerance"
 
-    # bfloat16 in and out, no scale or shift: the exact result of the bfloat16 inputs rounded once
-    # stays within half a bfloat16 ulp; statistics in bfloat16 are off by tens of ulps or more.
+    # bfloat16 in and out, no scale or shift: rounded once from the exact norm of the bfloat16
+    # inputs (measured: within half an ulp); statistics in bfloat16 are off by tens of ulps or more.
     narrow = jnp.asarray(z, jnp.bfloat16)
     ones = {"scale": np.ones(z.shape[1:], np.float32), "bias": np.zeros(z.shape[1:], np.float32)}
     actual = np.asarray(normalize(narrow, ones, jnp.bfloat16), np.float64)

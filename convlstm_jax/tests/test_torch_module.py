@@ -78,7 +78,8 @@ def test_variables_of_mixed_float_dtypes_make_a_float32_twin():
     model = ConvLSTM(None, 4, 3, 1, batch_first=True)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 6, 5, 3)))
     params = jax.tree.map(lambda v: np.asarray(v, np.float64), variables["params"])
-    bias = params["cell_0"]["input_to_state"]["bias"] = params["cell_0"]["input_to_state"]["bias"].astype(np.float16)
+    conv = params["cell_0"]["input_to_state"]
+    conv["bias"] = conv["bias"].astype(np.float16)
     twin = torch_module(model, {"params": params})
     assert {p.dtype for p in twin.parameters()} == {torch.float32}
-    np.testing.assert_array_equal(twin.cell_list[0].conv.bias.detach().numpy(), bias.astype(np.float32))
+    np.testing.assert_array_equal(twin.cell_list[0].conv.bias.detach().numpy(), conv["bias"].astype(np.float32))

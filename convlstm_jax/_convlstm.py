@@ -90,6 +90,11 @@ class StackFrontend(Protocol):
         """A fresh key for each drawn mask."""
         ...
 
+    def input_channels(self) -> int | None:
+        """The input channels the params were made for where `input_dim` is None (read from x at
+        init); None where there are no params yet, or `input_dim` is given."""
+        ...
+
 
 def cell_options(stack: JaxStackOptions, spec: LayerSpec, dtype: Dtype) -> dict[str, Any]:
     """The keyword arguments of layer `spec`'s cell in `stack`, computing in `dtype`: its sizes, and
@@ -203,7 +208,7 @@ def run_stack(
       frontend: its cells, time loop and randomness (`StackFrontend`).
       x, hidden_state, seq_lengths, dropout_masks: as `ConvLSTM.__call__` takes them.
     """
-    specs = check_input(stack, x)
+    specs = check_input(stack, x, frontend.input_channels())
     time_axis = 1 if stack.batch_first else 0
     batch = x.shape[1 - time_axis]
     frame = x.shape[2:-1] if stack.channels_last else x.shape[3:]
@@ -336,8 +341,12 @@ def layout(stack: JaxStackOptions) -> str:
     return f"(B, T, {frame})" if stack.batch_first else f"(T, B, {frame})"
 
 
-def check_input(stack: JaxStackOptions, x: Any) -> tuple[LayerSpec, ...]:
-    """Checks the input sequence; returns the layers' specs, the first with x's channels."""
+def check_input(stack: JaxStackOptions, x: Any, made_for: int | None = None) -> tuple[LayerSpec, ...]:
+    """Checks the input sequence; returns the layers' specs, the first with x's channels.
+
+    `made_for` is the channels the params were made for where `input_dim` is None (read from x at
+    init), or None before there are params.
+    """
     check_floating("x", x)
     if x.ndim != stack.spatial_dims + 3:
         raise ValueError(
@@ -350,6 +359,11 @@ def check_input(stack: JaxStackOptions, x: Any) -> tuple[LayerSpec, ...]:
     if stack.input_dim is not None and channels != stack.input_dim:
         raise ValueError(
             f"x has {channels} channels ({layout(stack)} {tuple(x.shape)}); input_dim is {stack.input_dim}."
+        )
+    if stack.input_dim is None and made_for is not None and channels != made_for:
+        raise ValueError(
+            f"x has {channels} channels ({layout(stack)} {tuple(x.shape)}); the params were made for "
+            f"{made_for} (input_dim None: read from x at init)."
         )
     specs = layer_specs(stack)
     check_frame(specs[0], tuple(x.shape[2:-1] if stack.channels_last else x.shape[3:]))
@@ -524,3 +538,14 @@ class _LinenFrontend:
 
     def dropout_key(self) -> jax.Array:
         return self.module.make_rng("dropout")
+
+    def input_channels(self) -> int | None:
+        module = self.module
+        if module.input_dim is not None or module.is_initializing():
+            return None
+        first = module.variables.get("params", {}).get("cell_0")
+        if first is None:
+            return None
+        if "input_to_state" not in first:  # made for x without channels
+            return 0
+        return int(first["input_to_state"]["kernel"].shape[-2])

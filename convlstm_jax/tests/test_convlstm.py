@@ -205,6 +205,31 @@ def test_bad_input_is_explained(model, x, hidden_state, error, match):
         model.init(KEY, x, hidden_state)
 
 
+@pytest.mark.parametrize(
+    ("options", "x", "match"),
+    [
+        ({}, jnp.ones((3, 2, 5, 4, 3)), r"x has 3 channels \(\(T, B, H, W, C\) \(3, 2, 5, 4, 3\)\); the params"),
+        ({}, jnp.ones((3, 2, 2, 5, 4)), r"x has 4 channels \(\(T, B, H, W, C\) \(3, 2, 2, 5, 4\)\); the params"),
+        (
+            {"channels_last": False},
+            jnp.ones((3, 2, 5, 4, 2)),
+            r"x has 5 channels \(\(T, B, C, H, W\) \(3, 2, 5, 4, 2\)\); the params",
+        ),
+        ({"input_kernel_size": 1, "peephole": None}, jnp.ones((3, 2, 5, 4, 1)), r"x has 1 channels .*; the params"),
+    ],
+    ids=["more-channels", "channels-first-frames", "channels-last-frames", "input-kernels"],
+)
+def test_channels_read_from_x_at_init_are_held_to_the_params_after(options, x, match):
+    """input_dim None: the params hold the channels x had at init (2 here); x with others is refused
+    by name, as against an input_dim, eagerly and under jit, not by Flax's error about a parameter's
+    shape. (x with the init's channels runs: the other tests apply these params.)"""
+    model = _model(**options)
+    variables = _variables() if "input_kernel_size" not in options else model.init(KEY, jnp.ones((1, 1, 5, 4, 2)))
+    for apply in (model.apply, jax.jit(model.apply)):
+        with pytest.raises(ValueError, match=match + r" were made for 2 \(input_dim None: read from x at init\)\."):
+            apply(variables, x)
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_a_normalised_stack_takes_frames_of_its_frame_size_and_names_any_other(channels_last):
     """The frame is checked in either layout before the state is: a state made for frame_size

@@ -46,8 +46,10 @@ The NNX modules' converters (`to_linen`, `from_linen`, `from_torch`, `to_torch`)
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -275,7 +277,8 @@ def expected_torch_shapes(specs: tuple[LayerSpec, ...], peephole: str | None, bi
 def _spatial_dims(state_dict: Mapping[str, np.ndarray]) -> int:
     """The spatial rank of a state_dict's convolutions (2 where none says)."""
     for key in sorted(state_dict, key=_natural):
-        if key.endswith("weight") and key.rsplit(".", 2)[-2] in _CONV and 3 <= np.ndim(state_dict[key]) <= 5:
+        owner = key.rpartition(".")[0].rpartition(".")[2]  # "cell_list.0.conv.weight" -> "conv"
+        if key.endswith("weight") and owner in _CONV and 3 <= np.ndim(state_dict[key]) <= 5:
             return np.ndim(state_dict[key]) - 2
     return 2
 
@@ -446,6 +449,7 @@ def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bia
     if problems:
         description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {'x'.join(map(str, s.kernel_size))}" for s in specs)
         hint = _prefix_hint(state_dict)
+        hint = f"\n{hint}" if hint else ""
         found_peephole = infer_architecture(state_dict, specs[0].spatial_dims)[1]
         if found_peephole != peephole:
             hint += f"\nThese are the keys of peephole={found_peephole!r}."
@@ -477,9 +481,11 @@ def _dtype_problems(state_dict: Mapping[str, np.ndarray], dtype: Any) -> list[st
 
 
 def _prefix_hint(state_dict: Mapping[str, Any]) -> str:
+    """A hint to pass `prefix=` where every key shares one before `cell_list.` (as the keys of
+    `nn.DataParallel`, `module.`, do), else ""."""
     prefixes = {key[: key.find("cell_list.")] for key in state_dict if key.find("cell_list.") > 0}
     if len(prefixes) == 1:
-        return f"\nThe keys start with {prefixes.pop()!r}: pass prefix= to strip it."
+        return f"The keys start with {prefixes.pop()!r}: pass prefix= to strip it."
     return ""
 
 
@@ -513,7 +519,9 @@ def torch_to_flax(
 
     Raises:
       ValueError: the state_dict does not fit; the message lists every missing, unexpected and
-        mis-shaped key, with expected and found shapes.
+        mis-shaped key, with expected and found shapes. It holds no ConvLSTM layer (such as another
+        module's state_dict), with a hint where every key has one prefix (`nn.DataParallel`'s
+        `module.`); no key starts with `prefix`, naming a few of the keys.
 
     Example:
       An ndrplz-style checkpoint (no peepholes) of one layer, 1 -> 16 channels, 3x3 kernels:
@@ -533,14 +541,22 @@ def torch_to_flax(
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping from keys to arrays, got {type(state_dict).__name__}.")
     if prefix:
-        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+        kept = {key[len(prefix) :]: value for key, value in state_dict.items() if str(key).startswith(prefix)}
+        if not kept:
+            keys = sorted(map(str, state_dict))
+            raise ValueError(
+                f"No key starts with prefix {prefix!r}; the keys: {keys[:5]}{' ...' if len(keys) > 5 else ''}."
+            )
+        state_dict = kept
     arrays = {key: to_numpy(value) for key, value in state_dict.items()}
     if dtype is not None:
         arrays = {key: value.astype(dtype) if _is_float(value.dtype) else value for key, value in arrays.items()}
     specs, peephole, bias = _architecture(arrays, model)
     if not specs:
+        hint = _prefix_hint(arrays)
         raise ValueError(
             f"The state_dict holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: {sorted(arrays)[:10]}."
+            + (f" {hint}" if hint else "")
         )
     expected_dtype = dtype if dtype is not None else (getattr(model, "param_dtype", None) if model else None)
     _check_state_dict(arrays, specs, peephole, bias, expected_dtype)
@@ -654,25 +670,48 @@ def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
     """Reads a reference checkpoint file's state_dict (see `load_checkpoint`), unconverted."""
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
+    if extension not in (".safetensors", ".pt", ".pth", ".bin"):
+        raise ValueError(
+            f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin."
+        )
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        kind = "safetensors file" if extension == ".safetensors" else "torch checkpoint"
+        raise ValueError(f"{path!r} is empty (0 bytes), not a {kind}.")
     if extension == ".safetensors":
         from safetensors.numpy import load_file
 
         return load_file(path)
-    if extension not in (".pt", ".pth", ".bin"):
-        raise ValueError(
-            f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin."
-        )
     try:
         import torch
     except ImportError as error:
         raise ImportError(f"Loading {path!r} needs torch; or save the state_dict as .safetensors.") from error
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    truncated = f"{path!r} is not a complete torch checkpoint (truncated?)"
+    if _is_broken_zip(path):
+        raise ValueError(f"{truncated}: its zip archive has no end (no central directory).")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, IndexError, OSError, struct.error) as error:  # torch's unpickler running off the end
+        if isinstance(error, OSError) and error.errno != errno.EINVAL:
+            raise  # not the file's content: permissions, a directory, ...
+        raise ValueError(f"{truncated}: {type(error).__name__} while reading it.") from None
+    except RuntimeError as error:
+        if "unexpected EOF" not in str(error) and "zip archive" not in str(error):
+            raise
+        raise ValueError(f"{truncated}: {' '.join(str(error).split('.')[0].split())}.") from None
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             return loaded[wrapper]
     if not isinstance(loaded, Mapping):
         raise ValueError(f"{path!r} holds a {type(loaded).__name__}, not a state_dict.")
     return loaded
+
+
+def _is_broken_zip(path: str) -> bool:
+    """Whether `path` starts as a zip archive (torch's format since 1.6) but does not end as one."""
+    import zipfile
+
+    with open(path, "rb") as file:
+        return file.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def load_checkpoint(
@@ -692,6 +731,10 @@ def load_checkpoint(
 
     Returns:
       `{"params": ...}`, as `torch_to_flax` returns it.
+
+    Raises:
+      ValueError: an unknown extension; an empty file, or a torch checkpoint cut short ("is not a
+        complete torch checkpoint (truncated?)"); or what `torch_to_flax` raises.
     """
     return torch_to_flax(read_state_dict(path), model, prefix=prefix, dtype=dtype)
 

@@ -66,18 +66,31 @@ def _is_conv_lstm(keras: Any, layer: Any) -> bool:
     return type(layer) in tuple(getattr(keras.layers, name) for name in KERAS_LAYERS)
 
 
-def _read_layer(keras: Any, layer: Any) -> dict[str, Any]:
+def _refuse(source: Any, problems: list[str]) -> None:
+    """Raises one ValueError listing every problem found in `source` (the problem itself where it is
+    the only one); nothing where there is none."""
+    problems = list(dict.fromkeys(problems))
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueError(
+            f"{_describe(source)} cannot be read into this library ({len(problems)} problem(s)):\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] | None:
     """The options of one Keras ConvLSTM layer in this library's terms, and its weights (in Keras's
-    layout); raises ValueError for a setting this library cannot compute."""
+    layout); appends to `problems` each setting this library cannot compute. None where the layer is
+    no ConvLSTM layer or has no weights."""
     where = _describe(layer)
     if not _is_conv_lstm(keras, layer):
         supported = ", ".join(f"keras.layers.{name}" for name in KERAS_LAYERS)
-        raise ValueError(f"{where} is not a ConvLSTM layer: only {supported} and a Bidirectional of one are supported.")
+        problems.append(f"{where} is not a ConvLSTM layer: only {supported} and a Bidirectional of one are supported.")
+        return None
     cell = layer.cell
-    if not layer.built or getattr(cell, "kernel", None) is None:
-        raise ValueError(f"{where} is not built (it has no weights yet): call it on an input, or build it, first.")
     if layer.stateful:
-        raise ValueError(
+        problems.append(
             f"{where} has stateful=True: its state carries over between batches, which this library's "
             "models do not keep (pass the state as hidden_state instead)."
         )
@@ -87,27 +100,30 @@ def _read_layer(keras: Any, layer: Any) -> dict[str, Any]:
     ):
         if function not in (getattr(keras.activations, wanted), getattr(keras.ops, wanted)):
             name = _activation_name(function)
-            raise ValueError(f"{where} has {setting}={name!r}: this library's cell has {wanted} only.")
+            problems.append(f"{where} has {setting}={name!r}: this library's cell has {wanted} only.")
     kernel = tuple(int(k) for k in cell.kernel_size)
     if any(k % 2 == 0 for k in kernel):
-        raise ValueError(
+        problems.append(
             f"{where} has kernel_size={kernel}: this library has odd kernels only (an even kernel's "
             '"same" padding is not symmetric).'
         )
     padding = cell.padding
     if padding not in ("same", "valid"):
-        raise ValueError(f'{where} has padding={padding!r}: this library has "same" and "valid" only.')
+        problems.append(f'{where} has padding={padding!r}: this library has "same" and "valid" only.')
     stride = tuple(int(s) for s in cell.strides)
     dilation = tuple(int(d) for d in cell.dilation_rate)
     if padding == "same" and any(s > 1 and k > 1 for s, k in zip(stride, kernel)):
-        raise ValueError(
+        problems.append(
             f'{where} has padding="same" with strides={stride} and kernel_size={kernel}: Keras then pads '
             "by what the frame size needs, more after than before on some sizes; this library pads "
             'dilation·(k // 2) on each side. Use padding="valid", or stride 1 on the axes whose kernel is '
             "larger than 1."
         )
     if cell.data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"{where} has data_format={cell.data_format!r}: expected channels_last or channels_first.")
+        problems.append(f"{where} has data_format={cell.data_format!r}: expected channels_last or channels_first.")
+    if not layer.built or getattr(cell, "kernel", None) is None:
+        problems.append(f"{where} is not built (it has no weights yet): call it on an input, or build it, first.")
+        return None
     weights = {
         "kernel": keras.ops.convert_to_numpy(cell.kernel.value),
         "recurrent_kernel": keras.ops.convert_to_numpy(cell.recurrent_kernel.value),
@@ -150,7 +166,7 @@ def _load(keras: Any, source: Any, architecture: Any) -> Any:
                 raise ValueError(
                     f"architecture= goes with a {_WEIGHTS_SUFFIX} file only; {path!r} holds its own architecture."
                 )
-            return keras.saving.load_model(path, compile=False)
+            return _load_model(keras, path)
         if architecture is None:
             raise ValueError(
                 f"{path!r} holds weights only, no architecture: pass architecture= (the Keras model, its "
@@ -167,6 +183,27 @@ def _load(keras: Any, source: Any, architecture: Any) -> Any:
     return source
 
 
+def _load_model(keras: Any, path: str) -> Any:
+    """The model a `.keras` file holds; a file that is no zip archive (empty, or cut short) is named
+    as such, not as a missing file (Keras's own word for it)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as file:
+            start = file.read(4)
+        why = (
+            "it is empty"
+            if not start
+            else "its zip archive has no end (truncated?)"
+            if start == b"PK\x03\x04"
+            else "it is not a zip archive"
+        )
+        raise ValueError(
+            f"{path!r} is not a readable Keras archive: {why}; a .keras file is the zip archive model.save writes."
+        )
+    return keras.saving.load_model(path, compile=False)
+
+
 def _fresh(keras: Any, architecture: Any) -> Any:
     """A new, built Keras object of `architecture` (a model or layer, its config, or a `.keras` file)."""
     if isinstance(architecture, (str, os.PathLike)):
@@ -175,7 +212,7 @@ def _fresh(keras: Any, architecture: Any) -> Any:
             raise ValueError(f"architecture {path!r} must be a {_MODEL_SUFFIX} file (or a Keras model or its config).")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No such Keras file: {path!r}.")
-        return keras.saving.load_model(path, compile=False)
+        return _load_model(keras, path)
     if isinstance(architecture, keras.layers.Layer):
         fresh = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(architecture))
     elif isinstance(architecture, Mapping):
@@ -217,32 +254,32 @@ def _load_weights(keras: Any, fresh: Any, path: str) -> Any:
     return fresh
 
 
-def _model_layers(keras: Any, model: Any) -> list[Any]:
-    """The layers of `model`, in order, checked to be a chain from its one input to its outputs."""
+def _model_layers(keras: Any, model: Any, problems: list[str]) -> list[Any]:
+    """The layers of `model`, in order; appends to `problems` where they are not a chain from its one
+    input to its outputs."""
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if not layers:
         raise ValueError(f"{_describe(model)} has no layers.")
-    for layer in layers:
-        if not (_is_conv_lstm(keras, layer) or isinstance(layer, keras.layers.Bidirectional)):
-            _read_layer(keras, layer)  # refuses it, by name
     if isinstance(model, keras.Sequential):
         return layers
     inputs = list(model.inputs)
     if len(inputs) != 1:
-        raise ValueError(f"{_describe(model)} has {len(inputs)} inputs: a stack of ConvLSTM layers has one.")
+        problems.append(f"{_describe(model)} has {len(inputs)} inputs: a stack of ConvLSTM layers has one.")
+        return layers
     previous = inputs[0]
     for layer in layers:
         if layer.input is not previous:
-            raise ValueError(
+            problems.append(
                 f"{_describe(model)} is not a chain: {_describe(layer)} does not take the previous layer's output "
                 "(and it alone) as its input."
             )
+            return layers
         outputs = layer.output
         previous = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
     outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
     model_outputs = list(model.outputs)
     if not (len(model_outputs) <= len(outputs) and all(mine is theirs for mine, theirs in zip(model_outputs, outputs))):
-        raise ValueError(
+        problems.append(
             f"{_describe(model)}'s outputs are not its last layer's ({_describe(layer)}) outputs in their order "
             "(the output, then any states)."
         )
@@ -300,7 +337,8 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     Keras's `initial_state=[h, c]` is `hidden_state=[(h, c)]` here (a `Bidirectional`'s
     `[h_f, c_f, h_b, c_b]` is `([(h_f, c_f)], [(h_b, c_b)])`).
 
-    Refused, with a ValueError naming the layer and the setting: another layer type (in a stack or
+    Refused, with one ValueError listing every problem of the source, each naming the layer and the
+    setting: another layer type (in a stack or
     as the source), an even kernel, an activation other than tanh or a recurrent activation other
     than sigmoid, a padding other than "same" and "valid", `padding="same"` with a stride above 1 on
     an axis whose kernel is larger than 1 (Keras then pads unevenly, by the frame's size; with
@@ -328,8 +366,9 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
 
     Raises:
       TypeError: `source` or `architecture` is of another kind.
-      ValueError: a layer or setting this library cannot compute, or a weights file without its
-        architecture; the message names the layer and the setting.
+      ValueError: a layer or setting this library cannot compute (every one, in one message that names
+        each layer and setting), a weights file without its architecture, or a `.keras` file that is
+        no readable archive (empty, or cut short).
       FileNotFoundError: a path names no file.
 
     Example (Keras on the JAX backend; the output of every step):
@@ -346,42 +385,59 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     if dtype is not None:
         dtype = jnp.dtype(dtype)
     loaded = _load(keras, source, architecture)
-    layers = _model_layers(keras, loaded) if isinstance(loaded, keras.Model) else [loaded]
+    problems: list[str] = []  # every one is listed, in one error
+    layers = _model_layers(keras, loaded, problems) if isinstance(loaded, keras.Model) else [loaded]
     bidirectional = [layer for layer in layers if isinstance(layer, keras.layers.Bidirectional)]
+    if bidirectional and len(layers) > 1:
+        problems.append(
+            f"{_describe(loaded)} holds {_describe(bidirectional[0])} among other layers: a Bidirectional "
+            "is supported alone (this library's Bidirectional runs a whole stack each way)."
+        )
+    read = [
+        _check_bidirectional(keras, layer, problems)
+        if isinstance(layer, keras.layers.Bidirectional)
+        else _read_layer(keras, layer, problems)
+        for layer in layers
+    ]
+    if not bidirectional:
+        _check_stack(read, problems)
+    _refuse(loaded, problems)
     if bidirectional:
-        if len(layers) > 1:
-            raise ValueError(
-                f"{_describe(loaded)} holds {_describe(bidirectional[0])} among other layers: a Bidirectional "
-                "is supported alone (this library's Bidirectional runs a whole stack each way)."
-            )
-        return _bidirectional(keras, bidirectional[0], dtype)
-    read = [_read_layer(keras, layer) for layer in layers]
-    _check_stack(read)
+        return _bidirectional(bidirectional[0], *read[0], dtype)
     return _stack(read, dtype)
 
 
-def _check_stack(read: Sequence[dict[str, Any]]) -> None:
+def _check_stack(read: Sequence[dict[str, Any] | None], problems: list[str]) -> None:
+    """Appends to `problems` what keeps the layers `read` (None where a layer could not be read) from
+    being one stack."""
+    first = next((options for options in read if options is not None), None)
     for index, options in enumerate(read):
+        if options is None:
+            continue
         where = _describe(options["layer"])
         last = index == len(read) - 1
         if not last and not options["return_sequences"]:
-            raise ValueError(
+            problems.append(
                 f"{where} has return_sequences=False but another layer follows it: every layer but the "
                 "last must return its whole sequence."
             )
         if not last and options["return_state"]:
-            raise ValueError(f"{where} has return_state=True but another layer follows it: only the last may.")
+            problems.append(f"{where} has return_state=True but another layer follows it: only the last may.")
         if index and options["go_backwards"]:
-            raise ValueError(
+            problems.append(
                 f"{where} has go_backwards=True and is not the first layer: this library's stack runs all "
                 "its layers in one direction (go_backwards on the first layer only is reverse=True)."
             )
-        if options["channels_last"] != read[0]["channels_last"]:
-            raise ValueError(
-                f"{where} has another data_format than {_describe(read[0]['layer'])}: a stack has one layout."
+        if options["channels_last"] != first["channels_last"]:
+            problems.append(
+                f"{where} has another data_format than {_describe(first['layer'])}: a stack has one layout."
             )
-        if options["spatial_dims"] != read[0]["spatial_dims"]:
-            raise ValueError(f"{where} has another rank than {_describe(read[0]['layer'])}: a stack has one.")
+        if options["spatial_dims"] != first["spatial_dims"]:
+            problems.append(f"{where} has another rank than {_describe(first['layer'])}: a stack has one.")
+    try:
+        _compute_dtype([options for options in read if options is not None])
+    except ValueError as error:
+        problems.append(str(error))
 
 
 def _per_layer(values: list[Any]) -> Any:
@@ -445,19 +501,21 @@ def _stack(read: Sequence[dict[str, Any]], dtype: np.dtype | None) -> tuple[Any,
     return model, {"params": params}
 
 
-def _bidirectional(keras: Any, wrapper: Any, dtype: np.dtype | None) -> tuple[Any, dict[str, Any]]:
-    from ._bidirectional import Bidirectional
-
+def _check_bidirectional(keras: Any, wrapper: Any, problems: list[str]) -> tuple[Any, Any]:
+    """The options of a Keras `Bidirectional`'s forward and backward layers (`_read_layer`'s); appends
+    to `problems` what this library's `Bidirectional` cannot compute."""
     where = _describe(wrapper)
     merge = wrapper.merge_mode
     if merge not in KERAS_MERGES:
-        raise ValueError(
+        problems.append(
             f"{where} has merge_mode={merge!r}: this library's Bidirectional merges by {tuple(KERAS_MERGES)} only."
         )
-    forward = _read_layer(keras, wrapper.forward_layer)
-    backward = _read_layer(keras, wrapper.backward_layer)
+    forward = _read_layer(keras, wrapper.forward_layer, problems)
+    backward = _read_layer(keras, wrapper.backward_layer, problems)
+    if forward is None or backward is None:
+        return forward, backward
     if forward["go_backwards"] or not backward["go_backwards"]:
-        raise ValueError(
+        problems.append(
             f"{where} has a forward layer with go_backwards=True: this library's Bidirectional runs its layer "
             "forwards and its copy backwards."
         )
@@ -467,15 +525,25 @@ def _bidirectional(keras: Any, wrapper: Any, dtype: np.dtype | None) -> tuple[An
         if forward[name] != backward[name]
     ]
     if different:
-        raise ValueError(
+        problems.append(
             f"{where}'s backward layer differs from its forward layer in {', '.join(different)}: this library's "
             "Bidirectional runs a copy of one layer backwards."
         )
     if merge == "concat" and not forward["channels_last"]:
-        raise ValueError(
+        problems.append(
             f'{where} has merge_mode="concat" with data_format="channels_first": Keras then concatenates along '
             'the last axis, a spatial one; this library concatenates the channels. Use merge_mode="sum".'
         )
+    return forward, backward
+
+
+def _bidirectional(
+    wrapper: Any, forward: dict[str, Any], backward: dict[str, Any], dtype: np.dtype | None
+) -> tuple[Any, dict[str, Any]]:
+    """This library's `Bidirectional` of a Keras one, checked by `_check_bidirectional`."""
+    from ._bidirectional import Bidirectional
+
+    merge = wrapper.merge_mode
     param_dtype = _variables_dtype([forward, backward], dtype)
     layer, forward_variables = _stack([forward], param_dtype)
     backward_params = {"cell_0": _cell_params(backward, backward["bias"], param_dtype)}

@@ -14,11 +14,18 @@ CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 """The torch convolution of each spatial rank."""
 
 
-def _check_float(name: str, tensor: torch.Tensor) -> None:
+def _check_float(name: str, tensor: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+    """Raises TypeError unless `tensor` is a floating-point tensor, of the dtype of `weights` where
+    given (outside `torch.autocast`, which casts each operation's inputs itself)."""
     if not torch.is_tensor(tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
     if not tensor.is_floating_point():
         raise TypeError(f"{name} must have a floating-point dtype, got {tensor.dtype}.")
+    if weights is not None and tensor.dtype != weights.dtype and not torch.is_autocast_enabled(tensor.device.type):
+        raise TypeError(
+            f"{name} must have the weights' dtype {weights.dtype}, got {tensor.dtype} (cast it with "
+            f".to({weights.dtype}), or the model with .to({tensor.dtype}))."
+        )
 
 
 @document("torch", CellOptions)
@@ -185,7 +192,8 @@ class ConvLSTMCell(nn.Module, CellOptions):
         )
 
     def _check_step(self, x: torch.Tensor, state) -> None:
-        _check_float("input_tensor", x)
+        weights = next(self.parameters())
+        _check_float("input_tensor", x, weights)
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.input_dim:
             raise ValueError(
                 f"input_tensor must have shape (B, {self.input_dim}, {spatial_axes(self.spatial_dims)}), got "
@@ -196,7 +204,7 @@ class ConvLSTMCell(nn.Module, CellOptions):
         check_frame(self.spec, tuple(x.shape[2:]))
         expected = (x.shape[0], self.hidden_dim, *self.state_size(x.shape[2:]))
         for name, s in zip(("h", "c"), state):
-            _check_float(f"cur_state {name}", s)
+            _check_float(f"cur_state {name}", s, weights)
             if tuple(s.shape) != expected:
                 raise ValueError(f"cur_state {name} must have shape {expected}, got {tuple(s.shape)}.")
 

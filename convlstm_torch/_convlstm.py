@@ -201,7 +201,7 @@ class ConvLSTM(nn.Module, StackOptions):
             ):
                 if mask is None:
                     continue
-                _check_float(f"dropout_masks[{layer}] {name}", mask)
+                _check_float(f"dropout_masks[{layer}] {name}", mask, next(self.parameters()))
                 if tuple(mask.shape) != expected:
                     raise ValueError(
                         f"dropout_masks[{layer}] {name} must have shape {expected}, got {tuple(mask.shape)}."
@@ -209,7 +209,7 @@ class ConvLSTM(nn.Module, StackOptions):
         return [tuple(pair) for pair in dropout_masks]
 
     def _check_input(self, x) -> None:
-        _check_float("input_tensor", x)
+        _check_float("input_tensor", x, next(self.parameters()))
         axes = spatial_axes(self.spatial_dims)
         layout = f"(B, T, C, {axes})" if self.batch_first else f"(T, B, C, {axes})"
         if x.dim() != self.spatial_dims + 3:
@@ -237,7 +237,7 @@ class ConvLSTM(nn.Module, StackOptions):
                 raise ValueError(f"hidden_state[{layer}] must be a pair (h, c), got {type(state).__name__}.")
             expected = (batch, cell.hidden_dim, *sizes[layer])
             for name, tensor in zip("hc", state):
-                _check_float(f"hidden_state[{layer}] {name}", tensor)
+                _check_float(f"hidden_state[{layer}] {name}", tensor, next(self.parameters()))
                 if tuple(tensor.shape) != expected:
                     raise ValueError(
                         f"hidden_state[{layer}] {name} must have shape "

@@ -75,6 +75,22 @@ def _to_channels_last(x: torch.Tensor, axis: int) -> torch.Tensor:
     return x.movedim(axis, -1)
 
 
+def _state_frames(stack: ConvLSTM, frame: tuple) -> list[tuple]:
+    """Each layer's state frame for input frames of size `frame` (ints, or the exporter's symbolic
+    sizes): the output size of its input-to-state convolution, without `state_size`'s check, which
+    the example passed."""
+    frames = []
+    for cell in stack.cell_list:
+        spec = cell.spec
+        if spec.input_dim:
+            frame = tuple(
+                (n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, p, d, k, s in zip(frame, spec.input_padding, spec.dilation, spec.input_kernel_size, spec.stride)
+            )
+        frames.append(frame)
+    return frames
+
+
 def _run_stack(stack: ConvLSTM, x: torch.Tensor, state, valid: torch.Tensor | None, lengths: torch.Tensor | None):
     """`stack`'s forward pass on a batch-first `x` (B, T, C, ...) as one `scan` over time.
 
@@ -82,9 +98,11 @@ def _run_stack(stack: ConvLSTM, x: torch.Tensor, state, valid: torch.Tensor | No
     sequence's length (None: all). Returns every layer's outputs (batch-first) and final states.
     """
     b, _, _, *frame = x.shape
-    if state is None:
-        frames = [tuple(frame), *stack.state_sizes(tuple(frame))[:-1]]
-        state = [cell.init_hidden(b, f) for cell, f in zip(stack.cell_list, frames)]
+    if state is None:  # zeros, of sizes computed from the (possibly symbolic) frame
+        state = [
+            tuple(torch.zeros((b, cell.hidden_dim, *f), device=x.device, dtype=x.dtype) for _ in "hc")
+            for cell, f in zip(stack.cell_list, _state_frames(stack, tuple(frame)))
+        ]
     if stack.reverse:
         x = flip_sequences(x, lengths)
     cells = list(stack.cell_list)
@@ -301,7 +319,54 @@ def _quiet_exporter():
 
 
 _TRACE_SIZES = {"batch": 2, "steps": 3}
-"""The sizes at which the dynamic axes are traced."""
+"""The sizes at which the dynamic axes are traced (a frame axis: 4 + its least size + its index)."""
+
+FRAME_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+"""The names of the ONNX model's dynamic frame axes, by the number of spatial axes."""
+
+
+def fixed_frame_reason(model: ConvLSTM | Bidirectional, step: bool = False, initial_state: bool = False) -> str | None:
+    """Why `to_onnx` exports `model` at the example's frame size even with `dynamic=True`, or None
+    where the frame size is dynamic."""
+    stack = _stacks(model)[0]
+    specs = [cell.spec for cell in stack.cell_list]
+    if any(spec.layer_norm for spec in specs):
+        return "its layer norms' weights are for frames of that size"
+    strided = any(set(spec.stride) != {1} for spec in specs if spec.input_dim)
+    if (step or initial_state) and (strided or any(any(offset) for offset in _state_offsets(stack))):
+        return (
+            "its states are inputs whose frame sizes differ from the frame's (its padding, stride or dilation), "
+            "which torch's exporter does not take as dynamic"
+        )
+    return None
+
+
+def _least_frame(stack: ConvLSTM, frame: tuple[int, ...]) -> list[int] | None:
+    """Per axis, the least size at which the frame and every layer's state have 2 positions or more
+    (torch's exporter traces a size of 1 as a case of its own), the other axes as `frame`; None
+    where `frame` itself is smaller."""
+    least = []
+    for axis in range(len(frame)):
+        for n in range(2, frame[axis] + 1):
+            sizes = _state_frames(stack, (*frame[:axis], n, *frame[axis + 1 :]))
+            if all(size[axis] >= 2 for size in sizes):
+                least.append(n)
+                break
+        else:
+            return None
+    return least
+
+
+def _state_offsets(stack: ConvLSTM) -> list[tuple[int, ...]]:
+    """Per layer, each axis's state size minus the frame's (stride 1 throughout: sizes differ by a constant)."""
+    offsets, total = [], [0] * stack.spatial_dims
+    for cell in stack.cell_list:
+        spec = cell.spec
+        if spec.input_dim:
+            for axis, (p, d, k) in enumerate(zip(spec.input_padding, spec.dilation, spec.input_kernel_size)):
+                total[axis] += 2 * p - d * (k - 1)
+        offsets.append(tuple(total))
+    return offsets
 
 
 def _resize(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
@@ -332,6 +397,10 @@ def export_onnx(
         model, path, example_input, step, dynamic, opset, initial_state, seq_lengths, channels_last
     )
     stack = _stacks(model)[0]
+    rank = stack.spatial_dims
+    first_frame_axis = 2 if step else 3  # in the torch layout
+    least = _least_frame(stack, tuple(x.shape[first_frame_axis:]))
+    dynamic_frame = dynamic and least is not None and fixed_frame_reason(model, step, initial_state) is None
     # The axes left dynamic, by input: traced at sizes of their own (a batch of 2, 3 steps), as the
     # exporter may fix an axis of size 0 or 1, or tie two axes of one size together.
     axes = {}  # name: axis of x
@@ -342,6 +411,9 @@ def export_onnx(
             axes = {"batch": 0, "steps": 1} if stack.batch_first else {"steps": 0, "batch": 1}
         for name, axis in axes.items():
             x = _resize(x, axis, _TRACE_SIZES[name])
+    if dynamic_frame:  # traced at sizes of their own too, one per axis
+        for axis in range(rank):
+            x = _resize(x, first_frame_axis + axis, least[axis] + 4 + axis)
     if step:
         wrapper = _Step(model, channels_last)
         b, frame = x.shape[0], tuple(x.shape[2:])
@@ -356,13 +428,25 @@ def export_onnx(
         x = _to_channels_last(x, 1 if step else 2)
         states = [_to_channels_last(s, 1) for s in states]
     args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64, device=x.device)] if seq_lengths else [])
-    # What is dynamic: the axes of x, then the batch axis of every other input.
+    # What is dynamic: the axes of x, then the batch axis of every other input; the frame axes of x,
+    # and those of each state input (of the frame's size: `fixed_frame_reason` fixes it otherwise).
     dynamic_axes = [{axis: name for name, axis in axes.items()}]
     dynamic_axes += [{0: "batch"} if dynamic else {} for _ in args[1:]]
+    frame_names = FRAME_AXES[rank] if dynamic_frame else ()
+    x_frame = (first_frame_axis - 1 if channels_last else first_frame_axis) if frame_names else 0
+    state_frame = 1 if channels_last else 2
     dynamic_shapes = axis_names = None
     if dynamic:
         dims = {name: torch.export.Dim(name) for name in axes}
+        dims.update({name: torch.export.Dim(name, min=n) for name, n in zip(frame_names, least)})
         shapes = [{axis: dims[name] for axis, name in entry.items()} for entry in dynamic_axes]
+        derived = []  # per state input: {axis: frame dim}
+        if frame_names:  # x's frame axes, and those of the state inputs (with step or initial_state)
+            dynamic_axes[0].update({x_frame + axis: name for axis, name in enumerate(frame_names)})
+            shapes[0].update({x_frame + axis: dims[name] for axis, name in enumerate(frame_names)})
+            for index in range(len(states)):
+                derived.append({state_frame + a: dims[name] for a, name in enumerate(frame_names)})
+                shapes[1 + index].update(derived[-1])
         # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
         dynamic_shapes = (shapes[0], tuple(shapes[1:])) if len(args) > 1 else (shapes[0],)
         axis_names = (dynamic_axes[0], tuple(dynamic_axes[1:])) if len(args) > 1 else (dynamic_axes[0],)
@@ -396,6 +480,13 @@ def export_onnx(
                 raise RuntimeError(
                     f"torch's exporter made axis {axis} ({name}) of the ONNX input {value.name!r} "
                     f"{value.shape[axis]!r}; export with dynamic=False for fixed sizes."
+                )
+    for value, entry in zip(program.model.graph.inputs[1:], derived if dynamic else []):
+        for axis in entry:
+            if isinstance(value.shape[axis], int):
+                raise RuntimeError(
+                    f"torch's exporter fixed axis {axis} of the ONNX input {value.name!r} to {value.shape[axis]}; "
+                    "export with dynamic=False for fixed sizes."
                 )
     # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
     RemoveUnusedNodesPass()(program.model)
@@ -451,9 +542,15 @@ def to_onnx(
         sequence in `model`'s layout, or with `step=True` one frame (B, C, H, W) (a sequence is
         taken to its first frame). Only its shape matters; it is cast to the weights' dtype.
       step: export the single-step model instead of the whole-sequence one.
-      dynamic: the batch size (ONNX dim "batch") and the sequence length ("steps") are dynamic:
-        the ONNX model runs at any, whatever the example's (1 included). The frame size and the
-        channels are the example's. False fixes every size to the example's.
+      dynamic: the batch size (ONNX dim "batch"), the sequence length ("steps") and the frame size
+        ("height", "width"; "length" for signals, "depth" too for volumes) are dynamic: the ONNX
+        model runs at any batch size and length, whatever the example's (1 included), and at any
+        frame whose every axis is at least 2 and gives every layer's state 2 positions or more
+        (torch's exporter traces a size of 1 as a case of its own). The frame size stays the
+        example's for a model with `layer_norm` (its norms' weights are for that size), and for the
+        step model or `initial_state` where a layer's padding, stride or dilation makes the state's
+        frame differ from the input's (`fixed_frame_reason` says why). The channels are the
+        example's. False fixes every size to the example's.
       opset: the ONNX opset, in [18, 25]; None for torch's default (20 in torch 2.13).
       initial_state: the whole-sequence model takes every layer's initial state (else zeros).
       seq_lengths: the whole-sequence model takes `seq_lengths`.
@@ -478,9 +575,9 @@ def to_onnx(
       >>> to_onnx(model, "convlstm.onnx", torch.zeros(2, 5, 1, 16, 16))  # doctest: +SKIP
       PosixPath('convlstm.onnx')
       >>> session = ort.InferenceSession("convlstm.onnx")  # doctest: +SKIP
-      >>> output, h, c = session.run(None, {"x": torch.zeros(3, 7, 1, 16, 16).numpy()})  # doctest: +SKIP
+      >>> output, h, c = session.run(None, {"x": torch.zeros(3, 7, 1, 64, 48).numpy()})  # doctest: +SKIP
       >>> output.shape  # doctest: +SKIP
-      (3, 7, 8, 16, 16)
+      (3, 7, 8, 64, 48)
     """
     return export_onnx(
         model,

@@ -278,3 +278,57 @@ def test_the_norms_must_be_there_and_hold_a_models_frame_size_or_one_its_first_l
     unsized = convlstm_jax.ConvLSTM(2, kernel_size=3, num_layers=2, **options)
     with pytest.raises(ValueError, match=r"layer_norm=True\), and the weights hold no layer norms"):
         torch_to_flax(plain, unsized)
+
+
+@pytest.mark.parametrize("form", ["dict", "pt", "safetensors"])
+def test_a_state_dict_of_undotted_keys_holds_no_convlstm_layer(tmp_path, form):
+    from safetensors.numpy import save_file
+
+    state_dict = {key: value.numpy() for key, value in torch.nn.Conv2d(2, 4, 3).state_dict().items()}
+    with pytest.raises(ValueError, match=r"holds no ConvLSTM layer .*keys: \['bias', 'weight'\]"):
+        if form == "dict":
+            torch_to_flax(state_dict)
+        elif form == "pt":
+            torch.save(torch.nn.Conv2d(2, 4, 3).state_dict(), tmp_path / "conv2d.pt")
+            load_checkpoint(tmp_path / "conv2d.pt")
+        else:
+            save_file(state_dict, str(tmp_path / "conv2d.safetensors"))
+            load_checkpoint(tmp_path / "conv2d.safetensors")
+    assert convlstm_jax.infer_architecture({"weight": np.zeros((4, 2, 3, 3))}) == ((), None, False)
+
+
+def test_a_prefix_that_no_key_has_says_so_and_names_the_keys():
+    state_dict = _numpy_state_dict(_torch_model(None))
+    with pytest.raises(
+        ValueError, match=r"No key starts with prefix 'module\.'; the keys: \['cell_list\.0\.conv\."
+    ) as info:
+        torch_to_flax(state_dict, prefix="module.")
+    assert "\n" not in str(info.value)
+
+
+def test_a_data_parallel_state_dict_without_prefix_gets_the_prefix_hint():
+    state_dict = {f"module.{k}": v for k, v in _numpy_state_dict(_torch_model(None)).items()}
+    with pytest.raises(ValueError, match=r"holds no ConvLSTM layer.*The keys start with 'module\.': pass prefix="):
+        torch_to_flax(state_dict)
+
+
+def _truncated(tmp_path, name, legacy=False, keep=0.5):
+    torch.save(_torch_model(None).state_dict(), tmp_path / "whole.pt", _use_new_zipfile_serialization=not legacy)
+    content = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / name).write_bytes(content[: int(len(content) * keep)])
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda t: _truncated(t, "x.pt", keep=0), r"'.*x\.pt' is empty"),
+        (lambda t: _truncated(t, "cut.pt"), r"'.*cut\.pt' is not a complete torch checkpoint \(truncated\?\)"),
+        (lambda t: _truncated(t, "old.pt", legacy=True, keep=0.01), r"'.*old\.pt' is not a complete torch checkpoint"),
+        (lambda t: _truncated(t, "end.pt", legacy=True, keep=0.9), r"'.*end\.pt' is not a complete torch checkpoint"),
+    ],
+    ids=["empty", "truncated", "truncated_legacy_start", "truncated_legacy_end"],
+)
+def test_an_empty_or_truncated_torch_file_says_what_it_is(tmp_path, make, message):
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(make(tmp_path))

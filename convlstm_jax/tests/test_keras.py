@@ -636,3 +636,54 @@ def worst_scores() -> dict[str, float]:
             outputs, states = run(model, variables, x)
             result[f"{name} {side}"] = max(scores(ours_as_keras(model, outputs, states, last_recurrent(obj)), expected))
     return result
+
+
+def test_every_problem_of_a_model_is_listed_in_one_error():
+    with keras_jax():
+        stack = seq(
+            L.ConvLSTM2D(2, 3, activation="relu", padding="same", strides=2, return_sequences=True, name="first"),
+            L.ConvLSTM2D(2, (3, 2), go_backwards=True, return_sequences=True, name="even"),
+            L.Dense(2, name="dense"),
+            shape=(None, 8, 8, 1),
+        )
+        with pytest.raises(ValueError) as info:
+            from_keras(stack)
+    message = str(info.value)
+    assert message.startswith("Sequential '") and "5 problem(s)" in message, message
+    for phrase in (
+        "ConvLSTM2D 'first' has activation='relu'",
+        "ConvLSTM2D 'first' has padding=\"same\" with strides=(2, 2)",
+        "ConvLSTM2D 'even' has kernel_size=(3, 2)",
+        "ConvLSTM2D 'even' has go_backwards=True and is not the first layer",
+        "Dense 'dense' is not a ConvLSTM layer",
+    ):
+        assert f"\n  - {phrase}" in message, (phrase, message)
+
+
+def test_every_problem_of_a_bidirectional_is_listed_in_one_error():
+    with keras_jax():
+        wrapper = built(
+            L.Bidirectional(L.ConvLSTM1D(2, 4, recurrent_activation="hard_sigmoid", name="r"), merge_mode="mul"),
+            (1, 2, 6, 1),
+        )
+        with pytest.raises(ValueError) as info:
+            from_keras(wrapper)
+    message = str(info.value)
+    assert "problem(s)" in message, message
+    for phrase in ("has merge_mode='mul'", "'forward_r' has kernel_size=(4,)", "'backward_r' has recurrent_activation"):
+        assert phrase in message, (phrase, message)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"PK\x03\x04 the start of an archive, and no more"], ids=["empty", "truncated"]
+)
+def test_an_empty_or_truncated_keras_file_is_not_a_readable_archive(tmp_path, content):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with keras_jax():
+        with pytest.raises(ValueError, match=r"'.*model\.keras' is not a readable Keras archive") as info:
+            from_keras(path)
+        assert "File not found" not in str(info.value)
+        (tmp_path / "m.weights.h5").write_bytes(b"")
+        with pytest.raises(ValueError, match=r"'.*model\.keras' is not a readable Keras archive"):
+            from_keras(tmp_path / "m.weights.h5", architecture=path)

@@ -204,3 +204,54 @@ def test_print_shows_the_module_tree_with_each_cells_options():
     cell = "input_dim=2, hidden_dim=4, kernel_size=(3, 3), bias=False, peephole='hadamard'"
     assert f"(0): ConvLSTMCell(\n      {cell}" in text
     assert "(conv): Conv2d(6, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)" in text
+
+
+@pytest.mark.parametrize(
+    ("model_dtype", "x_dtype", "state_dtype", "match"),
+    [
+        (
+            torch.float32,
+            torch.float64,
+            None,
+            r"input_tensor must have the weights' dtype torch\.float32, got torch\.float64",
+        ),
+        (
+            torch.float64,
+            torch.float32,
+            None,
+            r"input_tensor must have the weights' dtype torch\.float64, got torch\.float32",
+        ),
+        (
+            torch.float32,
+            torch.float16,
+            None,
+            r"input_tensor must have the weights' dtype torch\.float32, got torch\.float16",
+        ),
+        (
+            torch.float32,
+            torch.float32,
+            torch.float64,
+            r"hidden_state\[0\] h must have the weights' dtype torch\.float32, got torch\.float64",
+        ),
+    ],
+)
+def test_frames_or_states_of_another_float_dtype_than_the_weights_are_a_type_error(
+    model_dtype, x_dtype, state_dtype, match
+):
+    model = _model(batch_first=True).to(model_dtype)
+    x = torch.randn(2, 3, 2, 5, 5, dtype=x_dtype)
+    state = None
+    if state_dtype is not None:
+        state = [(torch.zeros(2, h, 5, 5, dtype=state_dtype),) * 2 for h in model.hidden_dim]
+    with pytest.raises(TypeError, match=match):
+        model(x, state)
+    with pytest.raises(TypeError, match=match.replace("hidden_state\\[0\\]", "cur_state")):
+        model.cell_list[0](x[:, 0], state[0] if state else model.cell_list[0].init_hidden(2, (5, 5)))
+
+
+def test_under_autocast_frames_of_the_weights_dtype_and_the_autocast_dtype_both_run():
+    model = _model(batch_first=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for dtype in (torch.float32, torch.bfloat16):
+            outputs, _ = model(torch.randn(2, 3, 2, 5, 5, dtype=dtype))
+            assert torch.isfinite(outputs[0].float()).all()

@@ -23,7 +23,7 @@ pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript
 ort = pytest.importorskip("onnxruntime", reason="the exported models run in onnxruntime (convlstm-jax[interop])")
 
 from convlstm_torch import Bidirectional, ConvLSTM  # noqa: E402
-from convlstm_torch._onnx import onnx_input_names, onnx_output_names, to_onnx  # noqa: E402
+from convlstm_torch._onnx import fixed_frame_reason, onnx_input_names, onnx_output_names, to_onnx  # noqa: E402
 
 pytestmark = pytest.mark.needs_torch
 
@@ -337,3 +337,87 @@ def test_bad_arguments_are_refused_before_any_export(name, tmp_path, monkeypatch
     with pytest.raises(error, match=message):
         to_onnx(**arguments)
     assert not list(tmp_path.iterdir())
+
+
+FRAME_MODELS = {
+    # name: (model, the example, options): each runs at frames of other sizes than the example's
+    "valid_stride_stack": (
+        lambda: ConvLSTM(2, [4, 3], 3, 2, batch_first=True, padding=["valid", "same"], stride=2, peephole="conv"),
+        (2, 3, 2, 9, 8),
+        {"seq_lengths": True},
+    ),
+    "step": (lambda: ConvLSTM(2, [4, 3], 3, 2, batch_first=True, peephole="hadamard"), (2, 2, 9, 8), {"step": True}),
+    "initial_state_bidirectional": (
+        lambda: Bidirectional(ConvLSTM(2, 3, 3, 1, batch_first=True), merge="concat"),
+        (2, 3, 2, 9, 8),
+        {"initial_state": True},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "name", [name if name == "step" else pytest.param(name, marks=pytest.mark.slow) for name in sorted(FRAME_MODELS)]
+)
+def test_the_frame_size_is_dynamic(name, tmp_path):
+    build, example, options = FRAME_MODELS[name]
+    torch.manual_seed(0)
+    model = build()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.5)
+    path = to_onnx(model, tmp_path / "model.onnx", torch.zeros(example), **options)
+    session = _session(path)
+    assert [d for d in session.get_inputs()[0].shape[-2:]] == ["height", "width"]
+    twin = copy.deepcopy(model).double().eval()
+    rng = np.random.default_rng(1)
+    step = options.get("step", False)
+    for frame in [(8, 8), (16, 24), (64, 64)]:
+        batch = 3
+        x = rng.normal(size=(batch, *((2,) if step else (4, 2)), *frame)).astype(np.float32)
+        feed = {"x": x}
+        stacks = [twin.forward_layer, twin.backward_layer] if isinstance(twin, Bidirectional) else [twin]
+        states = None
+        if step or options.get("initial_state"):
+            states = [
+                [tuple(rng.normal(size=(batch, d, *frame)).astype(np.float32) for _ in "hc") for d in s.hidden_dim]
+                for s in stacks
+            ]
+            names = onnx_input_names(model, step=step, initial_state=not step)[1:]
+            feed.update(zip(names, [t for direction in states for pair in direction for t in pair]))
+        if options.get("seq_lengths"):
+            feed["seq_lengths"] = np.array([4, 0, 2], np.int64)
+        with torch.no_grad():
+            double = [[tuple(torch.from_numpy(t).double() for t in p) for p in d] for d in states] if states else None
+            if step:
+                h, c, new = torch.from_numpy(x).double(), None, []
+                for cell, (h0, c0) in zip(twin.cell_list, double[0]):
+                    h, c = cell(h, (h0, c0))
+                    new += [h, c]
+                expected = [t.numpy() for t in new]
+            else:
+                lengths = torch.from_numpy(feed["seq_lengths"]) if "seq_lengths" in feed else None
+                initial = (double if isinstance(twin, Bidirectional) else double[0]) if double else None
+                outputs, finals = twin(torch.from_numpy(x).double(), initial, seq_lengths=lengths)
+                if isinstance(twin, Bidirectional):
+                    finals = [pair for direction in finals for pair in direction]
+                expected = [y.numpy() for y in outputs] + [t.numpy() for pair in finals for t in pair]
+        results = session.run(None, feed)
+        assert len(results) == len(expected)
+        for actual, value in zip(results, expected):
+            assert actual.shape == value.shape, (frame, actual.shape, value.shape)
+            assert TOLERANCE.score(actual, value) <= 1, frame
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "why"),
+    [
+        (lambda: ConvLSTM(2, 3, 3, 1, batch_first=True, layer_norm=True, frame_size=(9, 8)), {}, "layer norms"),
+        (lambda: ConvLSTM(2, 3, 3, 1, batch_first=True, padding="valid"), {"initial_state": True}, "padding"),
+    ],
+)
+def test_the_frame_size_stays_fixed_where_it_must(model, options, why, tmp_path):
+    model = model()
+    path = to_onnx(model, tmp_path / "model.onnx", torch.zeros(2, 3, 2, 9, 8), **options)
+    shape = _session(path).get_inputs()[0].shape
+    assert shape[:2] == ["batch", "steps"] and shape[-2:] == [9, 8]
+    assert why in fixed_frame_reason(model, initial_state=options.get("initial_state", False))

@@ -38,7 +38,12 @@ def pytest_collect_directory(path, parent):
 
 
 # Docstring examples of the nowcasting code run pysteps and OpenCV (the `nowcast` extra).
-NOWCAST_MODULES = ("convlstm_jax.nowcast", "convlstm_jax._radar_files", "convlstm_jax.plots.plot_radar_forecasts")
+NOWCAST_MODULES = (
+    "convlstm_jax.nowcasting.baselines",
+    "convlstm_jax.nowcasting.verification",
+    "convlstm_jax.nowcasting.readers",
+    "convlstm_jax.nowcasting.plots.plot_radar_forecasts",
+)
 HAS_NOWCAST = all(importlib.util.find_spec(name) is not None for name in ("pysteps", "cv2"))
 
 

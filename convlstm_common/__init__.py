@@ -10,6 +10,7 @@ from ._hparams import SPATIAL_DIMS as SPATIAL_DIMS
 from ._hparams import LayerSpec as LayerSpec
 from ._hparams import NetworkSpec as NetworkSpec
 from ._hparams import check_frame as check_frame
+from ._hparams import check_int as check_int
 from ._hparams import check_peephole as check_peephole
 from ._hparams import check_rate as check_rate
 from ._hparams import check_spatial_dims as check_spatial_dims
@@ -30,6 +31,7 @@ __all__ = [
     "NetworkSpec",
     "StackOptions",
     "check_frame",
+    "check_int",
     "check_peephole",
     "check_rate",
     "check_spatial_dims",

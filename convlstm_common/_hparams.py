@@ -108,7 +108,7 @@ class LayerSpec:
             (n + 2 * p - d * (k - 1) - 1) // s + 1
             for n, p, d, k, s in zip(frame, self.input_padding, self.dilation, self.input_kernel_size, self.stride)
         )
-        if min(size) < 1:
+        if any(n < 1 for n in size):  # one axis at a time: symbolic sizes (jax.export) compare so
             raise ValueError(
                 f"Frames of {_size(frame)} are too small for the input-to-state convolution "
                 f"({_size(self.input_kernel_size)} kernel, padding={self.padding!r}, dilation={self.dilation}): its "
@@ -433,3 +433,13 @@ def parse_network(spec: str) -> NetworkSpec:
     kernels = tuple(resolve_kernel((int(kh), int(kw)), "a state-to-state kernel") for kh, kw, _ in layers)
     hidden = tuple(_check_size("a layer's hidden states", int(h)) for _, _, h in layers)
     return NetworkSpec(input_kernel, kernels, hidden)
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """Returns `value` as an int; TypeError unless it is an integer (not a bool), ValueError if below `minimum`."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
+    if value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value}.")
+    return int(value)

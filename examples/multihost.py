@@ -32,9 +32,9 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding
 
-from convlstm_jax.data import batch_indices, bouncing_digits, split_sequences, to_unit
 from convlstm_jax.models import EncoderForecaster
 from convlstm_jax.sharding import batch_spec, make_mesh, replicate
+from convlstm_jax.training import batch_indices, bouncing_digits, split_sequences, to_unit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

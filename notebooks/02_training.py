@@ -17,7 +17,7 @@
 # # Training the encoder-forecaster in JAX
 #
 # The encoding-forecasting network of Shi et al. 2015 (Sec. 3.2), trained on moving digits with
-# `convlstm_jax.train`: the data, the model built from the paper's notation, a run of `train`
+# `convlstm_jax.training`: the data, the model built from the paper's notation, a run of `train`
 # (optax RMSProp, a jitted step, Orbax checkpoints, resuming), its results against the forecast
 # that repeats the last input frame, and the same steps written out by hand.
 #
@@ -34,16 +34,18 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from convlstm_jax.data import batch_indices, split_sequences, to_unit
 from convlstm_jax.models import EncoderForecaster
-from convlstm_jax.train import (
+from convlstm_jax.training import (
     TrainConfig,
     baseline_metrics,
+    batch_indices,
     create_train_state,
     evaluate_dataset,
     load_data,
     make_optimizer,
     predict,
+    split_sequences,
+    to_unit,
     train,
     train_step,
 )
@@ -84,7 +86,7 @@ print(config)
 # ## The data
 #
 # `load_data` generates `train_sequences + val_sequences` sequences of two digits bouncing in the
-# frame (`data.bouncing_digits`, made as Moving MNIST is), uint8 `(N, T, H, W, 1)`: batch-first and
+# frame (`training.bouncing_digits`, made as Moving MNIST is), uint8 `(N, T, H, W, 1)`: batch-first and
 # channels-last. The first `input_frames` frames of a sequence are the model's input, the rest its
 # targets. The digits are blurrier than MNIST's, so the figures below are not comparable with
 # published Moving MNIST results; `TrainConfig(data="mnist_test_seq.npy")` trains on that file.
@@ -145,7 +147,7 @@ print("input", example.shape, "-> logits", jax.eval_shape(model.apply, shapes, e
 #
 # `train(config)` makes the data and the model as above and then, for `config.steps` steps:
 #
-# - takes a batch that depends only on the step and the seed (`data.batch_indices`);
+# - takes a batch that depends only on the step and the seed (`training.batch_indices`);
 # - runs `train_step`, compiled once by `jax.jit`: the paper's loss (the cross-entropy of the
 #   logits against the target frames, summed over a sequence's pixels), its gradient by
 #   `jax.value_and_grad`, and one update of optax's RMSProp (learning rate 1e-3, decay 0.9, as the
@@ -181,8 +183,8 @@ print(f"{again.steps_run} steps this time; restored step {int(again.state.step)}
 # %% [markdown]
 # ## Against the baseline
 #
-# The baseline repeats the last input frame (`data.copy_last_frame`). The four metrics are
-# `metrics.evaluate`'s, each a mean over the validation sequences: the cross-entropy per sequence
+# The baseline repeats the last input frame (`training.copy_last_frame`). The four metrics are
+# `training.evaluate`'s, each a mean over the validation sequences: the cross-entropy per sequence
 # (the paper's figure and the training loss), and per pixel the mean squared error, the mean
 # absolute error and the structural similarity (SSIM, higher is better).
 #

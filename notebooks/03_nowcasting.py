@@ -30,7 +30,7 @@
 # 5. radar files of one's own, in HKO-7's PNG layout.
 #
 # Nothing is downloaded. `convlstm-train --data radar` runs steps 3 and 4 from the command line.
-# The baselines and scores are pysteps' (`convlstm_jax.nowcast`): the `nowcast` extra,
+# The baselines and scores are pysteps' (`convlstm_jax.nowcasting`): the `nowcast` extra,
 # `pip install "convlstm-jax[nowcast]"`.
 
 # %%
@@ -47,19 +47,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Image, display
 
-from convlstm_jax.data import (
+from convlstm_jax.nowcasting import (
+    DB_THRESHOLD,
+    DB_ZERO_VALUE,
     RADAR_INTERVAL_MINUTES,
+    baselines,
     load_radar_pngs,
     pixels_to_rain,
+    plot_radar_forecasts,
+    plot_skill,
     radar_png_times,
     rain_to_dbz,
     rain_to_pixels,
     save_radar_pngs,
+    skill_table,
     synthetic_radar,
+    verify,
 )
-from convlstm_jax.nowcast import DB_THRESHOLD, DB_ZERO_VALUE, baselines, skill_table, verify
-from convlstm_jax.plots import plot_radar_forecasts, plot_skill
-from convlstm_jax.train import TrainConfig, load_data, train
+from convlstm_jax.training import TrainConfig, load_data, train
 
 with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints where its configuration file is
     import pysteps
@@ -183,7 +188,7 @@ show_rain(grown, labels, every_third, "The first sequence with more or less grow
 # %% [markdown]
 # ## 2. The baselines
 #
-# A nowcast must beat two forecasts that need no training (`convlstm_jax.nowcast`, computed by
+# A nowcast must beat two forecasts that need no training (`convlstm_jax.nowcasting`, computed by
 # pysteps):
 #
 # - **persistence**: the last observed frame, frozen. Right where nothing moves or changes.

@@ -1,4 +1,19 @@
-"""The command line, `convlstm-train`: its parser, built from `TrainConfig`, and `main`."""
+"""The command line, `convlstm-train`: its parser, built from `TrainConfig`, and `main`.
+
+A run lives in its workdir: `config.json`, `checkpoints/<step>/` (Orbax: the state and the
+options), `metrics.jsonl` (one JSON record per line: the baseline at step 0, the training loss
+of each update, the validation metrics every `--eval-every` steps), the figures `forecasts.png`
+and `learning_curve.png`, and for radar `skill.json`, `skill_csi.png` and `radar_forecasts.png`.
+Running the same command again resumes from the newest usable checkpoint, as an uninterrupted run
+would have gone on; SIGINT or SIGTERM checkpoints the step under way and exits with status 130 or
+143. The Training guide (`docs/training.md`) has the details of resuming and of damaged
+checkpoints.
+
+Example (the defaults train in about five minutes on two CPU cores; `python -m convlstm_jax.training`
+is the same command):
+
+    convlstm-train --workdir runs/digits
+"""
 
 from __future__ import annotations
 
@@ -28,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convlstm-train",
         description="Train the ConvLSTM encoder-forecaster of Shi et al. 2015 on moving digits or radar echoes.",
-        epilog="A checkpoint in --workdir is resumed; see `python -m pydoc convlstm_jax.train`.",
+        epilog="A checkpoint in --workdir is resumed; see `python -m pydoc convlstm_jax.training.cli`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -89,7 +104,7 @@ def _summary(config: TrainConfig, result: TrainResult) -> str:
     workdir = result.workdir
     skill, radar_files = [], ""
     if result.skill is not None:
-        from ..nowcast import skill_table
+        from ..nowcasting import skill_table
 
         skill = [
             f"Nowcasting skill on the validation sequences (rain rates by Z = 200 R^1.6; {SKILL_FILE} has every "

@@ -43,7 +43,7 @@ class TrainConfig:
     On radar (`data="radar"`), the preset `radar` (`TrainConfig.from_preset("radar")`, which
     `convlstm-train --data radar` starts from) reads 5 frames and forecasts 10, trains 3000 steps
     by HKO-7's balanced loss: about ten minutes on two CPU cores, after which the model beats
-    persistence in CSI at 0.5 mm/h at every lead time (`convlstm_jax.nowcast`). The presets
+    persistence in CSI at 0.5 mm/h at every lead time (`convlstm_jax.nowcasting`). The presets
     `paper-radar` and `paper-digits` are the paper's configurations, for a GPU.
 
     Invalid values raise `ConfigError` on construction, except those that depend on the data or
@@ -142,7 +142,7 @@ class TrainConfig:
     @property
     def radar(self) -> bool:
         """Whether the data are radar echoes (`data="radar"` or a folder of radar PNGs), whose run is
-        scored as nowcasts (`convlstm_jax.nowcast`)."""
+        scored as nowcasts (`convlstm_jax.nowcasting`)."""
         return self.data == "radar" or (self.data != "embedded" and os.path.isdir(self.data))
 
     @property

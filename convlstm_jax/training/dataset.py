@@ -6,18 +6,19 @@ import os
 
 import numpy as np
 
-from ..data import bouncing_digits, load_moving_mnist, load_radar_pngs, rain_to_pixels, synthetic_radar
+from ..nowcasting import load_radar_pngs, rain_to_pixels, synthetic_radar
 from .config import ConfigError, TrainConfig
+from .digits import bouncing_digits, load_moving_mnist
 
 
 def load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """The training and validation sequences, uint8 (N, input_frames + output_frames, H, W, 1).
 
     With `data="embedded"`, `train_sequences + val_sequences` sequences of two bouncing digits
-    (`data.bouncing_digits`, digits 7/16 of the frame's side, seeded by `seed`), the first ones for
-    training. With `data="radar"`, as many sequences of synthetic radar (`data.synthetic_radar`
-    with its defaults, seeded by `seed`) as HKO-7 stores its frames (`data.rain_to_pixels`). From
-    a Moving MNIST file, or a folder of radar PNGs (`data.load_radar_pngs`, resized to `size`), the
+    (`digits.bouncing_digits`, digits 7/16 of the frame's side, seeded by `seed`), the first ones for
+    training. With `data="radar"`, as many sequences of synthetic radar (`nowcasting.synthetic_radar`
+    with its defaults, seeded by `seed`) as HKO-7 stores its frames (`nowcasting.rain_to_pixels`). From
+    a Moving MNIST file, or a folder of radar PNGs (`nowcasting.load_radar_pngs`, resized to `size`), the
     first `train_sequences` for training and the last `val_sequences` for validation, each cut to
     its first `input_frames + output_frames` frames: the split depends on the files alone (for
     radar, the latest sequences validate).

@@ -12,9 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import metrics
-from ..data import RADAR_INTERVAL_MINUTES, copy_last_frame, pixels_to_rain, to_unit
+from .. import nowcasting
+from ..nowcasting import RADAR_INTERVAL_MINUTES, pixels_to_rain, plot_radar_forecasts, plot_skill
+from . import metrics
+from .batches import copy_last_frame, to_unit
 from .placement import Placer
+from .plots import plot_forecasts, plot_learning_curve
 from .steps import TrainState, eval_step, predict
 from .workdir import CURVE_FIGURE, FORECASTS_FIGURE, RADAR_FIGURE, SKILL_FIGURE
 
@@ -82,7 +85,7 @@ def _baseline_step(forecast: jax.Array, truth: jax.Array) -> dict[str, jax.Array
 
 
 def baseline_metrics(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int = 64) -> dict[str, float]:
-    """The four metrics of the forecast that repeats the last input frame (`data.copy_last_frame`).
+    """The four metrics of the forecast that repeats the last input frame (`batches.copy_last_frame`).
 
     MSE, MAE and SSIM are those of the repeated frames themselves; the cross-entropy takes them as
     probabilities kept `BASELINE_FLOOR` (half a grey level) away from 0 and 1.
@@ -117,8 +120,6 @@ def _save_figures(
     val_targets: np.ndarray,
     place_batch: Placer,
 ) -> None:
-    from ..plots import plot_forecasts, plot_learning_curve
-
     count = min(3, len(val_inputs))
     inputs, targets = to_unit(val_inputs[:count]), to_unit(val_targets[:count])
     forecast = predict(state, place_batch((inputs,))[0])
@@ -160,8 +161,8 @@ def nowcast_skill(
 ) -> dict[str, dict[str, Any]]:
     """The skill of the model's nowcasts and of pysteps' persistence and optical flow, per lead time.
 
-    The frames are radar echoes in HKO-7's encoding (`data.pixels_to_rain`); every forecast is
-    scored as rain rates in mm/h against the same truth by `nowcast.Verification` (pysteps'
+    The frames are radar echoes in HKO-7's encoding (`nowcasting.pixels_to_rain`); every forecast is
+    scored as rain rates in mm/h against the same truth by `nowcasting.Verification` (pysteps'
     categorical scores, FSS, rainfall MSE and correlation), accumulated over the whole set.
 
     Args:
@@ -173,14 +174,12 @@ def nowcast_skill(
     Returns:
       `{"model": ..., "persistence": ..., "optical_flow": ...}`, each `Verification.result()`.
     """
-    from .. import nowcast
-
     place = place or (lambda batch: batch)
     lead_times = targets.shape[1]
-    verifications = {name: nowcast.Verification(lead_times) for name in NOWCASTS}
+    verifications = {name: nowcasting.Verification(lead_times) for name in NOWCASTS}
     for batch in _batches(len(inputs), batch_size):
         observed, truth = pixels_to_rain(inputs[batch][..., 0]), pixels_to_rain(targets[batch][..., 0])
-        forecasts = {"model": _model_rain(state, inputs[batch], place), **nowcast.baselines(observed, lead_times)}
+        forecasts = {"model": _model_rain(state, inputs[batch], place), **nowcasting.baselines(observed, lead_times)}
         for name in NOWCASTS:
             verifications[name].accumulate(forecasts[name], truth)
     return {name: verification.result() for name, verification in verifications.items()}
@@ -194,12 +193,12 @@ def _save_radar_figures(
     val_targets: np.ndarray,
     place_batch: Placer,
 ) -> None:
-    from .. import nowcast
-    from ..plots import plot_radar_forecasts, plot_skill
-
     plot_skill(workdir / SKILL_FIGURE, skill, score="CSI", threshold=0.5, interval_minutes=RADAR_INTERVAL_MINUTES)
     inputs, truth = pixels_to_rain(val_inputs[:1, ..., 0]), pixels_to_rain(val_targets[:1, ..., 0])
-    forecasts = {"model": _model_rain(state, val_inputs[:1], place_batch), **nowcast.baselines(inputs, truth.shape[1])}
+    forecasts = {
+        "model": _model_rain(state, val_inputs[:1], place_batch),
+        **nowcasting.baselines(inputs, truth.shape[1]),
+    }
     plot_radar_forecasts(
         workdir / RADAR_FIGURE,
         inputs[0],

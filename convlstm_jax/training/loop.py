@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ..data import batch_indices, split_sequences, to_unit
+from .batches import batch_indices, split_sequences, to_unit
 from .checkpoints import restore_latest, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .dataset import load_data
@@ -51,7 +51,8 @@ def train(config: TrainConfig) -> TrainResult:
     """Trains, evaluates, checkpoints and plots as `config` says, resuming a run its workdir holds.
 
     Prints the baseline, each evaluation and a progress bar (on a terminal, if `config.progress`).
-    See `convlstm_jax.train`'s docstring for the files written, for resuming and for interruptions.
+    See `convlstm_jax.training.cli`'s docstring for the files written, and the Training guide for resuming and
+    for interruptions.
 
     Raises:
       ConfigError: if the data cannot be used, the devices do not divide the batches as

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import metrics
-from .._conv import compiler_options
+from .. import compiler_options
 from ..models import EncoderForecaster
+from ..nowcasting import balanced_loss
+from . import metrics
 from .config import TrainConfig
 
 
@@ -77,7 +78,7 @@ class _jit:  # a decorator, like jax.jit
 
 
 # The training losses by name (`TrainConfig.loss`).
-LOSSES = {"cross_entropy": metrics.cross_entropy, "balanced": metrics.balanced_loss}
+LOSSES = {"cross_entropy": metrics.cross_entropy, "balanced": balanced_loss}
 
 
 @flax.struct.dataclass
@@ -148,7 +149,7 @@ def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tupl
 
     The loss of Shi et al. 2015 is `metrics.cross_entropy`: `optax.sigmoid_binary_cross_entropy` of
     the forecast's logits against the target frames, summed over each sequence's pixels, averaged
-    over the batch; `metrics.balanced_loss` is HKO-7's, for radar.
+    over the batch; `convlstm_jax.nowcasting.balanced_loss` is HKO-7's, for radar.
 
     Args:
       state: the state before the update.

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from convlstm_jax.metrics import cross_entropy, evaluate, mae, mse, ssim
+from convlstm_jax.training import cross_entropy, evaluate, mae, mse, ssim
 
 
 def _frames(seed, shape=(2, 3, 12, 12, 1)):

@@ -1,4 +1,4 @@
-"""`convlstm_jax._radar_files`: load_radar_pngs, radar_png_times and save_radar_pngs."""
+"""`convlstm_jax.nowcasting.readers`: load_radar_pngs, radar_png_times and save_radar_pngs."""
 
 import datetime
 import importlib.util
@@ -9,14 +9,17 @@ import pytest
 
 cv2 = pytest.importorskip("cv2", reason="the radar PNGs are read and written with OpenCV (opencv-python-headless)")
 
-from convlstm_jax import _radar_files  # noqa: E402
-from convlstm_jax._radar_files import (  # noqa: E402
+from convlstm_jax.nowcasting import (  # noqa: E402
+    RADAR_INTERVAL_MINUTES,
+    rain_to_pixels,
+    readers,
+)
+from convlstm_jax.nowcasting.readers import (  # noqa: E402
     HKO7_FILENAME_FORMAT,
     load_radar_pngs,
     radar_png_times,
     save_radar_pngs,
 )
-from convlstm_jax.data import RADAR_INTERVAL_MINUTES, rain_to_pixels  # noqa: E402
 
 START = datetime.datetime(2015, 6, 30, 23, 42)  # sequences from here cross midnight and a month's end
 STEP = datetime.timedelta(minutes=RADAR_INTERVAL_MINUTES)
@@ -271,7 +274,7 @@ def test_the_writer_does_not_overwrite(tmp_path):
 def test_the_module_imports_and_plans_without_opencv(tmp_path, monkeypatch):
     save_radar_pngs(random_frames(4), tmp_path, START)
     monkeypatch.setitem(sys.modules, "cv2", None)
-    spec = importlib.util.spec_from_file_location("convlstm_jax._radar_files_without_cv2", _radar_files.__file__)
+    spec = importlib.util.spec_from_file_location("convlstm_jax.nowcasting.readers_without_cv2", readers.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.radar_png_times(tmp_path, frames_per_sequence=2) == [START, START + 2 * STEP]

@@ -11,10 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from convlstm_jax.data import rain_to_pixels, split_sequences, synthetic_radar, to_unit
-from convlstm_jax.metrics import balanced_loss
-from convlstm_jax.nowcast import skill_table
-from convlstm_jax.train import (
+from convlstm_jax.nowcasting import balanced_loss, rain_to_pixels, skill_table, synthetic_radar
+from convlstm_jax.training import (
     ConfigError,
     TrainConfig,
     build_model,
@@ -23,6 +21,8 @@ from convlstm_jax.train import (
     load_data,
     main,
     make_optimizer,
+    split_sequences,
+    to_unit,
     train,
     train_step,
 )
@@ -191,7 +191,14 @@ def test_sharded_training_matches_one_device(tmp_path):
     runs = {}
     for sharding in ("none", "data", "spatial"):
         workdir = tmp_path / sharding
-        command = [sys.executable, "-m", "convlstm_jax.train", *args, f"--sharding={sharding}", f"--workdir={workdir}"]
+        command = [
+            sys.executable,
+            "-m",
+            "convlstm_jax.training",
+            *args,
+            f"--sharding={sharding}",
+            f"--workdir={workdir}",
+        ]
         subprocess.run(command, env=env, check=True, capture_output=True)
         runs[sharding] = _records(workdir)
     for mode in ("data", "spatial"):
@@ -204,7 +211,7 @@ def test_sharded_training_matches_one_device(tmp_path):
 @pytest.mark.slow
 def test_data_sharding_needs_a_batch_that_divides_by_the_devices(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    command = [sys.executable, "-m", "convlstm_jax.train", *TINY_ARGS, "--batch-size=3", "--sharding=data"]
+    command = [sys.executable, "-m", "convlstm_jax.training", *TINY_ARGS, "--batch-size=3", "--sharding=data"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "batch_size (3) must be a multiple of 2" in result.stderr
@@ -316,7 +323,7 @@ def test_a_radar_run_split_over_two_devices_scores_as_on_one(tmp_path):
         command = [
             sys.executable,
             "-m",
-            "convlstm_jax.train",
+            "convlstm_jax.training",
             *RADAR_ARGS,
             f"--sharding={sharding}",
             f"--workdir={workdir}",

@@ -1,7 +1,10 @@
+"""`convlstm_jax.training`'s digits and batches: Moving MNIST, bouncing digits, the input/target split,
+reproducible batches and the copy-the-last-frame baseline."""
+
 import numpy as np
 import pytest
 
-from convlstm_jax.data import (
+from convlstm_jax.training import (
     batch_indices,
     bouncing_digits,
     copy_last_frame,
@@ -175,22 +178,3 @@ def test_copy_last_frame(digits):
         np.testing.assert_array_equal(forecast[:, t], inputs[:, 5])
     with pytest.raises(ValueError, match=r"at least one frame, got shape \(12, 0, 64, 64, 1\)"):
         copy_last_frame(digits[:, :0], 4)
-
-
-def test_synthetic_radar_is_the_same_made_by_several_threads():
-    from convlstm_jax.data import synthetic_radar
-
-    one = synthetic_radar(37, 4, size=16, seed=2)  # three chunks of 16, the last one short
-    np.testing.assert_array_equal(synthetic_radar(37, 4, size=16, seed=2, workers=3), one)
-    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
-        synthetic_radar(2, 4, size=16, workers=0)
-
-
-def test_negative_rain_rates_are_refused():
-    from convlstm_jax.data import rain_to_dbz, rain_to_pixels
-
-    with pytest.raises(ValueError, match=r"rain rates must be >= 0 mm/h, got -1\.0 \(of shape \(3,\)\)"):
-        rain_to_dbz(np.array([0.5, -1.0, 2.0]))
-    with pytest.raises(ValueError, match="rain rates must be >= 0 mm/h"):
-        rain_to_pixels([[-0.1]])
-    assert np.isnan(rain_to_dbz(np.array([np.nan]))).all()

@@ -1,6 +1,8 @@
-"""convlstm_jax.nowcast (pysteps' baselines and verification scores, the skill table) and its plots."""
+"""`convlstm_jax.nowcasting`'s baselines and verification (pysteps' forecasts and scores, the skill table) and
+its plots."""
 
 import contextlib
+import importlib
 import json
 import math
 import re
@@ -11,19 +13,23 @@ import sys
 import numpy as np
 import pytest
 
-from convlstm_jax import nowcast
-from convlstm_jax.nowcast import (
+from convlstm_jax.nowcasting import (
     Verification,
     baselines,
     optical_flow,
     persistence,
+    plot_radar_forecasts,
+    plot_skill,
     score_by_lead_time,
     skill_table,
     threshold_key,
     verify,
 )
-from convlstm_jax.plots import plot_radar_forecasts, plot_skill
 from parity_tests.tolerance import tolerance_for
+
+# The modules themselves: the package's name `baselines` is the function of that name.
+baselines_module = importlib.import_module("convlstm_jax.nowcasting.baselines")
+verification_module = importlib.import_module("convlstm_jax.nowcasting.verification")
 
 
 @pytest.fixture
@@ -73,10 +79,10 @@ def test_importing_the_module_needs_neither_pysteps_nor_opencv_and_prints_nothin
     # In a fresh process: the module imports without pysteps and OpenCV; the first call imports
     # pysteps (where installed) without the line pysteps prints on import.
     code = (
-        "import importlib.util, sys, numpy as np, convlstm_jax.nowcast as nowcast\n"
+        "import importlib.util, sys, numpy as np, convlstm_jax.nowcasting as nowcasting\n"
         "print('pysteps' in sys.modules, 'cv2' in sys.modules)\n"
         "if importlib.util.find_spec('pysteps'):\n"
-        "    nowcast.persistence(np.zeros((2, 4, 4), np.float32), 1)\n"
+        "    nowcasting.persistence(np.zeros((2, 4, 4), np.float32), 1)\n"
         "    assert 'pysteps' in sys.modules\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -203,7 +209,7 @@ RAIN = np.zeros((2, 4, 8, 8), np.float32)
 )
 @pytest.mark.parametrize("function", [persistence, optical_flow, baselines], ids=lambda f: f.__name__)
 def test_bad_observations_are_refused_before_any_work(monkeypatch, function, call, error, match):
-    monkeypatch.setattr(nowcast, "_pysteps", lambda: pytest.fail("pysteps was reached"))
+    monkeypatch.setattr(baselines_module, "_pysteps", lambda: pytest.fail("pysteps was reached"))
     with pytest.raises(error, match=match):
         call(function)
 
@@ -219,7 +225,7 @@ def test_bad_observations_are_refused_before_any_work(monkeypatch, function, cal
 )
 @pytest.mark.parametrize("function", [optical_flow, baselines], ids=lambda f: f.__name__)
 def test_bad_motion_options_are_refused_before_any_work(monkeypatch, function, kwargs, error, match):
-    monkeypatch.setattr(nowcast, "_pysteps", lambda: pytest.fail("pysteps was reached"))
+    monkeypatch.setattr(baselines_module, "_pysteps", lambda: pytest.fail("pysteps was reached"))
     with pytest.raises(error, match=match):
         function(RAIN, 2, **kwargs)
 
@@ -234,7 +240,7 @@ def test_bad_motion_options_are_refused_before_any_work(monkeypatch, function, k
     ],
 )
 def test_baselines_refuse_other_methods(monkeypatch, methods, error, match):
-    monkeypatch.setattr(nowcast, "_pysteps", lambda: pytest.fail("pysteps was reached"))
+    monkeypatch.setattr(baselines_module, "_pysteps", lambda: pytest.fail("pysteps was reached"))
     with pytest.raises(error, match=match):
         baselines(RAIN, 2, methods=methods)
 
@@ -389,7 +395,7 @@ def test_one_lead_time_and_one_sequence_without_n(pysteps):
     ],
 )
 def test_bad_verification_options_are_refused(monkeypatch, make, error, match):
-    monkeypatch.setattr(nowcast, "_pysteps", lambda: pytest.fail("pysteps was reached"))
+    monkeypatch.setattr(verification_module, "_pysteps", lambda: pytest.fail("pysteps was reached"))
     with pytest.raises(error, match=match):
         make()
 

@@ -1,5 +1,6 @@
-"""The radar part of `convlstm_jax.data`: rain rate, reflectivity and HKO-7 pixels, and `synthetic_radar`,
-whose physics (wet fraction, intensities, motion, rotation, evolution, spectrum) is measured on its output."""
+"""`convlstm_jax.nowcasting`'s units and synthetic radar: rain rate, reflectivity and HKO-7 pixels, and
+`synthetic_radar`, whose physics (wet fraction, intensities, motion, rotation, evolution, spectrum) is
+measured on its output."""
 
 import contextlib
 import io
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, optimize
 
-from convlstm_jax.data import (
+from convlstm_jax.nowcasting import (
     dbz_to_pixels,
     dbz_to_rain,
     pixels_to_dbz,
@@ -438,3 +439,18 @@ def test_rotation_turns_the_field_about_the_frame_centre():
     assert np.mean(fits) > 0.9, fits
     # And some turned far (0.4 rad and more measured), so that the rotation is seen, not only allowed.
     assert max(angle for angle, gain in turned if gain > 0.05) >= 0.25, turned
+
+
+def test_synthetic_radar_is_the_same_made_by_several_threads():
+    one = synthetic_radar(37, 4, size=16, seed=2)  # three chunks of 16, the last one short
+    np.testing.assert_array_equal(synthetic_radar(37, 4, size=16, seed=2, workers=3), one)
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        synthetic_radar(2, 4, size=16, workers=0)
+
+
+def test_negative_rain_rates_are_refused():
+    with pytest.raises(ValueError, match=r"rain rates must be >= 0 mm/h, got -1\.0 \(of shape \(3,\)\)"):
+        rain_to_dbz(np.array([0.5, -1.0, 2.0]))
+    with pytest.raises(ValueError, match="rain rates must be >= 0 mm/h"):
+        rain_to_pixels([[-0.1]])
+    assert np.isnan(rain_to_dbz(np.array([np.nan]))).all()

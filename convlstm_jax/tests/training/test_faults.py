@@ -22,8 +22,8 @@ import time
 import pytest
 import tensorstore
 
-from convlstm_jax.tests.test_train import TINY, TINY_ARGS, _assert_trees_equal, _records
-from convlstm_jax.train import TrainConfig, main, train
+from convlstm_jax.tests.training.test_train import TINY, TINY_ARGS, _assert_trees_equal, _records
+from convlstm_jax.training import TrainConfig, main, train
 
 STEPS = 400
 SCHEDULE = {"steps": STEPS, "eval_every": 100}
@@ -59,7 +59,7 @@ class Run:
     def __init__(self, workdir, env, *options):
         self.workdir = workdir
         self.err_path = workdir.parent / f"{workdir.name}.err"
-        command = [sys.executable, "-m", "convlstm_jax.train", *ARGS, *options, f"--workdir={workdir}"]
+        command = [sys.executable, "-m", "convlstm_jax.training", *ARGS, *options, f"--workdir={workdir}"]
         # The process inherits SIGINT ignored if this one ignores it (as a shell's background jobs
         # do), and would then rightly ignore it; a handler here leaves it the default instead.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)

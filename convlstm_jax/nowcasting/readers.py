@@ -4,11 +4,11 @@ The layout is that of the HKO-7 benchmark (Shi et al. 2017; its code, github.com
 `nowcasting/hko_iterator.py`, `convert_datetime_to_filepath`): `radarPNG/YYYY/MM/DD/RADyymmddHHMM00.png`,
 a folder per year, month and day, and in the name the two-digit year, month, day, hour, minute and
 `00` seconds, which `HKO7_FILENAME_FORMAT` reads and writes. The pixels are HKO-7's encoding,
-`pixel = 255 (dBZ + 10) / 70` (`convlstm_jax.data.rain_to_pixels` and its inverses), 480 x 480 in HKO-7,
+`pixel = 255 (dBZ + 10) / 70` (`convlstm_jax.nowcasting.rain_to_pixels` and its inverses), 480 x 480 in HKO-7,
 6 minutes apart.
 
-`load_radar_pngs` cuts the frames under a folder into training sequences, uint8 (N, T, H, W, 1) as the
-rest of `convlstm_jax.data` makes them; `radar_png_times` gives the sequences' start times;
+`load_radar_pngs` cuts the frames under a folder into training sequences, uint8 (N, T, H, W, 1) as
+`convlstm_jax.training` takes them; `radar_png_times` gives the sequences' start times;
 `save_radar_pngs` writes frames in the same layout. OpenCV (`opencv-python-headless`) reads and writes
 the PNGs; it is imported when a function needs it.
 """
@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_int as _check_int
+from convlstm_common import check_int as _check_int
 
 # The file name of a frame, as a `datetime.strptime`/`strftime` pattern: HKO-7's `RAD%y%m%d%H%M` and
 # seconds, which HKO-7 writes as a literal `00`.
 HKO7_FILENAME_FORMAT = "RAD%y%m%d%H%M%S.png"
-# Minutes between frames, as HKO-7 and the radar data of Shi et al. 2015 (5 frames in: 30 minutes);
-# `convlstm_jax.data` re-exports it.
+# Minutes between frames, as HKO-7 and the radar data of Shi et al. 2015 (5 frames in: 30 minutes).
 RADAR_INTERVAL_MINUTES = 6
 
 
@@ -167,11 +166,15 @@ def radar_png_times(
       A list of naive `datetime.datetime` (aware if `filename_format` has `%z`), one per sequence.
 
     Raises:
-      As `load_radar_pngs` does before it reads a frame.
+      TypeError: if an argument has the wrong type.
+      ValueError: if an argument is out of range, or if no run has `frames_per_sequence` frames (the
+        message gives the longest run).
+      FileNotFoundError: if `folder` does not exist or no file in it is named as `filename_format`.
+      NotADirectoryError: if `folder` is a file.
 
     Examples:
       >>> import datetime, tempfile
-      >>> from convlstm_jax.data import radar_png_times
+      >>> from convlstm_jax.nowcasting import radar_png_times
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     for minute in (0, 6, 12, 18, 30, 36):  # 24 is missing
       ...         open(f"{folder}/RAD15060112{minute:02d}00.png", "w").close()  # 2015-06-01 12:MM:00
@@ -246,7 +249,7 @@ def load_radar_pngs(
     Examples:
       >>> import datetime, tempfile
       >>> import numpy as np
-      >>> from convlstm_jax.data import load_radar_pngs, rain_to_pixels, save_radar_pngs
+      >>> from convlstm_jax.nowcasting import load_radar_pngs, rain_to_pixels, save_radar_pngs
       >>> frames = rain_to_pixels(np.random.default_rng(0).gamma(0.5, 4.0, size=(6, 8, 8)))
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     paths = save_radar_pngs(frames, folder, datetime.datetime(2015, 6, 1, 12, 0))
@@ -329,7 +332,7 @@ def save_radar_pngs(
     Examples:
       >>> import datetime, tempfile
       >>> import numpy as np
-      >>> from convlstm_jax.data import save_radar_pngs
+      >>> from convlstm_jax.nowcasting import save_radar_pngs
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     paths = save_radar_pngs(np.zeros((3, 4, 4), np.uint8), folder, datetime.datetime(2015, 6, 30, 23, 54))
       ...     [path.relative_to(folder).as_posix() for path in paths]
@@ -377,3 +380,6 @@ def save_radar_pngs(
         if not cv2.imwrite(os.fspath(path), np.ascontiguousarray(frame)):
             raise OSError(f"OpenCV could not write {os.fspath(path)!r}.")
     return paths
+
+
+__all__ = ["HKO7_FILENAME_FORMAT", "RADAR_INTERVAL_MINUTES", "load_radar_pngs", "radar_png_times", "save_radar_pngs"]

@@ -1,0 +1,94 @@
+"""Precipitation nowcasting, the application of Shi et al. 2015 (Section 4.2), one module per stage:
+
+- `units`: rain rate, reflectivity and HKO-7's pixels, each from the others (`rain_to_dbz`,
+  `rain_to_pixels`, ..., the Z-R relation's `ZR_A` and `ZR_B`, `DBZ_RANGE`);
+- `synthetic`: `synthetic_radar`, radar echoes made offline;
+- `readers`: radar PNGs in HKO-7's layout (`load_radar_pngs`, `save_radar_pngs`, `radar_png_times`);
+- `baselines`: pysteps' `persistence` and `optical_flow`, and `baselines` by name;
+- `verification`: pysteps' scores per lead time (`Verification`, `verify`, `score_by_lead_time`)
+  and `skill_table`;
+- `losses`: `balanced_loss`, HKO-7's loss for radar frames;
+- `plots`: `plot_skill` and `plot_radar_forecasts`.
+
+This package's names are those of its modules. pysteps and OpenCV are the `nowcast` extra
+(`pip install "convlstm-jax[nowcast]"`): importing the package needs neither. Training on radar is
+`convlstm-train --data radar` (`convlstm_jax.training`).
+"""
+
+from .baselines import BASELINES as BASELINES
+from .baselines import DB_THRESHOLD as DB_THRESHOLD
+from .baselines import DB_ZERO_VALUE as DB_ZERO_VALUE
+from .baselines import INSTALL as INSTALL
+from .baselines import MOTION_METHODS as MOTION_METHODS
+from .baselines import baselines as baselines
+from .baselines import optical_flow as optical_flow
+from .baselines import persistence as persistence
+from .losses import BALANCED_THRESHOLDS_MM_H as BALANCED_THRESHOLDS_MM_H
+from .losses import BALANCED_WEIGHTS as BALANCED_WEIGHTS
+from .losses import balanced_loss as balanced_loss
+from .plots import plot_radar_forecasts as plot_radar_forecasts
+from .plots import plot_skill as plot_skill
+from .readers import HKO7_FILENAME_FORMAT as HKO7_FILENAME_FORMAT
+from .readers import RADAR_INTERVAL_MINUTES as RADAR_INTERVAL_MINUTES
+from .readers import load_radar_pngs as load_radar_pngs
+from .readers import radar_png_times as radar_png_times
+from .readers import save_radar_pngs as save_radar_pngs
+from .synthetic import SPIN_UP as SPIN_UP
+from .synthetic import synthetic_radar as synthetic_radar
+from .units import DBZ_RANGE as DBZ_RANGE
+from .units import ZR_A as ZR_A
+from .units import ZR_B as ZR_B
+from .units import dbz_to_pixels as dbz_to_pixels
+from .units import dbz_to_rain as dbz_to_rain
+from .units import pixels_to_dbz as pixels_to_dbz
+from .units import pixels_to_rain as pixels_to_rain
+from .units import rain_to_dbz as rain_to_dbz
+from .units import rain_to_pixels as rain_to_pixels
+from .verification import FSS_SCALES as FSS_SCALES
+from .verification import SCORES as SCORES
+from .verification import THRESHOLDS as THRESHOLDS
+from .verification import Verification as Verification
+from .verification import score_by_lead_time as score_by_lead_time
+from .verification import skill_table as skill_table
+from .verification import threshold_key as threshold_key
+from .verification import verify as verify
+
+__all__ = [
+    "BALANCED_THRESHOLDS_MM_H",
+    "BALANCED_WEIGHTS",
+    "BASELINES",
+    "DBZ_RANGE",
+    "DB_THRESHOLD",
+    "DB_ZERO_VALUE",
+    "FSS_SCALES",
+    "HKO7_FILENAME_FORMAT",
+    "INSTALL",
+    "MOTION_METHODS",
+    "RADAR_INTERVAL_MINUTES",
+    "SCORES",
+    "SPIN_UP",
+    "THRESHOLDS",
+    "ZR_A",
+    "ZR_B",
+    "Verification",
+    "balanced_loss",
+    "baselines",
+    "dbz_to_pixels",
+    "dbz_to_rain",
+    "load_radar_pngs",
+    "optical_flow",
+    "persistence",
+    "pixels_to_dbz",
+    "pixels_to_rain",
+    "plot_radar_forecasts",
+    "plot_skill",
+    "radar_png_times",
+    "rain_to_dbz",
+    "rain_to_pixels",
+    "save_radar_pngs",
+    "score_by_lead_time",
+    "skill_table",
+    "synthetic_radar",
+    "threshold_key",
+    "verify",
+]

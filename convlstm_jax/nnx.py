@@ -377,6 +377,9 @@ class _NNXFrontend:
     def dropout_key(self) -> jax.Array:
         return self.stream()
 
+    def input_channels(self) -> None:
+        return None  # input_dim is required: x is held to it
+
 
 class Bidirectional(nnx.Module):
     """Runs `layer` forwards and a copy of it (with its own weights) backwards; merges the outputs.

@@ -4,7 +4,7 @@
     convlstm-parity --case one_step --strategies  # one case, every way the port can compute
     convlstm-parity --nnx                         # the Flax NNX front too
     convlstm-parity --checkpoint model.pt         # your weights, against the reference in float64
-    convlstm-parity --checkpoint model.pt --config model.json --shape 2,4,32,32
+    convlstm-parity --checkpoint model.pt --config model.pt.json --shape 2,4,32,32
 
 Prints a table per case (max abs error of outputs, h, c and gradients, and the worst error as a
 fraction of the tolerance) and exits 1 if any run fails, 2 on bad arguments, vectors, checkpoints
@@ -19,13 +19,23 @@ peephole variant, bias and the frames' rank are read from the weights. --config 
 rest as a JSON object of `convlstm_torch.ConvLSTM` keywords, such as
 
     {"padding": "valid", "dilation": 2}
-    {"stride": [2, 1], "batch_first": false, "reverse": true}
+    {"stride": [[2, 2], [1, 1]], "batch_first": false, "reverse": true}
     {"bidirectional": {"merge": "sum"}}
 
-- A JSON list gives one value per layer; one size per axis is a list inside it: {"stride": [[1, 2]]}
-  is stride (1, 2) for a one-layer stack of images.
+or is the configuration `convlstm-convert` writes beside its output (model.msgpack.json: {"kind": ...,
+"options": {...}}), read as it is; its Linen-only options change nothing here.
+
+- A size (kernel_size, input_kernel_size, stride, dilation) is an int, a list of one size per axis
+  ([5, 3]: a 5x3 kernel in every layer), or a list of those per layer ([[5, 5], [3, 3]]: 5x5, then
+  3x3). A list of ints as long as both the layers and the axes (two layers of images) could be
+  either, and is refused unless its entries are equal; a list of ints as long as the layers alone
+  gives one size per layer.
+- Other JSON lists (hidden_dim, padding) give one value per layer.
 - Absent keywords take the constructor's defaults, except batch_first and return_all_layers
   (true: every layer is checked). Keywords the weights hold may be given too; they must fit.
+- A keyword that contradicts the weights (a kernel, a channel count, the peephole, a padding
+  that needs the two convolutions a layer's one fused convolution does not have) is named, with
+  its value and the weights'.
 - padding, stride and dilation are not in the weights. Where none of them is given, a layer with
   `conv_x` and `conv_h` of equal kernels is checked with padding "valid" (said in the output).
 - "bidirectional": {"merge": "concat" or "sum"} ({} is "concat", the default) says the weights are
@@ -40,8 +50,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
-import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,8 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from convlstm_common import SPATIAL_DIMS, check_frame, spatial_axes
+from convlstm_common import SPATIAL_DIMS, LayerSpec, check_frame, spatial_axes
 
+from . import config as configs
 from .check import (
     JAX_CHANNELS_LAST,
     JAX_NNX,
@@ -67,10 +77,7 @@ from .vectors import VECTORS_DIR, VectorError, load_case, load_manifest
 DIRECTIONS = ("forward_layer", "backward_layer")
 """The two stacks of a `convlstm_torch.Bidirectional`, as its state_dict names them."""
 
-_FLAGS = ("batch_first", "bias", "return_all_layers", "check_finite", "reverse", "keep_order")
-_SIZES = ("kernel_size", "input_kernel_size", "stride", "dilation")
 _GEOMETRY = ("padding", "stride", "dilation")
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -111,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         metavar="FILE.json",
-        help="with --checkpoint: a JSON object of convlstm_torch.ConvLSTM keywords the weights do not hold",
+        help="with --checkpoint: a JSON object of convlstm_torch.ConvLSTM keywords the weights do not hold, or the "
+        "configuration convlstm-convert writes",
     )
     parser.add_argument("--prefix", default="", help="with --checkpoint: a key prefix to strip (e.g. 'module.')")
     parser.add_argument(
@@ -139,58 +147,21 @@ def _runs(framework: str, channels_last: bool, strategies: bool, nnx: bool = Fal
     return runs
 
 
-def _json_type(value: Any) -> str:
-    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
-
-
 def read_config(path: Path) -> dict[str, Any]:
-    """Reads and checks a --config file: a JSON object of `convlstm_torch.ConvLSTM` keywords.
+    """Reads and checks a --config file (`parity_tests.config.read_config`, either form) as the
+    `convlstm_torch.ConvLSTM` keywords it holds, with "bidirectional": {"merge": ...} for a Bidirectional.
 
     Lists of sizes (`kernel_size`, `input_kernel_size`, `stride`, `dilation`) come back with their
     inner lists as tuples, the forms the constructors take: one entry per layer, one size per axis.
+    A configuration `convlstm-convert` wrote gives its reference keywords; its Linen-only ones
+    (layouts, dtypes, precision) do not change what is checked here.
 
     Raises:
-      ValueError: the file is missing, not JSON or not an object, or has an unknown key or a
-        bidirectional entry with an unknown merge.
+      ValueError: the file is missing, not JSON or not an object, has an unknown key, a
+        bidirectional entry with an unknown merge, or describes a FramePredictor.
       TypeError: a flag is not true or false, or "bidirectional" is not an object with "merge" only.
     """
-    import convlstm_torch
-    from convlstm_torch._bidirectional import MERGES
-
-    name = f"--config {path}"
-    try:
-        config = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ValueError(f"{name}: no such file.") from None
-    except OSError as error:
-        raise ValueError(f"{name} cannot be read: {error.strerror}.") from None
-    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
-        raise ValueError(f"{name} is not JSON ({error}).") from None
-    if not isinstance(config, dict):
-        raise ValueError(f'{name} must hold a JSON object such as {{"stride": 2}}, got a JSON {_json_type(config)}.')
-    keywords = list(inspect.signature(convlstm_torch.ConvLSTM).parameters)
-    unknown = sorted(config.keys() - {*keywords, "bidirectional"})
-    if unknown:
-        raise ValueError(
-            f"{name}: unknown key(s) {', '.join(map(repr, unknown))}; the keys are convlstm_torch.ConvLSTM's "
-            f"keywords ({', '.join(keywords)}) and 'bidirectional'."
-        )
-    for key in _FLAGS:
-        if key in config and not isinstance(config[key], bool):
-            raise TypeError(f"{name}: {key} must be true or false, got {json.dumps(config[key])}.")
-    if "bidirectional" in config:
-        value = config["bidirectional"]
-        if not isinstance(value, dict) or value.keys() - {"merge"}:
-            raise TypeError(
-                f'{name}: bidirectional must be an object {{"merge": "concat" or "sum"}} ({{}}: "concat"), '
-                f"got {json.dumps(value)}."
-            )
-        if value.get("merge", "concat") not in MERGES:
-            raise ValueError(f"{name}: bidirectional merge must be one of {MERGES}, got {json.dumps(value['merge'])}.")
-    for key in _SIZES:
-        if isinstance(config.get(key), list):
-            config[key] = [tuple(v) if isinstance(v, list) else v for v in config[key]]
-    return config
+    return configs.read_config(path).reference_keywords()
 
 
 def _read_checkpoint(path: Path, prefix: str) -> dict[str, Any]:
@@ -277,7 +248,13 @@ def checkpoint_options(
         try:  # the weights alone: every problem listed
             convlstm_jax.torch_to_flax(stack, dtype=np.float32)
         except ValueError as error:
-            raise ValueError(f"{prefix}*: {error}" if prefix else str(error)) from None
+            # The library's hint names its keyword; here it is the option.
+            message = re.sub(
+                r"The keys start with '([^']*)': pass prefix=",
+                r"The keys start with '\1': pass --prefix \1",
+                str(error),
+            )
+            raise ValueError(f"{prefix}*: {message}" if prefix else message) from None
 
     specs, peephole, bias = infer_architecture(next(iter(stacks.values())))
     rank = specs[0].spatial_dims
@@ -288,6 +265,7 @@ def checkpoint_options(
         raise ValueError(f"{source} says spatial_dims={dims}; the checkpoint's convolutions are {rank}-D.")
     if isinstance(layers, int) and not isinstance(layers, bool) and layers != len(specs):
         raise ValueError(f"{source} says num_layers={layers}; the checkpoint has {len(specs)} layer(s).")
+    user = configs.fit_sizes(user, len(specs), rank, source)
     kwargs: dict[str, Any] = {
         "input_dim": specs[0].input_dim,
         "hidden_dim": [s.hidden_dim for s in specs],
@@ -315,13 +293,66 @@ def checkpoint_options(
     kwargs |= {key: value for key, value in user.items() if key != "bidirectional"}
     try:
         convlstm_torch.ConvLSTM(**kwargs)  # the reference's own checks of every keyword
-        convlstm_jax.ConvLSTM(**kwargs)
+        model = convlstm_jax.ConvLSTM(**kwargs)
     except (TypeError, ValueError) as error:
         hint = ""
-        if str(error).startswith(_SIZES):
+        if str(error).startswith(configs.SIZES):
             hint = " (in --config, a list gives one value per layer; one size per axis is a list inside it: [[1, 2]])"
         raise type(error)(f"{source}: {error}{hint}") from None
+    contradiction = weights_contradiction(specs, peephole, bias, model.layer_specs(), kwargs)
+    if contradiction:
+        raise ValueError(f"{source}: {contradiction}.")
     return kwargs, merge, notes
+
+
+def weights_contradiction(
+    weights: tuple[LayerSpec, ...],
+    peephole: str | None,
+    bias: bool,
+    model: tuple[LayerSpec, ...],
+    kwargs: dict[str, Any],
+) -> str | None:
+    """What a model's options say that the shapes in the weights do not, first found; None where they fit.
+
+    Args:
+      weights: the layers read from the weights (`convlstm_jax.infer_architecture`), with its
+        peephole variant and bias.
+      model: the layers of the model the options make; kwargs: those options.
+
+    Returns:
+      The option, its value and the weights' (such as "kernel_size (5, 5) does not fit the weights'
+      (5, 3)"), or None.
+    """
+    if kwargs["peephole"] != peephole:
+        return f"peephole {kwargs['peephole']!r} does not fit the weights' {peephole!r}"
+    if kwargs["bias"] != bias:
+        return f"bias {kwargs['bias']} does not fit the weights' {bias}"
+    for index, (mine, theirs) in enumerate(zip(model, weights)):
+        where = f"layer {index}'s " if len(weights) > 1 else ""
+        for name in ("input_dim", "hidden_dim", "kernel_size", "input_kernel_size", "layer_norm"):
+            if getattr(mine, name) != getattr(theirs, name):
+                return f"{where}{name} {getattr(mine, name)} does not fit the weights' {getattr(theirs, name)}"
+        if theirs.fused and not mine.fused:
+            option = next(
+                f"{name} {value!r}"
+                for name, value, plain in (
+                    ("padding", mine.padding, "same"),
+                    ("stride", mine.stride, (1,) * mine.spatial_dims),
+                    ("dilation", mine.dilation, (1,) * mine.spatial_dims),
+                )
+                if value != plain
+            )
+            return (
+                f"{where}{option} needs separate input and state convolutions (conv_x, conv_h); the weights have one "
+                "(conv)"
+            )
+        if mine.fused and not theirs.fused and theirs.input_dim:
+            return (
+                f"{where}padding 'same', stride 1 and dilation 1 make one convolution (conv); the weights have "
+                "separate input and state convolutions (conv_x, conv_h) of equal kernels: give the padding, stride "
+                "or dilation they were made with"
+            )
+    return None
 
 
 def _checkpoint_case(args) -> tuple[dict, dict, list[str]]:

@@ -55,7 +55,7 @@ PASSING = {
     ),
     "stride_per_layer": (
         lambda: convlstm_torch.ConvLSTM(2, [4, 3], 3, 2, stride=[2, 1]),
-        {"stride": [2, 1]},
+        {"stride": [[2, 2], [1, 1]]},
         "1,2,6,5",
         "layers=[4@3x3, 3@3x3], peephole='conv', bias, batch_first, all layers, B=1 T=2 6x5, initial state, "
         "stride=[[2, 2], [1, 1]]",
@@ -206,10 +206,9 @@ FAILING = {
     "contradicts_hidden_dim": (
         _plain,
         {"hidden_dim": [4, 5]},
-        "The state_dict does not match a ConvLSTM with 2 layer(s) [2->4 3x3, 4->5 3x3], peephole='conv', "
-        "bias=True (6 problem(s)):\n  - key 'cell_list.1.conv.bias' has shape (12,), expected (20,)",
+        "layer 1's hidden_dim 5 does not fit the weights' 3.",
     ),
-    "contradicts_peephole": (_plain, {"peephole": None}, "unexpected key 'cell_list.0.conv_c.bias' (shape (8,))"),
+    "contradicts_peephole": (_plain, {"peephole": None}, "peephole None does not fit the weights' 'conv'."),
     "contradicts_num_layers": (_plain, {"num_layers": 3}, "says num_layers=3; the checkpoint has 2 layer(s)."),
     "contradicts_spatial_dims": (
         _plain,
@@ -219,7 +218,7 @@ FAILING = {
     "contradicts_the_stride": (
         _plain,
         {"stride": 2},
-        "missing key 'cell_list.1.conv_x.weight' (expected shape (12, 4, 3, 3))",
+        "layer 1's stride (2, 2) needs separate input and state convolutions (conv_x, conv_h); the weights have one",
     ),
     "bidirectional_on_a_plain_stack": (
         _plain,
@@ -351,3 +350,92 @@ def test_the_help_documents_the_config():
 def test_a_config_list_is_per_layer_and_a_list_inside_it_per_axis(tmp_path):
     config = cli.read_config(Path(_config(tmp_path, {"stride": [[1, 2], 2], "kernel_size": [3, [1, 3]]})))
     assert config == {"stride": [(1, 2), 2], "kernel_size": [3, (1, 3)]}
+
+
+# --- one configuration format, shared with convlstm-convert ---------------------------------------------------
+
+
+def test_the_configuration_convlstm_convert_writes_is_a_config(tmp_path, capsys):
+    from parity_tests import convert
+
+    checkpoint = _save(tmp_path, convlstm_torch.ConvLSTM(2, [4, 3], 3, 2, stride=[2, 1]), "strided.pt")
+    options = _config(tmp_path, {"stride": [[2, 2], [1, 1]]}, "options.json")
+    dest = tmp_path / "strided.msgpack"
+    assert convert.main([checkpoint, str(dest), "--config", options, "--shape", "1,2,6,5"]) == 0
+    written = [path for path in tmp_path.glob("strided.*json") if path.name != "options.json"]
+    assert len(written) == 1 and json.loads(written[0].read_text())["kind"] == "ConvLSTM"
+    capsys.readouterr()
+    assert cli.main(["--checkpoint", checkpoint, "--config", str(written[0]), "--shape", "1,2,6,5"]) == 0
+    assert "stride=[[2, 2], [1, 1]]" in capsys.readouterr().out
+
+
+def test_a_flat_size_list_that_could_mean_both_is_refused_with_both_spellings(tmp_path, capsys):
+    checkpoint = _save(tmp_path, convlstm_torch.ConvLSTM(2, [4, 3], [(5, 5), (3, 3)], 2))
+    config = _config(tmp_path, {"kernel_size": [5, 3]})
+    assert cli.main(["--checkpoint", checkpoint, "--config", config, "--shape", "1,2,6,6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kernel_size [5, 3] could be one (5, 3) kernel for every layer" in err, err
+    assert "[[5, 3], [5, 3]]" in err and "[[5, 5], [3, 3]]" in err, err
+    per_layer = _config(tmp_path, {"kernel_size": [[5, 5], [3, 3]]}, "per_layer.json")
+    assert cli.main(["--checkpoint", checkpoint, "--config", per_layer, "--shape", "1,2,6,6"]) == 0
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_a_flat_size_list_of_one_size_per_axis_is_one_kernel_where_that_is_all_it_can_mean(tmp_path, capsys, layers):
+    checkpoint = _save(tmp_path, convlstm_torch.ConvLSTM(2, 3, (5, 3), layers))
+    config = _config(tmp_path, {"kernel_size": [5, 3]})
+    assert cli.main(["--checkpoint", checkpoint, "--config", config, "--shape", "1,2,6,6"]) == 0, capsys.readouterr()
+    assert "3@5x3" in capsys.readouterr().out
+
+
+# (checkpoint, --config, the whole message after "convlstm-parity: --config FILE: ")
+CONTRADICTIONS = {
+    "kernel": (
+        lambda: convlstm_torch.ConvLSTM(2, 3, (5, 3), 1),
+        {"kernel_size": 5},
+        "kernel_size (5, 5) does not fit the weights' (5, 3)",
+    ),
+    "hidden_dim_of_a_layer": (
+        lambda: convlstm_torch.ConvLSTM(2, [4, 3], 3, 2),
+        {"hidden_dim": [4, 5]},
+        "layer 1's hidden_dim 5 does not fit the weights' 3",
+    ),
+    "peephole": (
+        lambda: convlstm_torch.ConvLSTM(2, 3, 3, 1),
+        {"peephole": None},
+        "peephole None does not fit the weights' 'conv'",
+    ),
+    "padding_on_one_convolution": (
+        lambda: convlstm_torch.ConvLSTM(2, 3, 3, 1),
+        {"padding": "valid"},
+        "padding 'valid' needs separate input and state convolutions (conv_x, conv_h); the weights have one (conv)",
+    ),
+    "stride_of_a_layer_on_one_convolution": (
+        lambda: convlstm_torch.ConvLSTM(2, [4, 3], 3, 2, stride=[2, 1]),
+        {"stride": 2},
+        "layer 1's stride (2, 2) needs separate input and state convolutions (conv_x, conv_h); the weights have "
+        "one (conv)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CONTRADICTIONS)
+def test_a_config_that_contradicts_the_weights_names_the_option_and_both_values(tmp_path, capsys, name):
+    build, content, message = CONTRADICTIONS[name]
+    config = _config(tmp_path, content)
+    assert cli.main(["--checkpoint", _save(tmp_path, build()), "--config", config, "--shape", "1,2,6,6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip("\n").endswith(f"--config {config}: {message}."), err
+
+
+# --- the messages met first: checkpoints of other modules, prefixes, damaged files ----------------------------
+
+
+def test_checkpoints_that_make_no_convlstm_exit_2_with_one_line_saying_why(tmp_path, capsys):
+    from parity_tests.tests.test_convert_cli import _unreadable_checkpoints
+
+    for name, phrase in _unreadable_checkpoints(tmp_path).items():
+        assert cli.main(["--checkpoint", str(tmp_path / name)]) == 2, name
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("convlstm-parity: "), name + captured.err
+        assert captured.err.count("\n") == 1 and phrase in captured.err, name + captured.err

@@ -14,9 +14,12 @@ What the artifact fixes and what it leaves open:
   from a static T: such a model is exported at the example's T. `unroll=None` resolves on the
   exporting host's default backend (5 on a GPU host), so give `unroll=1` to export a model with a
   symbolic T from there;
-- the **frame size** and the channels are the example's: each layer's state size is computed and
-  checked in Python (padding, stride, dilation; a frame too small is refused), which symbolic
-  sizes cannot decide;
+- the **frame size** is symbolic (`symbolic_frame`; "height" and "width", "length" for signals,
+  "depth" too for volumes): a ConvLSTM's weights do not depend on it. Each axis has the least size
+  the convolutions take (a "valid" or strided stack's constraint, such as `height >= 5`, checked
+  when the artifact is called); an `EncoderForecaster`'s or `FramePredictor`'s axes are multiples of
+  its patch size (`2*height`). A model with `layer_norm` is exported at the example's frame, the
+  size its norms' weights are for. The channels are the example's;
 - the **weights** are constants in the artifact (`weights="constants"`, the default: a
   self-contained file, called as `artifact(x)`) or its first argument (`weights="arguments"`:
   called as `artifact(variables, x)`, for new weights without a new export);
@@ -45,6 +48,7 @@ from ._cell import check_floating
 from ._conv import compiler_options as _default_compiler_options
 from ._conv import resolve_unroll
 from ._convlstm import ConvLSTM, layout
+from ._openstl import FramePredictor
 from .models import EncoderForecaster
 
 __all__ = ["PLATFORMS", "WEIGHTS", "ExportedModel", "export", "load", "save"]
@@ -55,20 +59,24 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 WEIGHTS = ("constants", "arguments")
 """Where the weights go: constants in the artifact, or its first argument."""
 
-MODELS = (ConvLSTM, Bidirectional, EncoderForecaster)
+MODELS = (ConvLSTM, Bidirectional, EncoderForecaster, FramePredictor)
 
 BATCH, TIME = "batch", "time"
 """The names of the symbolic dimensions, as the artifact's `in_avals` show them."""
 
+FRAME_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+"""The names of the symbolic frame axes, by the number of spatial axes."""
+
 
 def export(
-    model: ConvLSTM | Bidirectional | EncoderForecaster,
+    model: ConvLSTM | Bidirectional | EncoderForecaster | FramePredictor,
     variables: Mapping[str, Any],
     example_input: Any,
     *,
     platforms: Sequence[str] = ("cpu", "cuda", "tpu"),
     symbolic_batch: bool = True,
     symbolic_time: bool | None = None,
+    symbolic_frame: bool | None = None,
     weights: str = "constants",
     initial_state: bool = False,
     seq_lengths: bool = False,
@@ -78,34 +86,41 @@ def export(
     Dropout is off (`deterministic=True`). The artifact takes the input in the model's own layout
     and returns what `model.apply` returns: `(layer_outputs, last_states)` for a `ConvLSTM`,
     `(outputs, (forward_states, backward_states))` for a `Bidirectional`, the logits for an
-    `EncoderForecaster`.
+    `EncoderForecaster`, the generated frames for a `FramePredictor` (OpenSTL's rollout, reading
+    its own predictions after the context: no scheduled-sampling mask).
 
     Args:
-      model: a `convlstm_jax.ConvLSTM`, `convlstm_jax.Bidirectional` or
-        `convlstm_jax.models.EncoderForecaster`.
+      model: a `convlstm_jax.ConvLSTM`, `convlstm_jax.Bidirectional`,
+        `convlstm_jax.models.EncoderForecaster` or `convlstm_jax.FramePredictor`.
       variables: its variables (`model.init(...)`), a mapping with `"params"`.
-      example_input: an array or `jax.ShapeDtypeStruct` of the input's shape and dtype; its frame
-        size and channels are the artifact's, and its batch and T too where they are not symbolic.
+      example_input: an array or `jax.ShapeDtypeStruct` of the input's shape and dtype; its
+        channels are the artifact's, and its batch, T and frame size too where they are not
+        symbolic.
       platforms: the platforms to lower for, from `PLATFORMS`; the artifact runs on each.
       symbolic_batch: whether the batch size is symbolic (any B >= 1), or the example's.
       symbolic_time: whether T is symbolic (any T >= 1), or the example's. None (default):
         symbolic unless the model's time loops unroll more than one step per iteration (its
         `unroll`, resolved on this host's default backend), which a symbolic T cannot lower; True
-        with such a model is a ValueError.
+        with such a model is a ValueError. A `FramePredictor`'s T is the example's (its rollout
+        has the length its configuration gives).
+      symbolic_frame: whether the frame size is symbolic (any size the convolutions take, a
+        multiple of the patch size for an `EncoderForecaster` or `FramePredictor`), or the
+        example's. None (default): symbolic unless the model has `layer_norm`, whose weights are
+        for one frame size; True with such a model is a ValueError.
       weights: `"constants"` (default): the weights are baked into the artifact, called as
         `artifact(x)`; `"arguments"`: they are its first argument, called as
         `artifact(variables, x)` with variables of the same tree (plain dicts), shapes and dtypes.
       initial_state: whether the artifact takes the initial states after the input, as
         `model.apply` does: a list of `(h, c)` per layer, shaped and typed as
         `model.initialize_carry` makes them (for a `Bidirectional`, a pair of such lists). Not for
-        an `EncoderForecaster`.
+        an `EncoderForecaster` or `FramePredictor`.
       seq_lengths: whether the artifact takes `seq_lengths=`, an int32 array (B,) of lengths
         (see `ConvLSTM`), by keyword. The artifact does not check that they lie in [0, T]. Not for
-        an `EncoderForecaster`.
+        an `EncoderForecaster` or `FramePredictor`.
 
     Returns:
       The `jax.export.Exported`: `save` writes it; `exported.call(...)` runs it;
-      `exported.in_avals` shows the symbolic dimensions ("batch", "time").
+      `exported.in_avals` shows the symbolic dimensions ("batch", "time", "height", "width").
 
     Raises:
       TypeError, ValueError: an argument is of the wrong type or value (the message names it),
@@ -120,10 +135,10 @@ def export(
       >>> variables = jax.jit(model.init)(jax.random.key(0), x)
       >>> exported = stablehlo.export(model, variables, x, seq_lengths=True)
       >>> exported.platforms, exported.in_avals
-      (('cpu', 'cuda', 'tpu'), (ShapedArray(float32[time,batch,8,8,2]), ShapedArray(int32[batch])))
-      >>> outputs, states = exported.call(jnp.ones((5, 1, 8, 8, 2)), seq_lengths=jnp.array([4]))
+      (('cpu', 'cuda', 'tpu'), (ShapedArray(float32[time,batch,height,width,2]), ShapedArray(int32[batch])))
+      >>> outputs, states = exported.call(jnp.ones((5, 1, 16, 24, 2)), seq_lengths=jnp.array([4]))
       >>> outputs[0].shape, states[0][0].shape
-      ((1, 5, 8, 8, 3), (1, 8, 8, 3))
+      ((1, 5, 16, 24, 3), (1, 16, 24, 3))
     """
     stack = _check_model(model)
     _check_variables(variables)
@@ -132,21 +147,38 @@ def export(
     flags = {"symbolic_batch": symbolic_batch, "initial_state": initial_state, "seq_lengths": seq_lengths}
     for name, value in flags.items():
         _check_bool(name, value)
-    if symbolic_time is not None:
-        _check_bool("symbolic_time", symbolic_time)
+    for name, value in (("symbolic_time", symbolic_time), ("symbolic_frame", symbolic_frame)):
+        if value is not None:
+            _check_bool(name, value)
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-    if isinstance(model, EncoderForecaster) and (initial_state or seq_lengths):
+    if isinstance(model, (EncoderForecaster, FramePredictor)) and (initial_state or seq_lengths):
         raise ValueError(
-            "initial_state and seq_lengths are inputs of a ConvLSTM or Bidirectional; an EncoderForecaster "
-            "takes its frames only."
+            "initial_state and seq_lengths are inputs of a ConvLSTM or Bidirectional; an EncoderForecaster or "
+            "FramePredictor takes its frames only."
         )
+    frame = tuple(example_input.shape[2:-1] if getattr(stack, "channels_last", True) else example_input.shape[3:])
+    if symbolic_frame and _has_layer_norm(stack):
+        raise ValueError(
+            f"symbolic_frame=True: a model with layer_norm=True takes frames of {'x'.join(map(str, frame))} only "
+            "(its norms' weights are for that frame size): export it with symbolic_frame=False (or None)."
+        )
+    if symbolic_frame is None:
+        symbolic_frame = not _has_layer_norm(stack)
+    if isinstance(model, FramePredictor):
+        if symbolic_time:
+            raise ValueError(
+                f"symbolic_time=True: a FramePredictor reads T = {model.pre_seq_length} or "
+                f"{model.pre_seq_length + model.aft_seq_length} frames, as its configuration says: export it at "
+                "the example's T (symbolic_time=False or None)."
+            )
+        symbolic_time = False
     if getattr(stack, "check_finite", False):
         raise ValueError(
             "check_finite=True raises through `checkify`, which an exported artifact cannot: export the model "
             "with check_finite=False (`model.clone(check_finite=False)`, or the `layer`'s for a Bidirectional)."
         )
-    unroll = resolve_unroll(stack.unroll)
+    unroll = 1 if isinstance(model, FramePredictor) else resolve_unroll(stack.unroll)
     if symbolic_time and unroll > 1:
         raise ValueError(
             f"symbolic_time=True needs time loops of one step per iteration, but unroll resolves to {unroll} "
@@ -156,20 +188,28 @@ def export(
     if symbolic_time is None:
         symbolic_time = unroll == 1
 
-    batch_symbol, time_symbol = jax_export.symbolic_shape(f"{BATCH}, {TIME}")
+    names = FRAME_AXES[len(frame)] if symbolic_frame else ()
+    symbols = jax_export.symbolic_shape(
+        ", ".join([BATCH, TIME, *_frame_dims(model, stack, frame, names)]),
+        constraints=_frame_constraints(model, stack, frame, names),
+    )
+    batch_symbol, time_symbol = symbols[:2]
     shape = list(example_input.shape)
     if symbolic_batch:
         shape[batch_axis] = batch_symbol
     if symbolic_time:
         shape[time_axis] = time_symbol
+    if symbolic_frame:
+        first = 2 if getattr(stack, "channels_last", True) else 3
+        shape[first : first + len(frame)] = symbols[2:]
     batch = shape[batch_axis]
     args: list[Any] = [jax.ShapeDtypeStruct(tuple(shape), example_input.dtype)]
     kwargs: dict[str, Any] = {}
     if initial_state:
-        args.append(_state_avals(model, tuple(example_input.shape), batch))
+        args.append(_state_avals(model, tuple(shape), batch))
     if seq_lengths:
         kwargs["seq_lengths"] = jax.ShapeDtypeStruct((batch,), jnp.int32)
-    apply_options = {} if isinstance(model, EncoderForecaster) else {"deterministic": True}
+    apply_options = {} if isinstance(model, (EncoderForecaster, FramePredictor)) else {"deterministic": True}
 
     variables = flax.core.unfreeze(variables)  # plain dicts: the trees an artifact can serialize
     if weights == "arguments":
@@ -304,7 +344,37 @@ def load(path: str | os.PathLike, *, compiler_options: Mapping[str, Any] | None 
     return ExportedModel(exported, compiler_options)
 
 
-def _check_model(model: Any) -> ConvLSTM | EncoderForecaster:
+def _has_layer_norm(stack: Any) -> bool:
+    """Whether the model's cells normalise over their frames (their weights then fix its size)."""
+    return bool(getattr(stack, "layer_norm", False))
+
+
+def _frame_dims(model: Any, stack: Any, frame: tuple[int, ...], names: tuple[str, ...]) -> list[str]:
+    """The symbolic frame axes: `names`, times the patch size where the model cuts patches."""
+    patch = getattr(model, "patch_size", 1) if isinstance(model, (EncoderForecaster, FramePredictor)) else 1
+    return [name if patch == 1 else f"{patch}*{name}" for name in names]
+
+
+def _frame_constraints(model: Any, stack: Any, frame: tuple[int, ...], names: tuple[str, ...]) -> list[str]:
+    """`name >= n` for each axis whose convolutions need at least n > 1 positions (valid padding,
+    dilation): the least size each layer's state has a position at, the other axes as the example's."""
+    if not names or not isinstance(model, (ConvLSTM, Bidirectional)):
+        return []  # patches and "same" convolutions take any frame
+    constraints = []
+    for axis, name in enumerate(names):
+        least = 1
+        while least < frame[axis]:
+            try:
+                stack.state_sizes((*frame[:axis], least, *frame[axis + 1 :]))
+                break
+            except ValueError:
+                least += 1
+        if least > 1:
+            constraints.append(f"{name} >= {least}")
+    return constraints
+
+
+def _check_model(model: Any) -> ConvLSTM | EncoderForecaster | FramePredictor:
     """Checks the model's type; returns the module whose options (unroll, check_finite) apply."""
     if not isinstance(model, MODELS):
         names = ", ".join(f"{m.__module__.split('.')[0]}.{m.__name__}" for m in MODELS)
@@ -323,7 +393,7 @@ def _check_example(model: Any, stack: Any, x: Any) -> tuple[int, int]:
     """Checks the example input against the model; returns its (batch axis, time axis)."""
     check_floating("example_input", x)
     shape = tuple(x.shape)
-    if isinstance(model, EncoderForecaster):
+    if isinstance(model, (EncoderForecaster, FramePredictor)):
         c = model.in_channels
         if len(shape) != 5 or shape[-1] != c:
             raise ValueError(f"example_input must have shape (B, T, H, W, {c}), got {shape}.")
@@ -334,6 +404,11 @@ def _check_example(model: Any, stack: Any, x: Any) -> tuple[int, int]:
             raise ValueError(
                 f"example_input's frames of {shape[2]}x{shape[3]} do not cut into {p}x{p} patches "
                 f"(patch_size={p}): H and W must be multiples of {p}."
+            )
+        if isinstance(model, FramePredictor) and shape[1] not in (model.pre_seq_length, model.steps + 1):
+            raise ValueError(
+                f"example_input must have T = pre_seq_length ({model.pre_seq_length}) or pre_seq_length + "
+                f"aft_seq_length ({model.steps + 1}) frames, got shape {shape}."
             )
         return 0, 1
     rank = stack.spatial_dims
@@ -377,6 +452,6 @@ def _state_avals(model: ConvLSTM | Bidirectional, shape: tuple[int, ...], batch:
     stack = model.layer if isinstance(model, Bidirectional) else model
     states = [
         tuple(jax.ShapeDtypeStruct((batch, *s.shape[1:]), s.dtype) for s in pair)
-        for pair in stack.initialize_carry(None, shape)
+        for pair in jax.eval_shape(lambda: stack.initialize_carry(None, shape))
     ]
     return (states, states) if isinstance(model, Bidirectional) else states

@@ -2,8 +2,8 @@
 
     convlstm-convert SOURCE DEST [--config FILE.json] [--shape B,T,H,W] [--seed N] [--prefix P]
 
-    convlstm-convert model.pt model.msgpack            # torch state_dict -> Flax msgpack (and model.json)
-    convlstm-convert model.msgpack model.onnx          # reads model.json, written beside model.msgpack
+    convlstm-convert model.pt model.msgpack            # torch state_dict -> Flax msgpack (and model.msgpack.json)
+    convlstm-convert model.msgpack model.onnx          # reads model.msgpack.json; writes model.onnx.json
     convlstm-convert model.safetensors model.stablehlo --shape 1,8,64,64
     convlstm-convert model.pt checkpoints/convlstm     # an orbax checkpoint directory
     convlstm-convert model.pt model.onnx --config options.json   # what the weights do not hold: {"stride": 2}
@@ -30,26 +30,36 @@ A torch state_dict (also a KL4805 or ndrplz checkpoint, whose keys are the refer
 OpenSTL checkpoint share extensions: an OpenSTL one is told by its keys. Every model passes through
 one form, a Linen `convlstm_jax.ConvLSTM`, `convlstm_jax.Bidirectional`, or for OpenSTL's whole
 `ConvLSTM_Model` a `convlstm_jax.FramePredictor`, and its variables. A `FramePredictor` is written
-as .msgpack or orbax only (it has no torch twin, ONNX or StableHLO export here).
+as .msgpack, orbax or .stablehlo (it has no torch twin, so no torch or ONNX form).
 
-The configuration beside the weights: DEST with its extension replaced by .json (for an orbax
-directory, DEST/config.json) holds {"kind": "ConvLSTM", "Bidirectional" or "FramePredictor",
+The ONNX and StableHLO files take any batch size and any frame size (H, W: --shape only sets the
+check's input), each axis from the least the convolutions take (ONNX: at least 2 positions in the
+frame and in every layer's state; a FramePredictor's: multiples of its patch size); ONNX and
+StableHLO files of a ConvLSTM take any sequence length, a FramePredictor's StableHLO file the T of
+the check. A model with layer norm takes only the frame size of the check (--shape, or the layer
+norms' own): its norms' weights are for that size; the command says so when it writes one.
+
+The configuration beside the weights: DEST's whole name with .json added (model.onnx.json beside
+model.onnx, so that model.msgpack.json beside model.msgpack is another; for an orbax directory,
+DEST/config.json) holds {"kind": "ConvLSTM", "Bidirectional" or "FramePredictor",
 "options": every constructor keyword of the Linen model (a Bidirectional's layer's), "merge" (a
 Bidirectional's), "source": SOURCE, "format": SOURCE's format}. Per-layer sizes are written as
 lists per layer of lists per axis, as --config takes them. Where SOURCE has such a file beside it,
-it is read: torch -> msgpack -> onnx needs no --config. DEST's configuration is never written over
-the --config file or over a JSON file this command did not write (exit 2).
+it is read: torch -> msgpack -> onnx needs no --config. The name earlier versions wrote (model.json
+beside model.msgpack) is read too, where no other model file (model.onnx, model.pt) shares its
+stem. DEST's configuration is never written over the --config file or over a JSON file this
+command did not write (exit 2). convlstm-parity --checkpoint --config reads it as it is.
 
 --config FILE.json gives what the weights do not hold, over the file beside SOURCE, key by key:
 
 - torch, safetensors, msgpack, orbax: a JSON object of convlstm_torch.ConvLSTM keywords, as
-  `convlstm-parity --checkpoint --config` takes it ({"padding": "valid", "stride": [2, 1]},
-  {"bidirectional": {"merge": "sum"}}; a list gives one value per layer), or a file in the form
-  written beside the weights, whose "options" may also hold the Linen-only keywords (such as
-  {"kind": "ConvLSTM", "options": {"channels_last": false}} for ONNX and StableHLO files in torch's
-  layout). Sizes, kernels, peephole, bias and layer norm are read from the weights; padding,
-  stride and dilation are not in them (without a config: "same", 1, 1, or as the notes say). A
-  FramePredictor's msgpack or orbax needs its config.
+  `convlstm-parity --checkpoint --config` takes it ({"padding": "valid", "stride": [[2, 2], [1, 1]]},
+  {"bidirectional": {"merge": "sum"}}; a list of lists gives one size per axis for each layer), or
+  a file in the form written beside the weights, whose "options" may also hold the Linen-only
+  keywords (such as {"kind": "ConvLSTM", "options": {"channels_last": false}} for ONNX and
+  StableHLO files in torch's layout). Sizes, kernels, peephole, bias and layer norm are read from
+  the weights; padding, stride and dilation are not in them (without a config: "same", 1, 1, or as
+  the notes say). A FramePredictor's msgpack or orbax needs its config.
 - OpenSTL: OpenSTL's configs by its names (patch_size, in_shape [T, C, H, W], pre_seq_length,
   aft_seq_length; filter_size, stride, layer_norm, num_hidden are checked against the weights):
   needed for the whole model (a FramePredictor); cells alone are a ConvLSTM reading OpenSTL's
@@ -87,7 +97,6 @@ import argparse
 import dataclasses
 import importlib.util
 import json
-import numbers
 import re
 import sys
 import warnings
@@ -99,7 +108,8 @@ import numpy as np
 
 from convlstm_common import check_frame, spatial_axes
 
-from .cli import _parse_shape, _read_checkpoint, _stacks, checkpoint_options, read_config
+from . import config as configs
+from .cli import _parse_shape, _read_checkpoint, _stacks, checkpoint_options
 from .tolerance import tolerance_for
 
 PROG = "convlstm-convert"
@@ -130,13 +140,11 @@ NAMES = {
 READS = ("torch", "safetensors", "msgpack", "orbax", "keras", "keras-weights")
 WRITES = ("torch", "safetensors", "msgpack", "orbax", "onnx", "stablehlo")
 
-KINDS = ("ConvLSTM", "Bidirectional", "FramePredictor")
+KINDS = configs.KINDS
 DEFAULT_SIDE = 16
 DEFAULT_BATCH, DEFAULT_STEPS = 2, 3
 
 _KERAS_WEIGHTS = ".weights.h5"
-_SIZES = ("kernel_size", "input_kernel_size", "stride", "dilation")
-_DTYPES = ("dtype", "param_dtype")
 _NEEDS = {
     "torch": ("torch",),
     "safetensors": ("torch",),
@@ -192,20 +200,7 @@ class Loaded:
         return type(self.model).__name__
 
 
-@dataclasses.dataclass
-class _Config:
-    """A model's configuration: its kind, constructor keywords (decoded) and a Bidirectional's merge."""
-
-    kind: str | None = None
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    merge: str | None = None
-    label: str = ""
-
-    def over(self, other: _Config) -> _Config:
-        """`other` over `self`, key by key."""
-        kind = other.kind or self.kind
-        merge = other.merge if other.kind else self.merge
-        return _Config(kind, self.options | other.options, merge if kind == "Bidirectional" else None, other.label)
+_Config = configs.ModelConfig
 
 
 # --- formats and files ------------------------------------------------------------------------------------
@@ -224,23 +219,59 @@ def file_format(path: Path, role: str) -> str:
     if path.is_dir() or not suffix:
         return "orbax"
     if suffix not in FORMATS:
-        known = ", ".join([*FORMATS, _KERAS_WEIGHTS, "a directory (orbax)"])
-        raise ValueError(f"{role} {path}: unknown extension {suffix!r}; the formats are {known}.")
+        known = extensions(WRITES if role == "DEST" else READS)
+        raise ValueError(f"{role} {path}: unknown extension {suffix!r}; the formats {role} may have are {known}.")
     return FORMATS[suffix]
 
 
+def extensions(formats: tuple[str, ...]) -> str:
+    """The extensions of `formats` (a directory for orbax), as `file_format`'s error lists them.
+
+    >>> extensions(WRITES)
+    '.pt, .pth, .bin, .safetensors, .msgpack, .onnx, .stablehlo, a directory (orbax)'
+    """
+    known = [suffix for suffix, fmt in FORMATS.items() if fmt in formats]
+    known += [_KERAS_WEIGHTS] * ("keras-weights" in formats) + ["a directory (orbax)"] * ("orbax" in formats)
+    return ", ".join(known)
+
+
 def config_path(path: Path, fmt: str) -> Path:
-    """Where the configuration beside a model file is: the file with the extension .json, or
-    DIR/config.json for an orbax directory.
+    """Where the configuration beside a model file is: the whole file name with .json added (so that
+    model.msgpack and model.onnx keep one each), or DIR/config.json for an orbax directory.
 
     >>> str(config_path(Path("out/model.msgpack"), "msgpack")), str(config_path(Path("ckpt"), "orbax"))
-    ('out/model.json', 'ckpt/config.json')
+    ('out/model.msgpack.json', 'ckpt/config.json')
     """
-    if fmt == "orbax":
-        return path / "config.json"
     if fmt == "keras-weights":
         return path.with_name(path.name[: -len(_KERAS_WEIGHTS)] + ".json")
-    return path.with_suffix(".json")
+    return configs.config_path(path, fmt)
+
+
+def _legacy_config(path: Path, fmt: str) -> tuple[Path | None, list[str]]:
+    """The configuration of the name earlier versions wrote (model.json beside model.msgpack), where
+    no other model file shares that name's stem (but the one it names as its source); else None, and
+    a note on why it is not read."""
+    legacy = path.with_suffix(".json")
+    if fmt in ("orbax", "keras-weights") or not legacy.is_file():
+        return None, []
+    try:
+        source = json.loads(legacy.read_bytes()).get("source")
+    except (OSError, ValueError, AttributeError):
+        source = None  # read, and reported, as the configuration
+    source = Path(source).name if isinstance(source, str) else None
+    others = sorted(
+        other.name
+        for other in path.parent.iterdir()
+        if other.name not in (path.name, source)
+        and other.suffix.lower() in FORMATS
+        and other.with_suffix(".json") == legacy
+    )
+    if others:
+        return None, [
+            f"note: {legacy} may describe {', '.join(others)} as well as {path.name}: not read. Name it "
+            f"{config_path(path, fmt).name} if it is {path.name}'s."
+        ]
+    return legacy, []
 
 
 def _require(fmt: str, why: str) -> None:
@@ -326,142 +357,28 @@ def _load_json(path: Path, label: str) -> Any:
 # --- configurations ---------------------------------------------------------------------------------------
 
 
-def _option_names(kind: str) -> tuple[str, ...]:
-    import convlstm_jax
-    from convlstm_common.options import declared
-
-    if kind == "FramePredictor":
-        fields = dataclasses.fields(convlstm_jax.FramePredictor)
-        return tuple(f.name for f in fields if f.name not in ("parent", "name"))
-    return tuple(f.name for f in declared(convlstm_jax.ConvLSTM))
-
-
-def _reference_names() -> tuple[str, ...]:
-    from convlstm_common.options import StackOptions, declared
-
-    return tuple(f.name for f in declared(StackOptions))
-
-
-def _json_value(value: Any) -> Any:
-    """An option's value as JSON: tuples as lists, dtypes and precisions by name."""
-    import jax
-    import jax.numpy as jnp
-
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, (tuple, list)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, jax.lax.Precision):
-        return str(value).lower()
-    try:
-        return jnp.dtype(value).name
-    except TypeError:
-        raise TypeError(f"{value!r} ({type(value).__name__}) has no JSON form.") from None
-
-
-def _decode_precision(value: Any) -> Any:
-    import jax
-
-    if isinstance(value, str):
-        return jax.lax.Precision(value.lower())
-    if isinstance(value, list):
-        return tuple(_decode_precision(v) for v in value)
-    return value
-
-
-def _decode_options(kind: str, options: dict[str, Any], label: str) -> dict[str, Any]:
-    """A configuration's options from JSON: per-layer lists of sizes with tuples inside (as
-    `parity_tests.cli.read_config` reads them), frame sizes as tuples, dtypes and precisions."""
-    import jax.numpy as jnp
-
-    names = _option_names(kind)
-    unknown = sorted(options.keys() - set(names))
-    if unknown:
-        raise ValueError(
-            f"{label}: unknown option(s) {', '.join(map(repr, unknown))} of a {kind}; its options are "
-            f"{', '.join(names)}."
-        )
-    decoded = dict(options)
-    for name, value in options.items():
-        if not isinstance(value, list):
-            pass
-        elif kind == "FramePredictor" and name in ("kernel_size", "hidden_dim"):
-            decoded[name] = tuple(value)
-        elif name in _SIZES:
-            decoded[name] = [tuple(v) if isinstance(v, list) else v for v in value]
-        elif name == "frame_size":
-            decoded[name] = tuple(value)
-    for name in _DTYPES:
-        if isinstance(options.get(name), str):
-            try:
-                decoded[name] = jnp.dtype(options[name])
-            except TypeError:
-                raise ValueError(f"{label}: {name} {options[name]!r} is not a dtype.") from None
-    if "precision" in options:
-        try:
-            decoded["precision"] = _decode_precision(options["precision"])
-        except ValueError:
-            raise ValueError(
-                f"{label}: precision {options['precision']!r} is not a jax.lax.Precision ('default', 'high', "
-                "'highest')."
-            ) from None
-    return decoded
-
-
-def _read_own_config(path: Path, raw: dict[str, Any], label: str) -> _Config:
-    """A configuration in the form this command writes beside the weights."""
-    from convlstm_jax._bidirectional import MERGES
-
-    unknown = sorted(raw.keys() - {"kind", "options", "merge", "source", "format"})
-    if unknown:
-        raise ValueError(
-            f"{label}: unknown key(s) {', '.join(map(repr, unknown))}; the keys are kind, options, merge, source "
-            "and format."
-        )
-    kind = raw["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"{label}: kind must be one of {KINDS}, got {json.dumps(kind)}.")
-    options = raw.get("options", {})
-    if not isinstance(options, dict):
-        raise TypeError(f"{label}: options must be a JSON object of constructor keywords, got {json.dumps(options)}.")
-    merge = raw.get("merge")
-    if kind == "Bidirectional":
-        merge = "concat" if merge is None else merge
-        if merge not in MERGES:
-            raise ValueError(f"{label}: merge must be one of {MERGES}, got {json.dumps(merge)}.")
-    elif merge is not None:
-        raise ValueError(f"{label}: merge is a Bidirectional's; kind is {kind}.")
-    return _Config(kind, _decode_options(kind, options, label), merge, label)
+_option_names = configs.option_names
+_reference_names = configs.reference_names
 
 
 def _beside_config(path: Path, fmt: str) -> tuple[_Config, list[str]]:
     """The configuration beside a model file (empty where there is none), and notes."""
-    beside = config_path(path, fmt)
+    beside, notes = config_path(path, fmt), []
     if not beside.is_file():
-        return _Config(label=str(path)), []
+        beside, notes = _legacy_config(path, fmt)
+        if beside is None:
+            return _Config(label=str(path)), notes
     label = f"{beside} (the configuration beside {path.name})"
     raw = _load_json(beside, label)
-    if not isinstance(raw, dict) or "kind" not in raw:
+    if not configs.is_written(raw):
         return _Config(label=str(path)), [f'note: {beside} is not a {PROG} configuration (no "kind"): not read.']
-    return _read_own_config(beside, raw, label), []
+    return configs.parse_config(raw, label), []
 
 
 def _user_config(path: Path) -> _Config:
     """--config for a torch, msgpack or orbax SOURCE: this command's form, or convlstm_torch.ConvLSTM
-    keywords as `convlstm-parity --config` reads them."""
-    label = f"--config {path}"
-    raw = _load_json(path, label)
-    if isinstance(raw, dict) and "kind" in raw:
-        return _read_own_config(path, raw, label)
-    keywords = read_config(path)
-    bidirectional = keywords.pop("bidirectional", None)
-    if bidirectional is not None:
-        return _Config("Bidirectional", keywords, bidirectional.get("merge", "concat"), label)
-    return _Config(None, keywords, None, label)
+    keywords as `convlstm-parity --config` reads them (`parity_tests.config.read_config`)."""
+    return configs.read_config(path)
 
 
 def _config_for(path: Path, fmt: str, user: Path | None) -> tuple[_Config, list[str]]:
@@ -498,10 +415,8 @@ def configuration(loaded: Loaded) -> dict[str, Any]:
             "stride": [s.stride for s in specs],
             "dilation": [s.dilation for s in specs],
         }
-    config: dict[str, Any] = {"kind": loaded.kind, "options": {k: _json_value(v) for k, v in options.items()}}
-    if isinstance(model, convlstm_jax.Bidirectional):
-        config["merge"] = model.merge
-    return config | {"source": str(loaded.path), "format": loaded.format}
+    merge = model.merge if isinstance(model, convlstm_jax.Bidirectional) else None
+    return configs.config_object(loaded.kind, options, merge, loaded.path, loaded.format)
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -549,12 +464,7 @@ def _torch_config(config: _Config, stacks: Mapping[str, Any], path: Path) -> dic
     if config.kind and config.kind != detected:
         holds = "a Bidirectional's (forward_layer.*, backward_layer.*)" if len(stacks) == 2 else "a ConvLSTM's"
         raise ValueError(f"{config.label} says kind {config.kind}, but {path} holds {holds} weights.")
-    reference = _reference_names()
-    user = {key: value for key, value in config.options.items() if key in reference}
-    if detected == "Bidirectional":
-        user = {key: value for key, value in user.items() if key not in ("reverse", "keep_order")}
-        user["bidirectional"] = {"merge": config.merge or "concat"}
-    return user
+    return dataclasses.replace(config, kind=detected).reference_keywords()
 
 
 def _build(
@@ -1117,12 +1027,30 @@ WRITERS: dict[str, Callable[[Any, Any, Path, np.ndarray], list[Path]]] = {
 
 
 def _check_direction(loaded: Loaded, dest: Path, fmt: str) -> None:
-    if loaded.kind == "FramePredictor" and fmt not in ("msgpack", "orbax"):
+    if loaded.kind == "FramePredictor" and fmt not in ("msgpack", "orbax", "stablehlo"):
         raise ValueError(
             f"{loaded.path} holds OpenSTL's whole ConvLSTM_Model (a convlstm_jax.FramePredictor: patches, a "
             f"ConvLSTM stack, an output convolution and the rollout), which has no {NAMES[fmt]} form in this "
-            "library: write it as .msgpack or an orbax directory (OpenSTL's cells alone convert to any format)."
+            "library: write it as .msgpack, an orbax directory or .stablehlo (OpenSTL's cells alone convert to any "
+            "format)."
         )
+
+
+def _frame_note(model: Any, fmt: str, example: np.ndarray) -> str | None:
+    """The line saying that the exported model takes frames of the check's size only, and why; None
+    where it takes any frame size (or DEST is not an export)."""
+    import convlstm_jax
+
+    if fmt not in ("onnx", "stablehlo"):
+        return None
+    layer = model if isinstance(model, convlstm_jax.FramePredictor) else _layer(model)
+    if not layer.layer_norm:
+        return None
+    frame = "x".join(map(str, example.shape[2:-1]))
+    return (
+        f"note   the {NAMES[fmt]} model takes only {frame} frames (any batch size): its layer norms' weights are "
+        "for frames of that size"
+    )
 
 
 def write(loaded: Loaded, dest: Path, fmt: str, example: np.ndarray) -> list[Path]:
@@ -1130,20 +1058,8 @@ def write(loaded: Loaded, dest: Path, fmt: str, example: np.ndarray) -> list[Pat
     _check_direction(loaded, dest, fmt)
     written = WRITERS[fmt](loaded.model, loaded.variables, dest, example)
     beside = config_path(dest, fmt)
-    beside.write_text(_dumps(configuration(loaded)))
+    configs.write_config(beside, configuration(loaded))
     return [*written, beside]
-
-
-def _dumps(config: Mapping[str, Any]) -> str:
-    """A configuration as JSON text: one line per key, and per option."""
-    lines = []
-    for key, value in config.items():
-        if key == "options":
-            options = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
-            lines.append(f'  "options": {{\n{options}\n  }}')
-        else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _dest_runner(dest: Path, fmt: str, loaded: Loaded) -> tuple[Callable, str]:
@@ -1208,7 +1124,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", type=Path, metavar="SOURCE", help="the model to read (see the formats below)")
-    parser.add_argument("dest", type=Path, metavar="DEST", help="the file or orbax directory to write")
+    parser.add_argument(
+        "dest", type=Path, metavar="DEST", help=f"the file or orbax directory to write: {extensions(WRITES)}"
+    )
     parser.add_argument(
         "--config", type=Path, metavar="FILE.json", help="what the weights do not hold, over the file beside (below)"
     )
@@ -1216,7 +1134,8 @@ def _parser() -> argparse.ArgumentParser:
         "--shape",
         type=_parse_shape,
         metavar="B,T,H,W",
-        help="the check's input: B,T,H,W (B,T,L or B,T,D,H,W for 1-D or 3-D convolutions)",
+        help="the check's input: B,T,H,W (B,T,L or B,T,D,H,W for 1-D or 3-D convolutions); ONNX and StableHLO "
+        "files take other sizes too, but for a model with layer norm (below)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the check's random input (default 0)")
     parser.add_argument(
@@ -1245,6 +1164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(note)
     print(f"read   {args.source} ({NAMES[loaded.format]}): {_summary(loaded.model)}")
     print(f"wrote  {', '.join(map(str, written))}")
+    note = _frame_note(loaded.model, dest_format, x)
+    if note is not None:
+        print(note)
     expected = loaded.run(x)
     try:  # DEST in its own runtime: a file that cannot be read back fails the check
         run_dest, dest_runtime = _dest_runner(args.dest, dest_format, loaded)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import convlstm_jax
-from convlstm_jax import Bidirectional, ConvLSTM, stablehlo
+from convlstm_jax import Bidirectional, ConvLSTM, FramePredictor, stablehlo
 from convlstm_jax.models import EncoderForecaster
 from parity_tests.runs import model_kwargs, returned_layers
 from parity_tests.tolerance import tolerance_for
@@ -276,7 +276,9 @@ def test_a_model_that_unrolls_is_exported_at_the_examples_length():
 def test_static_dimensions_where_asked():
     model = ConvLSTM(2, 3, 3, 1, batch_first=True, unroll=1)
     x = random((2, 3, 6, 5, 2))
-    exported = stablehlo.export(model, random_variables(model, x), x, symbolic_batch=False, symbolic_time=False)
+    exported = stablehlo.export(
+        model, random_variables(model, x), x, symbolic_batch=False, symbolic_time=False, symbolic_frame=False
+    )
     assert exported.in_avals[0].shape == x.shape
 
 
@@ -378,6 +380,7 @@ BAD_EXPORTS = {
     "repeated platform": ((MODEL, VARIABLES, X), {"platforms": ("cpu", "cpu")}, ValueError, r"must not repeat"),
     "symbolic_batch": ((MODEL, VARIABLES, X), {"symbolic_batch": 1}, TypeError, r"symbolic_batch must be True or"),
     "symbolic_time": ((MODEL, VARIABLES, X), {"symbolic_time": "yes"}, TypeError, r"symbolic_time must be True or"),
+    "symbolic_frame": ((MODEL, VARIABLES, X), {"symbolic_frame": 0}, TypeError, r"symbolic_frame must be True or"),
     "seq_lengths": ((MODEL, VARIABLES, X), {"seq_lengths": None}, TypeError, r"seq_lengths must be True or False"),
     "weights": (
         (MODEL, VARIABLES, X),
@@ -389,7 +392,7 @@ BAD_EXPORTS = {
         (EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4", patch_size=2), VARIABLES, jnp.zeros((2, 3, 8, 8, 1))),
         {"initial_state": True},
         ValueError,
-        r"an EncoderForecaster takes its frames only",
+        r"an EncoderForecaster or FramePredictor takes its frames only",
     ),
     "check_finite": (
         (Bidirectional(MODEL.clone(check_finite=True)), VARIABLES, X),
@@ -437,3 +440,130 @@ def test_save_and_load_refuse_bad_arguments(tmp_path):
         stablehlo.ExportedModel(b"")
     with pytest.raises(TypeError, match=r"compiler_options must be a mapping or None, got str"):
         stablehlo.ExportedModel(exported, "O3")
+
+
+# Symbolic frame sizes: one artifact for every frame size the model's convolutions take.
+
+
+def frame_variables(model, x, seed=0):
+    """`random_variables`, for a `FramePredictor` too (which takes no `deterministic`)."""
+    if not isinstance(model, FramePredictor):
+        return random_variables(model, x, seed)
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    leaves, tree = jax.tree.flatten(shapes)
+    rng = np.random.default_rng(seed)
+    return jax.tree.unflatten(tree, [jnp.asarray(rng.normal(0, 0.3, s.shape), s.dtype) for s in leaves])
+
+
+def with_frame(model, shape, frame, batch):
+    """`shape` with the frame `frame` and the batch size `batch`, in `model`'s layout."""
+    layer = model.layer if isinstance(model, Bidirectional) else model
+    channels_last, batch_first = getattr(layer, "channels_last", True), getattr(layer, "batch_first", True)
+    shape = list(shape)
+    shape[0 if batch_first else 1] = batch
+    return (*shape[:2], *frame, shape[-1]) if channels_last else (*shape[:3], *frame)
+
+
+FRAMES = {
+    # name: (model, example shape, the initial state and lengths as inputs, the frames to run at)
+    "stack_valid_stride": (
+        lambda: ConvLSTM(2, [4, 3], 3, 2, batch_first=True, padding=["valid", "same"], stride=2, unroll=1),
+        (2, 3, 9, 8, 2),
+        False,
+        [(8, 8), (16, 24), (64, 64), (3, 5)],
+    ),
+    "bidirectional_channels_first_state_lengths": (
+        lambda: Bidirectional(ConvLSTM(2, 3, 3, 1, channels_last=False, peephole="conv", unroll=1), "concat"),
+        (3, 2, 2, 6, 5),
+        True,
+        [(8, 8), (16, 24), (64, 64)],
+    ),
+    "signals_valid_dilation": (
+        lambda: ConvLSTM(2, 3, 3, 1, batch_first=True, padding="valid", dilation=2, spatial_dims=1, unroll=1),
+        (2, 3, 11, 2),
+        False,
+        [(8,), (24,), (64,)],
+    ),
+    "encoder_forecaster": (
+        lambda: EncoderForecaster.from_spec("ConvLSTM(3x3)-3x3-4", output_frames=2, patch_size=2, unroll=1),
+        (2, 3, 8, 6, 1),
+        False,
+        [(8, 8), (16, 24), (64, 64)],
+    ),
+    "frame_predictor": (
+        lambda: FramePredictor((4, 3), kernel_size=3, in_channels=1, patch_size=2, pre_seq_length=3, aft_seq_length=2),
+        (2, 3, 8, 6, 1),
+        False,
+        [(8, 8), (16, 24), (64, 64)],
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_the_artifact_takes_other_frame_sizes(name):
+    build, shape, with_state, frames = FRAMES[name]
+    model = build()
+    x = random(shape)
+    variables = frame_variables(model, x)
+    plain = isinstance(model, (ConvLSTM, Bidirectional))
+    options = {"initial_state": with_state, "seq_lengths": with_state} if plain else {}
+    apply_options = {"deterministic": True} if plain else {}
+    with jax.default_matmul_precision("highest"):
+        exported = stablehlo.export(model, variables, x, **options)
+        rank = len(frames[0])
+        names = {1: ["length"], 2: ["height", "width"], 3: ["depth", "height", "width"]}[rank]
+        assert all(n in str(exported.in_avals[0].shape) for n in names), exported.in_avals
+        restored = jax.export.deserialize(exported.serialize())  # as the target runtime reads it
+        direct = jax.jit(lambda v, *a, **k: model.apply(v, *a, **k, **apply_options))
+        for seed, frame in enumerate(frames):
+            other = with_frame(model, shape, frame, batch=1 + seed % 3)
+            args, kwargs = call_inputs(model, other, with_state, seed)
+            assert_close(restored.call(*args, **kwargs), direct(variables, *args, **kwargs), f"{name} at {other}")
+
+
+def test_a_frame_predictor_exports_saves_and_loads(tmp_path):
+    model = FramePredictor((3,), kernel_size=3, in_channels=2, patch_size=2, pre_seq_length=2, aft_seq_length=3)
+    x = random((2, 5, 4, 6, 2))  # the context and the targets: T = pre_seq_length + aft_seq_length
+    variables = frame_variables(model, x)
+    with jax.default_matmul_precision("highest"):
+        exported = stablehlo.export(model, variables, x)
+        assert exported.in_avals[0].shape[1] == 5  # the rollout's length is the model's
+        stablehlo.save(exported, tmp_path / "model.jax_export")
+        loaded = stablehlo.load(tmp_path / "model.jax_export")
+        y = random((3, 5, 10, 4, 2), 1)
+        assert_close(loaded(y), jax.jit(model.apply)(variables, y), "a FramePredictor")
+    with pytest.raises(ValueError, match=r"symbolic_time=True: a FramePredictor reads T = 2 or 5 frames"):
+        stablehlo.export(model, variables, x, symbolic_time=True)
+    with pytest.raises(ValueError, match=r"an EncoderForecaster or FramePredictor takes its frames only"):
+        stablehlo.export(model, variables, x, seq_lengths=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("predictor", [False, True])
+def test_a_layer_norm_model_keeps_its_frame_size(predictor):
+    if predictor:
+        model = FramePredictor((3,), kernel_size=3, patch_size=2, pre_seq_length=2, aft_seq_length=2, layer_norm=True)
+        x = random((2, 2, 6, 4, 1))
+    else:
+        model = ConvLSTM(2, 3, 3, 1, batch_first=True, layer_norm=True, unroll=1)
+        x = random((2, 3, 6, 5, 2))
+    variables = frame_variables(model, x)
+    with jax.default_matmul_precision("highest"):
+        exported = stablehlo.export(model, variables, x)
+        assert exported.in_avals[0].shape[2:] == x.shape[2:]  # the norms' weights are for this frame
+        assert str(exported.in_avals[0].shape[0]) == stablehlo.BATCH
+        y = random((3, *x.shape[1:]), 1)
+        options = {} if predictor else {"deterministic": True}
+        assert_close(exported.call(y), jax.jit(lambda v, y: model.apply(v, y, **options))(variables, y), "layer norm")
+    with pytest.raises(ValueError, match=r"symbolic_frame=True: .*layer_norm=True.* frames of 6x\d+ only"):
+        stablehlo.export(model, variables, x, symbolic_frame=True)
+
+
+def test_frames_smaller_than_the_convolutions_take_are_refused_by_the_artifact():
+    model = ConvLSTM(2, 3, 5, 1, batch_first=True, padding="valid", unroll=1)
+    x = random((2, 3, 9, 8, 2))
+    exported = stablehlo.export(model, random_variables(model, x), x)
+    exported.call(random((1, 2, 5, 7, 2)))  # the smallest frame a 5x5 valid convolution takes
+    with pytest.raises(ValueError, match=r"height >= 5"):
+        exported.call(random((1, 2, 4, 7, 2)))

@@ -47,7 +47,7 @@ def converted(capsys, source, dest, *options) -> tuple[str, dict]:
     status, out, err = run(capsys, source, dest, *options)
     assert (status, err) == (0, ""), out + err
     assert dest.exists()
-    beside = dest / "config.json" if dest.is_dir() else dest.with_suffix(".json")
+    beside = dest / "config.json" if dest.is_dir() else dest.with_name(dest.name + ".json")
     assert f"wrote  {dest}" in out and str(beside) in out
     assert 0 <= score(out) <= 1, out
     with capsys.disabled():  # shown with -s
@@ -124,13 +124,14 @@ def test_torch_to_stablehlo_in_torchs_layout(capsys, tmp_path, stack_pt):
     assert config["options"]["channels_last"] is False
     from convlstm_jax import stablehlo
 
-    assert stablehlo.load(dest).exported.in_avals[0].shape[2:] == (2, 8, 8)  # (B, T, C, H, W), B and T symbolic
+    shape = stablehlo.load(dest).exported.in_avals[0].shape  # (B, T, C, H, W): all but C symbolic
+    assert shape[2] == 2 and [str(n) for n in shape[3:]] == ["height", "width"]
 
 
 def test_msgpack_to_torch_gives_back_the_same_bits(capsys, tmp_path, stack_pt):
     converted(capsys, stack_pt, tmp_path / "model.msgpack")
     dest = tmp_path / "back.pt"
-    _, config = converted(capsys, tmp_path / "model.msgpack", dest)  # no --config: model.json is beside
+    _, config = converted(capsys, tmp_path / "model.msgpack", dest)  # no --config: model.msgpack.json is beside
     assert config["format"] == "msgpack"
     original, back = torch.load(stack_pt), torch.load(dest)
     assert sorted(original) == sorted(back)
@@ -176,9 +177,9 @@ def test_a_msgpack_without_configuration_takes_its_geometry_from_the_config(caps
     model = convlstm_torch.ConvLSTM(2, [3, 4], 3, 2, stride=[2, 1], batch_first=True)
     source = save_torch(tmp_path / "strided.pt", model)
     options = tmp_path / "options.json"
-    options.write_text(json.dumps({"stride": [2, 1]}))
+    options.write_text(json.dumps({"stride": [[2, 2], [1, 1]]}))
     converted(capsys, source, tmp_path / "strided.msgpack", "--config", options, "--shape", "1,2,9,9")
-    (tmp_path / "strided.json").unlink()
+    (tmp_path / "strided.msgpack.json").unlink()
     status, out, _ = run(capsys, tmp_path / "strided.msgpack", tmp_path / "plain.pt")
     assert status == 0 and "no configuration beside" in out  # stride 1 assumed: another, consistent model
     _, config = converted(capsys, tmp_path / "strided.msgpack", tmp_path / "strided.pt", "--config", options)
@@ -429,11 +430,11 @@ FAILURES = {
     "DEST in no folder": (lambda t, pt: [pt, t / "no" / "m.msgpack"], "does not exist"),
     "DEST orbax exists": (lambda t, pt: [pt, (t / "out").mkdir() or t / "out"], "exists; an orbax checkpoint"),
     "DEST configuration over the --config": (
-        lambda t, pt: [pt, t / "c.msgpack", "--config", _json(t / "c.json", {})],
+        lambda t, pt: [pt, t / "c.msgpack", "--config", _json(t / "c.msgpack.json", {})],
         "which is the --config file",
     ),
     "DEST configuration over another JSON file": (
-        lambda t, pt: [pt, t / "other.msgpack"] if _json(t / "other.json", []) else [],
+        lambda t, pt: [pt, t / "other.msgpack"] if _json(t / "other.msgpack.json", []) else [],
         "is not a convlstm-convert configuration",
     ),
 }
@@ -477,3 +478,146 @@ def test_help_prints_the_formats_and_usage(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "convlstm-convert SOURCE DEST" in out and "| .safetensors" in out and ".stablehlo" in out
+
+
+# --- the configuration beside each output --------------------------------------------------------------------
+
+
+def test_two_outputs_of_one_stem_keep_a_configuration_each(capsys, tmp_path, stack_pt):
+    strided = save_torch(tmp_path / "strided.pt", convlstm_torch.ConvLSTM(2, [3, 4], 3, 2, stride=[2, 1]))
+    options = _json(tmp_path / "options.json", json.dumps({"stride": [[2, 2], [1, 1]]}))
+    assert run(capsys, stack_pt, tmp_path / "out.msgpack")[0] == 0
+    assert run(capsys, strided, tmp_path / "out.safetensors", "--config", options, "--shape", "1,2,9,9")[0] == 0
+    msgpack_config = json.loads((tmp_path / "out.msgpack.json").read_text())
+    assert msgpack_config["source"] == str(stack_pt) and msgpack_config["options"]["stride"] == [[1, 1], [1, 1]]
+    assert json.loads((tmp_path / "out.safetensors.json").read_text())["source"] == str(strided)
+    assert not (tmp_path / "out.json").exists()
+    status, out, err = run(capsys, tmp_path / "out.msgpack", tmp_path / "back.pt")  # reads out.msgpack.json
+    assert (status, err) == (0, "") and "no configuration beside" not in out, out + err
+    assert json.loads((tmp_path / "back.pt.json").read_text())["options"]["stride"] == [[1, 1], [1, 1]]
+
+
+def test_a_configuration_of_the_old_name_is_read_where_only_one_output_has_that_stem(capsys, tmp_path):
+    # old.pt -> old.msgpack wrote old.json: old.pt, its source, shares the stem and is no other output
+    strided = save_torch(tmp_path / "old.pt", convlstm_torch.ConvLSTM(2, [3, 4], 3, 2, stride=[2, 1]))
+    options = _json(tmp_path / "options.json", json.dumps({"stride": [[2, 2], [1, 1]]}))
+    assert run(capsys, strided, tmp_path / "old.msgpack", "--config", options, "--shape", "1,2,9,9")[0] == 0
+    beside = next(path for path in tmp_path.glob("old.*json"))
+    beside.rename(tmp_path / "old.json")  # as earlier versions named it
+    status, out, err = run(capsys, tmp_path / "old.msgpack", tmp_path / "back.pt", "--shape", "1,2,9,9")
+    assert (status, err) == (0, ""), out + err
+    assert json.loads((tmp_path / "back.pt.json").read_text())["options"]["stride"] == [[2, 2], [1, 1]]
+    (tmp_path / "old.safetensors").write_bytes(b"")  # another output of that stem: old.json may be either's
+    status, out, err = run(capsys, tmp_path / "old.msgpack", tmp_path / "again.pt", "--shape", "1,2,9,9")
+    assert status == 0 and f"note: {tmp_path / 'old.json'} may describe old.safetensors" in out, out + err
+
+
+def test_a_flat_kernel_list_that_could_mean_both_is_refused(capsys, tmp_path, stack_pt):
+    options = _json(tmp_path / "options.json", json.dumps({"kernel_size": [3, 5]}))
+    status, out, err = run(capsys, stack_pt, tmp_path / "model.msgpack", "--config", options)
+    assert status == 2 and "kernel_size [3, 5] could be one (3, 5) kernel for every layer" in err, out + err
+
+
+def test_help_names_the_configuration_after_the_whole_file_name(capsys):
+    with pytest.raises(SystemExit):
+        convert.main(["--help"])
+    out = capsys.readouterr().out
+    assert "model.onnx.json" in out and "model.msgpack.json" in out
+
+
+# --- the messages met first: checkpoints of other modules, prefixes, damaged files, formats -------------------
+
+
+def _unreadable_checkpoints(tmp_path):
+    """name: (a checkpoint that makes no ConvLSTM, a phrase of the one line it gets)."""
+    from safetensors.torch import save_file
+
+    torch.save(torch.nn.Conv2d(2, 4, 3).state_dict(), tmp_path / "conv2d.pt")
+    save_file(torch.nn.Conv2d(2, 4, 3).state_dict(), str(tmp_path / "conv2d.safetensors"))
+    state_dict = convlstm_torch.ConvLSTM(2, 3, 3, 1).state_dict()
+    torch.save({f"module.{key}": value for key, value in state_dict.items()}, tmp_path / "parallel.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save(state_dict, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:-200])
+    return {
+        "conv2d.pt": "holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: ['bias', 'weight']",
+        "conv2d.safetensors": "holds no ConvLSTM layer (no 'cell_list.<l>.' key); keys: ['bias', 'weight']",
+        "parallel.pt": "The keys start with 'module.': pass --prefix module. to strip it.",
+        "empty.pt": "empty.pt' is empty (0 bytes), not a torch checkpoint.",
+        "cut.pt": "cut.pt' is not a complete torch checkpoint (truncated?)",
+    }
+
+
+def test_checkpoints_that_make_no_convlstm_exit_2_with_one_line_saying_why(capsys, tmp_path):
+    for name, phrase in _unreadable_checkpoints(tmp_path).items():
+        status, out, err = run(capsys, tmp_path / name, tmp_path / "model.msgpack")
+        assert (status, out) == (2, ""), name + out + err
+        assert err.startswith("convlstm-convert: ") and err.count("\n") == 1 and phrase in err, name + err
+
+
+def test_an_unknown_dest_extension_offers_only_the_formats_written(capsys, tmp_path, stack_pt):
+    status, _, err = run(capsys, stack_pt, tmp_path / "model.h5")
+    assert status == 2 and "unknown extension '.h5'" in err, err
+    offered = err.split("unknown extension '.h5'", 1)[1]
+    assert all(extension in offered for extension in (".pt", ".safetensors", ".msgpack", ".onnx", ".stablehlo"))
+    assert ".keras" not in offered and ".weights.h5" not in offered, err
+    status, _, err = run(capsys, tmp_path / "model.h5", tmp_path / "model.pt")
+    assert status == 2 and ".keras" in err and ".weights.h5" in err and ".onnx" not in err, err
+    with pytest.raises(SystemExit):
+        convert.main(["--help"])
+    dest_help = re.search(r"^\s+DEST\s+(.*(?:\n\s{10,}\S.*)*)", capsys.readouterr().out, re.MULTILINE).group(1)
+    assert ".msgpack" in dest_help and ".keras" not in dest_help, dest_help
+
+
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_an_empty_keras_file_is_named_as_no_readable_archive(capsys, tmp_path):
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("needs keras 3 (convlstm-jax[interop])")
+    (tmp_path / "empty.keras").write_bytes(b"")
+    status, out, err = run(capsys, tmp_path / "empty.keras", tmp_path / "model.pt")
+    assert (status, out) == (2, "") and err.count("\n") == 1, out + err
+    assert "empty.keras' is not a readable Keras archive: it is empty" in err and "File not found" not in err, err
+
+
+# --- exported frame sizes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dest", [pytest.param("model.onnx", marks=[needs_onnx, pytest.mark.slow]), "model.stablehlo"])
+def test_an_export_takes_frames_of_other_sizes_than_the_check(capsys, tmp_path, stack_pt, dest):
+    out, _ = converted(capsys, stack_pt, tmp_path / dest)  # the check at its default 16x16
+    assert "takes only" not in out
+    loaded = convert.read(stack_pt, "torch")  # the source in the torch reference, as the check runs it
+    fmt = "onnx" if dest.endswith(".onnx") else "stablehlo"
+    run_dest, _ = convert._dest_runner(tmp_path / dest, fmt, loaded)
+    rng = np.random.default_rng(0)
+    for frame in [(8, 8), (16, 24), (64, 64)]:
+        x = rng.standard_normal((3, 2, *frame, 2)).astype(np.float32)  # (B, T, H, W, C)
+        worst, where = convert.compare(loaded.run(x), run_dest(x), None)
+        assert worst <= 1, (dest, frame, where, worst)
+
+
+@pytest.mark.parametrize("dest", ["norm.onnx", "norm.stablehlo"])
+def test_an_export_of_a_layer_norm_model_says_it_takes_one_frame_size(capsys, tmp_path, dest):
+    if dest.endswith(".onnx") and not HAS_ONNX:
+        pytest.skip("needs onnx, onnxscript and onnxruntime (convlstm-jax[interop])")
+    model = convlstm_torch.ConvLSTM(2, 3, 3, 1, layer_norm=True, frame_size=(8, 6))
+    out, _ = converted(capsys, save_torch(tmp_path / "norm.pt", model), tmp_path / dest)
+    assert re.search(r"takes only 8x6 frames .*layer norms' weights are for frames of that size", out), out
+
+
+def test_an_openstl_model_converts_to_stablehlo(capsys, tmp_path):
+    openstl = _openstl()
+    configs = openstl.make_configs()
+    options = _json(tmp_path / "openstl_configs.json", vars(configs))
+    source = tmp_path / "openstl.pth"
+    torch.save(openstl.openstl_model(configs).state_dict(), source)
+    out, config = converted(capsys, source, tmp_path / "predictor.stablehlo", "--config", options)
+    assert config["kind"] == "FramePredictor" and "stablehlo.load" in out
+
+
+def test_help_says_which_exports_fix_the_frame_size(capsys):
+    with pytest.raises(SystemExit):
+        convert.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "The ONNX and StableHLO files take any batch size and any frame size" in text
+    assert "A model with layer norm takes only the frame size of the check" in text

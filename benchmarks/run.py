@@ -238,7 +238,7 @@ def parity(ctx: Context) -> dict:
         "max_abs_reference": float(np.max(np.abs(theirs))),
     }
     try:
-        from parity_tests.tolerance import tolerance_for
+        from convlstm_common.tolerance import tolerance_for
     except ImportError:
         return result
     result["float32_tolerance_score"] = tolerance_for("float32").score(ours, theirs)

@@ -38,18 +38,12 @@ convolutions' outputs, (4·hid, *state) in torch and (*state, 4·hid) in Flax. T
 (i, f, o, g) is the same on both sides.
 Conversion only slices, concatenates, transposes and reshapes, so torch -> Flax -> torch gives
 back the same bits.
-
-The NNX modules' converters (`to_linen`, `from_linen`, `from_torch`, `to_torch`) live here too;
-`convlstm_jax.nnx` exports them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
 import re
-import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -76,7 +70,7 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _is_float(dtype: np.dtype) -> bool:
+def is_float(dtype: np.dtype) -> bool:
     return np.issubdtype(dtype, np.floating) or dtype == ml_dtypes.bfloat16
 
 
@@ -406,11 +400,11 @@ def _architecture(state_dict: Mapping[str, np.ndarray], model: Any) -> tuple[tup
         first = dataclasses.replace(model_specs[0], input_dim=specs[0].input_dim if specs else 0)
         model_specs = (first, *model_specs[1:])
     if model_specs and model_specs[0].layer_norm and model_specs[0].frame_size is None and specs:
-        model_specs = _frames_from_norms(model_specs, specs[0])
+        model_specs = frames_from_norms(model_specs, specs[0])
     return model_specs, model.peephole, model.bias
 
 
-def _frames_from_norms(model_specs: tuple[LayerSpec, ...], first: LayerSpec) -> tuple[LayerSpec, ...]:
+def frames_from_norms(model_specs: tuple[LayerSpec, ...], first: LayerSpec) -> tuple[LayerSpec, ...]:
     """A normalised model's layers, without a `frame_size` (taken from its input at init), with the
     frame sizes its weights hold: the first layer's norms are its state's size, its frame's where
     its input-to-state convolution keeps the size."""
@@ -444,7 +438,7 @@ def _check_state_dict(state_dict: Mapping[str, np.ndarray], specs, peephole, bia
         array = state_dict[key]
         if tuple(array.shape) != expected[key]:
             problems.append(f"key {key!r} has shape {tuple(array.shape)}, expected {expected[key]}")
-        elif not _is_float(array.dtype):
+        elif not is_float(array.dtype):
             problems.append(f"key {key!r} has dtype {array.dtype}, expected a floating-point dtype")
     if problems:
         description = ", ".join(f"{s.input_dim}->{s.hidden_dim} {'x'.join(map(str, s.kernel_size))}" for s in specs)
@@ -463,7 +457,7 @@ def _dtype_problems(state_dict: Mapping[str, np.ndarray], dtype: Any) -> list[st
     """Mixed float dtypes, or a dtype other than the model's `param_dtype`, are never cast silently."""
     by_dtype: dict[str, list[str]] = {}
     for key, array in state_dict.items():
-        if _is_float(array.dtype):
+        if is_float(array.dtype):
             by_dtype.setdefault(str(array.dtype), []).append(key)
     if dtype is not None:
         wrong = {name: keys for name, keys in by_dtype.items() if name != str(np.dtype(dtype))}
@@ -550,7 +544,7 @@ def torch_to_flax(
         state_dict = kept
     arrays = {key: to_numpy(value) for key, value in state_dict.items()}
     if dtype is not None:
-        arrays = {key: value.astype(dtype) if _is_float(value.dtype) else value for key, value in arrays.items()}
+        arrays = {key: value.astype(dtype) if is_float(value.dtype) else value for key, value in arrays.items()}
     specs, peephole, bias = _architecture(arrays, model)
     if not specs:
         hint = _prefix_hint(arrays)
@@ -666,236 +660,11 @@ def _name(path: str) -> str:
     return f"{parent!r} {leaf}" if parent else repr(leaf)
 
 
-def read_state_dict(path: str | os.PathLike) -> Mapping[str, Any]:
-    """Reads a reference checkpoint file's state_dict (see `load_checkpoint`), unconverted."""
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in (".safetensors", ".pt", ".pth", ".bin"):
-        raise ValueError(
-            f"Unknown checkpoint format {extension!r} for {path!r}: expected .safetensors, .pt, .pth or .bin."
-        )
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
-        kind = "safetensors file" if extension == ".safetensors" else "torch checkpoint"
-        raise ValueError(f"{path!r} is empty (0 bytes), not a {kind}.")
-    if extension == ".safetensors":
-        from safetensors.numpy import load_file
-
-        return load_file(path)
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(f"Loading {path!r} needs torch; or save the state_dict as .safetensors.") from error
-    truncated = f"{path!r} is not a complete torch checkpoint (truncated?)"
-    if _is_broken_zip(path):
-        raise ValueError(f"{truncated}: its zip archive has no end (no central directory).")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, IndexError, OSError, struct.error) as error:  # torch's unpickler running off the end
-        if isinstance(error, OSError) and error.errno != errno.EINVAL:
-            raise  # not the file's content: permissions, a directory, ...
-        raise ValueError(f"{truncated}: {type(error).__name__} while reading it.") from None
-    except RuntimeError as error:
-        if "unexpected EOF" not in str(error) and "zip archive" not in str(error):
-            raise
-        raise ValueError(f"{truncated}: {' '.join(str(error).split('.')[0].split())}.") from None
-    for wrapper in ("state_dict", "model_state_dict"):
-        if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
-            return loaded[wrapper]
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path!r} holds a {type(loaded).__name__}, not a state_dict.")
-    return loaded
-
-
-def _is_broken_zip(path: str) -> bool:
-    """Whether `path` starts as a zip archive (torch's format since 1.6) but does not end as one."""
-    import zipfile
-
-    with open(path, "rb") as file:
-        return file.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
-
-
-def load_checkpoint(
-    path: str | os.PathLike, model: Any = None, *, prefix: str = "", dtype: Any = None
-) -> dict[str, Any]:
-    """Loads a reference checkpoint file into Flax variables in one call.
-
-    `.safetensors` files load without torch; `.pt`, `.pth` and `.bin` files go through
-    `torch.load(..., weights_only=True)` and need torch installed. A file holding a dict with a
-    `"state_dict"` or `"model_state_dict"` entry (as training scripts often save) is unwrapped.
-
-    Args:
-      path: the checkpoint file.
-      model: an optional `convlstm_jax.ConvLSTM` whose hyperparameters the weights must fit.
-      prefix: a prefix to strip from every key (such as `"module."`).
-      dtype: a dtype to cast every weight to, or None to keep them (see `torch_to_flax`).
-
-    Returns:
-      `{"params": ...}`, as `torch_to_flax` returns it.
-
-    Raises:
-      ValueError: an unknown extension; an empty file, or a torch checkpoint cut short ("is not a
-        complete torch checkpoint (truncated?)"); or what `torch_to_flax` raises.
-    """
-    return torch_to_flax(read_state_dict(path), model, prefix=prefix, dtype=dtype)
-
-
-_DIRECTIONS = ("forward_layer", "backward_layer")
-
-
-def to_linen(model: Any) -> dict[str, Any]:
-    """The weights of `model` (an NNX `ConvLSTM` or `ConvLSTMCell`) as Linen variables.
-
-    Returns:
-      `{"params": ...}`, for the Linen twin's `apply` (`convlstm_jax.ConvLSTM` with the same
-      hyperparameters) or `convlstm_jax.flax_to_torch`. The arrays are the model's own.
-    """
-    from flax import nnx
-
-    return {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))}
-
-
-def from_linen(model: Any, variables: Mapping[str, Any]) -> Any:
-    """Puts the weights of Linen variables into `model` (an NNX `ConvLSTM` or `ConvLSTMCell`).
-
-    Args:
-      model: the module to update, in place.
-      variables: `{"params": ...}` of the Linen twin (as its `init` or `convlstm_jax.torch_to_flax`
-        return them), or the params mapping itself. Values are taken as they are (arrays of any
-        dtype; NumPy arrays become JAX arrays).
-
-    Returns:
-      `model`.
-
-    Raises:
-      ValueError: the params' names or shapes are not the model's; the message lists every
-        difference.
-    """
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    if not isinstance(variables, Mapping):
-        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
-    params = variables["params"] if "params" in variables else variables
-    state = nnx.state(model, nnx.Param)
-    expected = _shapes(nnx.to_pure_dict(state))
-    given = _shapes(params)
-    problems = [f"missing {path} (shape {expected[path]})" for path in sorted(expected.keys() - given.keys())]
-    problems += [f"unexpected {path} (shape {given[path]})" for path in sorted(given.keys() - expected.keys())]
-    problems += [
-        f"{path} has shape {given[path]}, expected {expected[path]}"
-        for path in sorted(expected.keys() & given.keys())
-        if given[path] != expected[path]
-    ]
-    if problems:
-        raise ValueError(
-            f"These params do not fit this {type(model).__name__} ({len(problems)} problem(s)):\n  - "
-            + "\n  - ".join(problems)
-        )
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
-    nnx.update(model, state)
-    return model
-
-
-def from_torch(model: Any, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None) -> Any:
-    """Puts the weights of a `convlstm_torch.ConvLSTM` state_dict into `model`, an NNX `ConvLSTM`.
-
-    `convlstm_jax.torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype)`, then `from_linen`:
-    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments. A
-    `Bidirectional` takes a `convlstm_torch.Bidirectional`'s (keys `forward_layer.*`,
-    `backward_layer.*`).
-
-    Returns:
-      `model`, updated in place.
-    """
-    from .nnx import Bidirectional
-
-    if isinstance(model, Bidirectional):
-        for direction in _DIRECTIONS:
-            from_torch(getattr(model, direction), state_dict, prefix=f"{prefix}{direction}.", dtype=dtype)
-        return model
-    return from_linen(model, torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype))
-
-
-def to_torch(model: Any) -> dict[str, np.ndarray]:
-    """The weights of `model`, an NNX `ConvLSTM`, as a `convlstm_torch.ConvLSTM` state_dict of NumPy
-    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`); of a `Bidirectional`, as a
-    `convlstm_torch.Bidirectional`'s."""
-    from .nnx import Bidirectional
-
-    if isinstance(model, Bidirectional):
-        return {
-            f"{direction}.{key}": value
-            for direction in _DIRECTIONS
-            for key, value in to_torch(getattr(model, direction)).items()
-        }
-    return flax_to_torch(to_linen(model), model)
-
-
-def _shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:
+def param_shapes(tree: Any, path: str = "") -> dict[str, tuple[int, ...]]:
+    """The shape of every leaf of a params tree, by its path (`cell_0/input_to_state/kernel`)."""
     if isinstance(tree, Mapping):
         shapes = {}
         for key, value in tree.items():
-            shapes.update(_shapes(value, f"{path}/{key}" if path else str(key)))
+            shapes.update(param_shapes(value, f"{path}/{key}" if path else str(key)))
         return shapes
     return {path: tuple(np.shape(tree))}
-
-
-def torch_module(model: Any, variables: Mapping[str, Any]) -> Any:
-    """The torch twin of a Linen `ConvLSTM` or `Bidirectional`, holding `variables`' weights.
-
-    The twin is `convlstm_torch.ConvLSTM` (or `convlstm_torch.Bidirectional`) with every shared
-    option of `model` (`convlstm_common.options.StackOptions`), `input_dim` (and with `layer_norm`
-    `frame_size`) read from the weights where the model leaves it None, and the weights converted
-    by `flax_to_torch`. It is in eval mode and has the variables' float dtype; `channels_last` is
-    JAX's only: the twin takes (B, T, C, H, W).
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from convlstm_jax import ConvLSTM, torch_module
-      >>> model = ConvLSTM(None, 4, 3, 1, batch_first=True)
-      >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)))
-      >>> twin = torch_module(model, variables)
-      >>> twin.cell_list[0]
-      ConvLSTMCell(
-        input_dim=3, hidden_dim=4, kernel_size=(3, 3), bias=True, peephole='conv'
-        (conv): Conv2d(7, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
-        (conv_c): Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
-        (conv_cnext): Conv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
-      )
-    """
-    import torch
-
-    import convlstm_torch
-    from convlstm_common.options import StackOptions, declared
-
-    from ._bidirectional import Bidirectional
-    from ._convlstm import ConvLSTM
-
-    if not isinstance(variables, Mapping):
-        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
-    params = variables["params"] if "params" in variables else variables
-    if isinstance(model, Bidirectional):
-        layer = model.layer
-        forward = torch_module(layer, {"params": params["forward_layer"]})
-        twin = convlstm_torch.Bidirectional(forward, merge=model.merge)
-        state_dict = {
-            f"{direction}.{key}": torch.from_numpy(value)
-            for direction in _DIRECTIONS
-            for key, value in flax_to_torch({"params": params[direction]}, layer).items()
-        }
-    elif isinstance(model, ConvLSTM):
-        options = {field.name: getattr(model, field.name) for field in declared(StackOptions)}
-        inferred = infer_architecture(params, model.spatial_dims)[0]
-        if options["input_dim"] is None:
-            options["input_dim"] = inferred[0].input_dim
-        if model.layer_norm and model.frame_size is None:  # the Linen model took it from its input
-            options["frame_size"] = _frames_from_norms(model.layer_specs(), inferred[0])[0].frame_size
-        twin = convlstm_torch.ConvLSTM(**options)
-        state_dict = {key: torch.from_numpy(value) for key, value in flax_to_torch(params, model).items()}
-    else:
-        raise TypeError(f"model must be a Linen convlstm_jax.ConvLSTM or Bidirectional, got {type(model).__name__}.")
-    dtypes = {value.dtype for value in state_dict.values()}
-    twin.to(dtypes.pop() if len(dtypes) == 1 else torch.float32)
-    twin.load_state_dict(state_dict)
-    return twin.eval()

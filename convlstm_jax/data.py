@@ -6,7 +6,7 @@ in `convlstm_jax.nowcasting`. Each name is still found here, with a `Deprecation
 new home.
 """
 
-from ._moved import alias
+from convlstm_common.aliases import alias
 
 __getattr__, __dir__ = alias(
     __name__, ["convlstm_jax.training.digits", "convlstm_jax.training.batches", "convlstm_jax.nowcasting"]

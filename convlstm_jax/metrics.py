@@ -5,6 +5,6 @@ balanced loss of HKO-7 in `convlstm_jax.nowcasting.losses`. Each name is still f
 `DeprecationWarning` naming its new home.
 """
 
-from ._moved import alias
+from convlstm_common.aliases import alias
 
 __getattr__, __dir__ = alias(__name__, ["convlstm_jax.training.metrics", "convlstm_jax.nowcasting.losses"])

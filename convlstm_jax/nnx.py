@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -46,7 +46,7 @@ from . import _cell
 from ._bidirectional import check_merge, merge_outputs, split_initial_state
 from ._cell import Carry, check_step, compute_dtype, fan_in, torch_default_init, zero_carry
 from ._conv import check_conv_gradient, resolve_unroll, step_remat
-from ._convert import from_linen, from_torch, to_linen, to_torch
+from ._convert import flax_to_torch, param_shapes, torch_to_flax
 from ._convlstm import (
     cell_options,
     check_hyperparameters,
@@ -451,3 +451,91 @@ def _require_input_dim(input_dim: Any) -> None:
         raise TypeError(
             "input_dim must be given (an int; 0 for no input): an NNX module creates its params at construction."
         )
+
+
+# Conversions: Linen variables and reference state_dicts to and from these modules.
+
+_DIRECTIONS = ("forward_layer", "backward_layer")
+
+
+def to_linen(model: Any) -> dict[str, Any]:
+    """The weights of `model` (an NNX `ConvLSTM` or `ConvLSTMCell`) as Linen variables.
+
+    Returns:
+      `{"params": ...}`, for the Linen twin's `apply` (`convlstm_jax.ConvLSTM` with the same
+      hyperparameters) or `convlstm_jax.flax_to_torch`. The arrays are the model's own.
+    """
+    return {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))}
+
+
+def from_linen(model: Any, variables: Mapping[str, Any]) -> Any:
+    """Puts the weights of Linen variables into `model` (an NNX `ConvLSTM` or `ConvLSTMCell`).
+
+    Args:
+      model: the module to update, in place.
+      variables: `{"params": ...}` of the Linen twin (as its `init` or `convlstm_jax.torch_to_flax`
+        return them), or the params mapping itself. Values are taken as they are (arrays of any
+        dtype; NumPy arrays become JAX arrays).
+
+    Returns:
+      `model`.
+
+    Raises:
+      ValueError: the params' names or shapes are not the model's; the message lists every
+        difference.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping ({{'params': ...}}), got {type(variables).__name__}.")
+    params = variables["params"] if "params" in variables else variables
+    state = nnx.state(model, nnx.Param)
+    expected = param_shapes(nnx.to_pure_dict(state))
+    given = param_shapes(params)
+    problems = [f"missing {path} (shape {expected[path]})" for path in sorted(expected.keys() - given.keys())]
+    problems += [f"unexpected {path} (shape {given[path]})" for path in sorted(given.keys() - expected.keys())]
+    problems += [
+        f"{path} has shape {given[path]}, expected {expected[path]}"
+        for path in sorted(expected.keys() & given.keys())
+        if given[path] != expected[path]
+    ]
+    if problems:
+        raise ValueError(
+            f"These params do not fit this {type(model).__name__} ({len(problems)} problem(s)):\n  - "
+            + "\n  - ".join(problems)
+        )
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
+    nnx.update(model, state)
+    return model
+
+
+def from_torch(model: Any, state_dict: Mapping[str, Any], *, prefix: str = "", dtype: Any = None) -> Any:
+    """Puts the weights of a `convlstm_torch.ConvLSTM` state_dict into `model`, an NNX `ConvLSTM`.
+
+    `convlstm_jax.torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype)`, then `from_linen`:
+    the state_dict must fit the model's hyperparameters; see `torch_to_flax` for the arguments. A
+    `Bidirectional` takes a `convlstm_torch.Bidirectional`'s (keys `forward_layer.*`,
+    `backward_layer.*`).
+
+    Returns:
+      `model`, updated in place.
+    """
+    if isinstance(model, Bidirectional):
+        for direction in _DIRECTIONS:
+            from_torch(getattr(model, direction), state_dict, prefix=f"{prefix}{direction}.", dtype=dtype)
+        return model
+    return from_linen(model, torch_to_flax(state_dict, model, prefix=prefix, dtype=dtype))
+
+
+def to_torch(model: Any) -> dict[str, Any]:
+    """The weights of `model`, an NNX `ConvLSTM`, as a `convlstm_torch.ConvLSTM` state_dict of NumPy
+    arrays (`convlstm_jax.flax_to_torch(to_linen(model), model)`); of a `Bidirectional`, as a
+    `convlstm_torch.Bidirectional`'s."""
+    if isinstance(model, Bidirectional):
+        return {
+            f"{direction}.{key}": value
+            for direction in _DIRECTIONS
+            for key, value in to_torch(getattr(model, direction)).items()
+        }
+    return flax_to_torch(to_linen(model), model)

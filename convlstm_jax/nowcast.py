@@ -3,6 +3,6 @@
 Each name is still found here, with a `DeprecationWarning` naming its new home.
 """
 
-from ._moved import alias
+from convlstm_common.aliases import alias
 
 __getattr__, __dir__ = alias(__name__, ["convlstm_jax.nowcasting"])

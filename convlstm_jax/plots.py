@@ -5,6 +5,6 @@ The figures of a training run are in `convlstm_jax.training.plots`, those of rad
 its new home.
 """
 
-from ._moved import alias
+from convlstm_common.aliases import alias
 
 __getattr__, __dir__ = alias(__name__, ["convlstm_jax.training.plots", "convlstm_jax.nowcasting.plots"])

@@ -5,7 +5,7 @@ Each name is still found here, with a `DeprecationWarning` naming its new home.
 after a `DeprecationWarning`.
 """
 
-from ._moved import alias
+from convlstm_common.aliases import alias
 
 __getattr__, __dir__ = alias(
     __name__,

@@ -7,6 +7,7 @@ plus an initial state and a choice of peephole connections.
 from ._bidirectional import Bidirectional as Bidirectional
 from ._cell import ConvLSTMCell as ConvLSTMCell
 from ._convlstm import ConvLSTM as ConvLSTM
+from ._onnx import export_onnx as export_onnx
 from ._onnx import to_onnx as to_onnx
 
-__all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell", "to_onnx"]
+__all__ = ["Bidirectional", "ConvLSTM", "ConvLSTMCell", "export_onnx", "to_onnx"]

@@ -18,7 +18,7 @@
 #
 # A `convlstm_torch.ConvLSTM` (the state_dict keys of KL4805/ConvLSTM-Pytorch) is converted with
 # `convlstm_jax.torch_to_flax`; both models run on the same input, in float32, and are held to the
-# library's tolerance policy (`parity_tests.tolerance`): outputs, final states, and the gradient of
+# library's tolerance policy (`convlstm_common.tolerance`): outputs, final states, and the gradient of
 # a loss with respect to the input. The last step converts the weights back and loads them into
 # PyTorch.
 #
@@ -38,7 +38,7 @@ import torch
 
 import convlstm_jax
 import convlstm_torch
-from parity_tests.tolerance import tolerance_for
+from convlstm_common.tolerance import tolerance_for
 
 # %% tags=["parameters"]
 SMALL = os.environ.get("CONVLSTM_NOTEBOOK_SMALL") == "1"  # smaller sizes, for the test suite

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from convlstm_common.tolerance import Tolerance, result_tolerance
+
 from .runs import Arrays, Config, frame_size, run_jax, run_torch
-from .tolerance import Tolerance, result_tolerance
 
 GROUPS = ("output", "h", "c", "grad")
 """The columns of the report: each result name belongs to the group its name starts with."""

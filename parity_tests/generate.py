@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from convlstm_common.tolerance import POLICY
+
 from .cases import CASES
 from .runs import Config, frame_size, input_shape, output_channels, result_names, returned_layers, run_torch
-from .tolerance import POLICY
 from .vectors import FORMAT_VERSION, VECTORS_DIR, VectorError, load_manifest, write_case, write_manifest
 
 

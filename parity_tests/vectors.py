@@ -2,8 +2,8 @@
 
 The manifest records, per case, the configuration, seed and the file's sha256; and, once, the
 generator's format version, the versions of torch and NumPy that made the files, the reference's
-dtype (float64) and the tolerance policy of `parity_tests.tolerance`, one for every case. That copy
-is a record: the checks take their tolerances from `parity_tests.tolerance` itself. Every read
+dtype (float64) and the tolerance policy of `convlstm_common.tolerance`, one for every case. That copy
+is a record: the checks take their tolerances from `convlstm_common.tolerance` itself. Every read
 checks the file against its sha256, so a changed byte is an error naming the file.
 """
 

@@ -152,8 +152,8 @@ JAX_TESTS = "convlstm_jax/tests"
 TORCH_TESTS = "convlstm_torch/tests"
 HAND = "parity_tests/tests/test_hand.py"
 MODELS = "parity_tests/tests/test_models.py"
-JAX_MUTANT_TESTS = f"{JAX_TESTS}/test_mutants.py"
-TORCH_MUTANT_TESTS = f"{TORCH_TESTS}/test_mutants.py"
+JAX_MUTANT_TESTS = f"{JAX_TESTS}/test_port_details.py"
+TORCH_MUTANT_TESTS = f"{TORCH_TESTS}/test_reference_details.py"
 TORCH_VECTORS = vectors("torch", ("float32", "float64"), ALL_CASES)
 RELIABILITY = "parity_tests/tests/test_reliability.py::test_nan_and_inf_are_caught_on_request"
 OPTIONS_TESTS = "parity_tests/tests/test_options.py"
@@ -224,10 +224,10 @@ TARGETS = (
                 ("two_layers_all", "input_kernels", "no_input_other_kernels", "hadamard_peephole", "valid_padding"),
             ),
             *vectors("jax", ("float32",), ("stride", "signals_options", "volumes", "no_peephole_no_bias")),
-            f"{JAX_TESTS}/test_models.py",
+            f"{JAX_TESTS}/models/test_encoder_forecaster.py",
             f"{JAX_TESTS}/test_ranks.py",
             f"{JAX_TESTS}/test_nnx.py",
-            f"{JAX_TESTS}/test_torch_module.py",
+            f"{JAX_TESTS}/interop/test_torch_module.py",
         ),
         {"_check_state_dict": VALIDATION, "_dtype_problems": VALIDATION, "_prefix_hint": MESSAGES},
     ),
@@ -261,8 +261,8 @@ TARGETS = (
         {"check_merge": VALIDATION},
     ),
     Target(
-        "convlstm_jax/models.py",
-        (JAX_MUTANT_TESTS, f"{JAX_TESTS}/test_models.py", MODELS),
+        "convlstm_jax/models/encoder_forecaster.py",
+        (JAX_MUTANT_TESTS, f"{JAX_TESTS}/models/test_encoder_forecaster.py", MODELS),
         {"_check_frames": VALIDATION},
     ),
     Target(

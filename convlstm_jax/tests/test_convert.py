@@ -9,8 +9,8 @@ import torch
 
 import convlstm_jax
 import convlstm_torch
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import flax_to_torch, load_checkpoint, torch_to_flax
-from parity_tests.tolerance import tolerance_for
 
 VARIANTS = [(peephole, bias) for peephole in ("conv", "hadamard", None) for bias in (True, False)]
 

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import ConvLSTM, ConvLSTMCell
 from convlstm_jax._cell import normalize
-from parity_tests.tolerance import tolerance_for
 
 KEY = jax.random.key(0)
 

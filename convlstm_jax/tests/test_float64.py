@@ -23,9 +23,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import ConvLSTM
 from convlstm_jax._conv import CONV_OUTPUT, step_remat
-from parity_tests.tolerance import tolerance_for
 
 cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the XLA:CPU bug these tests guard")
 x86_only = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="--xla_cpu_max_isa=AVX2 is x86")

@@ -1,7 +1,8 @@
-"""The old module paths of the nowcasting and training code: each name they provided is still found
+"""The old module paths (the applications, the StableHLO export, the converter, the tolerance policy): each name they provided is still found
 there, with a `DeprecationWarning` naming its new home, and is the new home's object itself."""
 
 import importlib
+import re
 import subprocess
 import sys
 
@@ -118,15 +119,30 @@ MOVED = {
         "LOG_FILE": "convlstm_jax.training.workdir",
     },
 }
+MOVED |= {
+    "convlstm_jax.stablehlo": {
+        name: "convlstm_jax.interop.stablehlo"
+        for name in ("PLATFORMS", "WEIGHTS", "export", "save", "load", "ExportedModel")
+    },
+    "parity_tests.tolerance": {
+        name: "convlstm_common.tolerance" for name in ("Tolerance", "POLICY", "tolerance_for", "result_tolerance")
+    },
+    "parity_tests.convert": {
+        name: "convlstm_jax.interop.convert" for name in ("PROG", "FORMATS", "READS", "WRITES", "Loaded", "main")
+    },
+}
 CASES = [(old, name, home) for old, names in MOVED.items() for name, home in names.items()]
 
 
 @pytest.mark.parametrize(("old", "name", "home"), CASES, ids=[f"{old}.{name}" for old, name, _ in CASES])
 def test_an_old_path_gives_the_moved_object_with_a_deprecation_warning(old, name, home):
     module = importlib.import_module(old)
-    with pytest.deprecated_call(match=rf"^{old}\.{name} has moved to convlstm_jax\.[a-z_.]+\.{name};"):
+    with pytest.deprecated_call(match=rf"^{re.escape(old)}\.{name} has moved to [a-z_.]+\.{name};") as caught:
         value = getattr(module, name)
     assert value is getattr(importlib.import_module(home), name)
+    # The path the warning names gives the same object.
+    named = re.search(rf"has moved to ([a-z_.]+)\.{name};", str(caught.list[0].message)).group(1)
+    assert getattr(importlib.import_module(named), name) is value
     assert name in dir(module)
 
 

@@ -13,8 +13,8 @@ import copy
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from parity_tests.runs import _params, build_torch, result_names
-from parity_tests.tolerance import tolerance_for
 from parity_tests.vectors import load_case, load_manifest
 
 torch = pytest.importorskip("torch")

@@ -356,7 +356,7 @@ def test_a_config_list_is_per_layer_and_a_list_inside_it_per_axis(tmp_path):
 
 
 def test_the_configuration_convlstm_convert_writes_is_a_config(tmp_path, capsys):
-    from parity_tests import convert
+    from convlstm_jax.interop import convert
 
     checkpoint = _save(tmp_path, convlstm_torch.ConvLSTM(2, [4, 3], 3, 2, stride=[2, 1]), "strided.pt")
     options = _config(tmp_path, {"stride": [[2, 2], [1, 1]]}, "options.json")
@@ -432,7 +432,7 @@ def test_a_config_that_contradicts_the_weights_names_the_option_and_both_values(
 
 
 def test_checkpoints_that_make_no_convlstm_exit_2_with_one_line_saying_why(tmp_path, capsys):
-    from parity_tests.tests.test_convert_cli import _unreadable_checkpoints
+    from convlstm_jax.tests.interop.test_convert_command import _unreadable_checkpoints
 
     for name, phrase in _unreadable_checkpoints(tmp_path).items():
         assert cli.main(["--checkpoint", str(tmp_path / name)]) == 2, name

@@ -9,10 +9,10 @@ pytest.importorskip("torch", reason="needs torch, the reference (not installed i
 
 import torch
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax.models import EncoderForecaster as JaxModel
 from convlstm_jax.models import flax_to_torch_encoder_forecaster, torch_to_flax_encoder_forecaster
 from convlstm_torch.models import EncoderForecaster as TorchModel
-from parity_tests.tolerance import tolerance_for
 
 SETTINGS = [
     # spec, in_channels, patch, output frames, peephole, frames (B, T, C, H, W)

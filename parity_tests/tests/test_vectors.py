@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import POLICY
 from parity_tests.cases import CASES
 from parity_tests.check import JAX_CHANNELS_LAST, JAX_NNX, JAX_RUNS, JAX_STRATEGIES, TORCH_RUNS, check, format_table
 from parity_tests.runs import frame_size
-from parity_tests.tolerance import POLICY
 from parity_tests.vectors import MANIFEST as MANIFEST_FILE
 from parity_tests.vectors import VECTORS_DIR, VectorError, load_case, load_manifest, write_manifest
 

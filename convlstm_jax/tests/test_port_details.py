@@ -18,11 +18,11 @@ pytest.importorskip("torch", reason="needs torch, the reference (not installed i
 import torch
 
 import convlstm_torch
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import Bidirectional, ConvLSTM, ConvLSTMCell, flax_to_torch, load_checkpoint, torch_to_flax
 from convlstm_jax._convlstm import draw_dropout_masks
 from convlstm_jax.models import EncoderForecaster, torch_to_flax_encoder_forecaster
 from convlstm_torch.models import EncoderForecaster as TorchEncoderForecaster
-from parity_tests.tolerance import tolerance_for
 
 KEY = jax.random.key(0)
 FLOAT32 = tolerance_for("float32")

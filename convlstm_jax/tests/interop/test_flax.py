@@ -14,8 +14,8 @@ from flax import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import Bidirectional, from_flax
-from parity_tests.tolerance import tolerance_for
 
 FLOAT32 = tolerance_for("float32")
 

@@ -21,9 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._bidirectional import Bidirectional
-from ._convert import to_numpy
-from ._convlstm import ConvLSTM
+from .._bidirectional import Bidirectional
+from .._convert import to_numpy
+from .._convlstm import ConvLSTM
 
 _FLAX_GATES = ("i", "g", "f", "o")
 _OUR_GATES = ("i", "f", "o", "g")

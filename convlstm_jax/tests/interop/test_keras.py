@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from parity_tests.tolerance import tolerance_for
+from convlstm_common.tolerance import tolerance_for
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras", reason="needs keras 3 (the interop extra)")
@@ -27,7 +27,7 @@ if keras.backend.backend() != "jax":
     pytest.skip(f"needs Keras on the JAX backend, got {keras.backend.backend()!r}", allow_module_level=True)
 
 from convlstm_jax import Bidirectional, torch_module  # noqa: E402
-from convlstm_jax._keras import from_keras, keras_gates_to_library  # noqa: E402
+from convlstm_jax.interop.keras import from_keras, keras_gates_to_library  # noqa: E402
 
 TOLERANCE = tolerance_for("float32")
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # the sweep compares the torch twin where it can

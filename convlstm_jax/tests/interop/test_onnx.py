@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import Bidirectional, ConvLSTM
-from convlstm_jax._onnx import to_onnx
-from parity_tests.tolerance import tolerance_for
+from convlstm_jax.interop.onnx import to_onnx
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx", reason="to_onnx needs onnx (pip install convlstm-jax[interop])")

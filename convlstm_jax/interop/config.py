@@ -66,7 +66,7 @@ class ModelConfig:
     def reference_keywords(self) -> dict[str, Any]:
         """The `convlstm_torch.ConvLSTM` keywords among the options, with "bidirectional": {"merge": ...}
         for a Bidirectional (whose layer's reverse and keep_order, false, are left out), as
-        `parity_tests.cli.checkpoint_options` takes them.
+        `convlstm_jax.interop.checkpoints.checkpoint_options` takes them.
 
         Raises:
           ValueError: the configuration is a FramePredictor's.
@@ -161,7 +161,7 @@ def parse_config(raw: Any, label: str) -> ModelConfig:
 
 
 def _parse_keywords(raw: dict[str, Any], label: str) -> ModelConfig:
-    from convlstm_jax._bidirectional import MERGES
+    from convlstm_jax import MERGES
 
     keywords = reference_names()
     unknown = sorted(raw.keys() - {*keywords, "bidirectional"})
@@ -189,7 +189,7 @@ def _parse_keywords(raw: dict[str, Any], label: str) -> ModelConfig:
 
 
 def _parse_written(raw: dict[str, Any], label: str) -> ModelConfig:
-    from convlstm_jax._bidirectional import MERGES
+    from convlstm_jax import MERGES
 
     unknown = sorted(raw.keys() - set(KEYS))
     if unknown:

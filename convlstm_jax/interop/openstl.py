@@ -42,18 +42,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax.typing import Dtype, PrecisionLike
 
-from convlstm_common import resolve_kernel
-
-from ._cell import ConvLSTMCell, check_floating, torch_default_init
-from ._conv import check_conv_gradient
-from ._convert import _is_float, kernel_to_flax, to_numpy, torch_to_flax
-from ._convlstm import ConvLSTM
-from .models import depth_to_space, space_to_depth
+from .._convert import is_float, kernel_to_flax, to_numpy, torch_to_flax
+from .._convlstm import ConvLSTM
+from ..models import FramePredictor, openstl_patch_order
 
 _WRAPPERS = ("state_dict", "model", "model_state_dict")
 """Entries of a checkpoint dict that hold the weights (Lightning's, OpenSTL's trainer's, common ones)."""
@@ -84,264 +77,6 @@ def openstl_gates_to_library(array: Any, axis: int = 0) -> np.ndarray:
     """
     i, f, g, o = np.split(np.asarray(array), 4, axis=axis)
     return np.concatenate([i, f, o, g], axis=axis)
-
-
-def openstl_patch_order(patch_size: int, channels: int) -> np.ndarray:
-    """For each channel of a `space_to_depth` patch, the channel of OpenSTL's patch that holds the same pixel.
-
-    OpenSTL's `reshape_patch` puts pixel (row r, column c, channel k) of a p x p patch at channel
-    (r·p + c)·C + k; `space_to_depth` puts it at k·p·p + r·p + c. `openstl_patches(x, p)[...,
-    order]` is `space_to_depth(x, p)`.
-
-    >>> openstl_patch_order(2, 2).tolist()
-    [0, 2, 4, 6, 1, 3, 5, 7]
-    """
-    return (
-        np.arange(patch_size * patch_size * channels)
-        .reshape(patch_size, patch_size, channels)
-        .transpose(2, 0, 1)
-        .ravel()
-    )
-
-
-def openstl_patches(frames: jax.Array, patch_size: int) -> jax.Array:
-    """Cuts (..., H, W, C) frames into patches as OpenSTL's `reshape_patch` does: (..., H/p, W/p, p·p·C).
-
-    A patch's channels are ordered (row, column, channel), not `space_to_depth`'s (channel, row, column).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> openstl_patches(jnp.arange(32.0).reshape(4, 4, 2), 2)[0, 0].tolist()
-      [0.0, 1.0, 2.0, 3.0, 8.0, 9.0, 10.0, 11.0]
-    """
-    *lead, height, width, channels = frames.shape
-    p, n = patch_size, len(lead)
-    x = frames.reshape(*lead, height // p, p, width // p, p, channels)
-    x = jnp.transpose(x, (*range(n), n, n + 2, n + 1, n + 3, n + 4))  # (..., H/p, W/p, p, p, C)
-    return x.reshape(*lead, height // p, width // p, p * p * channels)
-
-
-def openstl_unpatch(patches: jax.Array, patch_size: int) -> jax.Array:
-    """The inverse of `openstl_patches` (OpenSTL's `reshape_patch_back`): (..., H/p, W/p, p·p·C) -> (..., H, W, C)."""
-    *lead, rows, columns, depth = patches.shape
-    p, n = patch_size, len(lead)
-    x = patches.reshape(*lead, rows, columns, p, p, depth // (p * p))
-    x = jnp.transpose(x, (*range(n), n, n + 2, n + 1, n + 3, n + 4))  # (..., H/p, p, W/p, p, C)
-    return x.reshape(*lead, rows * p, columns * p, depth // (p * p))
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__}).")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}.")
-    return int(value)
-
-
-class FramePredictor(nn.Module):
-    """OpenSTL's ConvLSTM frame model (`ConvLSTM_Model`): patches, a ConvLSTM stack, a 1x1 output
-    convolution and an autoregressive rollout, channels-last.
-
-    Frames (B, T, H, W, C) are cut into p x p patches (`space_to_depth`, (B, T, H/p, W/p, C·p·p)).
-    At each step t of `pre_seq_length + aft_seq_length - 1`, the stack's first layer reads frame t
-    for t < `pre_seq_length`, and after that its own previous prediction (or, with `mask`, a mix of
-    the two: `mask·frame + (1 - mask)·prediction`, OpenSTL's scheduled sampling); each layer reads
-    the hidden state of the layer below; a 1x1 convolution without bias maps the last layer's
-    hidden state to the next frame's patches. The cells are this library's `ConvLSTMCell` without
-    biases or peepholes (`bias=False`, `peephole=None`), with `layer_norm` as OpenSTL's
-    `layer_norm` option.
-
-    `__call__` returns every generated frame, (B, pre_seq_length + aft_seq_length - 1, H, W, C):
-    frame t + 1's prediction at index t, as OpenSTL's model returns them (its training loss is
-    their mean squared error against `frames[:, 1:]`). The forecast, what OpenSTL's method returns
-    at test time, is the last `aft_seq_length` of them.
-
-    `convlstm_jax.from_openstl` reads an OpenSTL checkpoint into this model. Its params are
-    `cell_0`, ..., `cell_<L-1>` (those of a `convlstm_jax.ConvLSTM` with the same layers) and
-    `output/kernel` (1, 1, hidden_dim[-1], C·p·p).
-
-    Attributes:
-      hidden_dim: each layer's hidden channels (OpenSTL's `num_hidden`).
-      kernel_size: the kernel of every convolution (OpenSTL's `filter_size`): an int or (kh, kw),
-        odd sizes only.
-      in_channels: channels of a frame, C.
-      patch_size: p, the side of the square patches; H and W must be multiples of it.
-      pre_seq_length: the frames the model reads before it predicts.
-      aft_seq_length: the frames it predicts.
-      layer_norm: whether each cell normalises its two convolutions' outputs (see
-        `ConvLSTMCell`); the model then runs on frames of one size only, that of its first input.
-      dtype, param_dtype, precision, conv_gradient: as in `ConvLSTM`.
-
-    Example:
-      >>> import jax
-      >>> import jax.numpy as jnp
-      >>> model = FramePredictor((8, 8), kernel_size=3, in_channels=1, patch_size=2,
-      ...                        pre_seq_length=3, aft_seq_length=2)
-      >>> frames = jnp.zeros((1, 3, 8, 8, 1))
-      >>> variables = model.init(jax.random.key(0), frames)
-      >>> generated = model.apply(variables, frames)
-      >>> generated.shape, generated[:, -model.aft_seq_length:].shape
-      ((1, 4, 8, 8, 1), (1, 2, 8, 8, 1))
-    """
-
-    hidden_dim: tuple[int, ...]
-    kernel_size: int | tuple[int, int] = 5
-    in_channels: int = 1
-    patch_size: int = 4
-    pre_seq_length: int = 10
-    aft_seq_length: int = 10
-    layer_norm: bool = False
-    dtype: Dtype | None = None
-    param_dtype: Dtype = jnp.float32
-    precision: PrecisionLike = None
-    conv_gradient: str = "auto"
-
-    def __post_init__(self) -> None:
-        hidden = self.hidden_dim
-        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-            hidden = (hidden,)
-        if not isinstance(hidden, Sequence) or isinstance(hidden, str) or not hidden:
-            raise TypeError(f"hidden_dim must be a non-empty sequence of positive ints, got {self.hidden_dim!r}.")
-        hidden = tuple(_positive_int(f"hidden_dim[{index}]", h) for index, h in enumerate(hidden))
-        object.__setattr__(self, "hidden_dim", hidden)
-        object.__setattr__(self, "kernel_size", resolve_kernel(self.kernel_size))
-        for name in ("in_channels", "patch_size", "pre_seq_length", "aft_seq_length"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
-        if not isinstance(self.layer_norm, bool):
-            raise TypeError(f"layer_norm must be a bool, got {self.layer_norm!r} ({type(self.layer_norm).__name__}).")
-        check_conv_gradient(self.conv_gradient)
-        super().__post_init__()
-
-    @property
-    def patch_depth(self) -> int:
-        """Channels of a patch: C·p·p."""
-        return self.in_channels * self.patch_size**2
-
-    @property
-    def steps(self) -> int:
-        """The steps of the rollout, and the frames `__call__` returns: pre_seq_length + aft_seq_length - 1."""
-        return self.pre_seq_length + self.aft_seq_length - 1
-
-    def setup(self) -> None:
-        inputs = (self.patch_depth, *self.hidden_dim[:-1])
-        self.cells = [
-            ConvLSTMCell(
-                hidden,
-                self.kernel_size,
-                bias=False,
-                input_dim=input_dim,
-                peephole=None,
-                layer_norm=self.layer_norm,
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                precision=self.precision,
-                conv_gradient=self.conv_gradient,
-                name=f"cell_{index}",
-            )
-            for index, (input_dim, hidden) in enumerate(zip(inputs, self.hidden_dim))
-        ]
-        self.output = nn.Conv(
-            self.patch_depth,
-            (1, 1),
-            use_bias=False,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            precision=self.precision,
-            kernel_init=torch_default_init(self.hidden_dim[-1]),
-            name="output",
-        )
-
-    def _step(self, carry, xs):
-        """One step of the rollout: the first layer's input, every layer, the predicted patches."""
-        states, previous = carry
-        truth, weight, t = xs
-        if weight is None:  # OpenSTL at test time: the true frame, then its own predictions
-            x = jnp.where(t < self.pre_seq_length, truth, previous)
-        else:  # scheduled sampling: weight is 1 for t < pre_seq_length, then the mask
-            x = jnp.where(t < self.pre_seq_length, truth, weight * truth + (1 - weight) * previous)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            state, x = cell(state, x)
-            new_states.append(state)
-        prediction = self.output(x)
-        return (new_states, prediction), prediction
-
-    def __call__(self, frames: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-        """Runs the rollout.
-
-        Args:
-          frames: (B, T, H, W, C), H and W multiples of `patch_size`. T is `pre_seq_length` (the
-            context only) or `pre_seq_length + aft_seq_length` (context and targets, as OpenSTL's
-            method passes them; without `mask`, the targets are not read).
-          mask: None (OpenSTL at test time: after the context, the model reads its own
-            predictions), or OpenSTL's scheduled-sampling mask for the steps after the context:
-            (B, aft_seq_length - 1, H, W, C), or (B, aft_seq_length - 1) for one weight per frame.
-            At step `pre_seq_length + j` the first layer reads `mask[:, j]·frames[:, pre_seq_length
-            + j] + (1 - mask[:, j])·prediction`. Needs T = pre_seq_length + aft_seq_length.
-
-        Returns:
-          the generated frames, (B, pre_seq_length + aft_seq_length - 1, H, W, C): index t
-          predicts frame t + 1; `[:, -aft_seq_length:]` is the forecast.
-        """
-        weights = self._check(frames, mask)
-        patches = space_to_depth(frames, self.patch_size)
-        batch, _, rows, columns, depth = patches.shape
-        dtype = self.dtype if self.dtype is not None else jnp.promote_types(frames.dtype, self.param_dtype)
-        steps, pre = self.steps, self.pre_seq_length
-        if weights is None:  # only the context is read
-            truth = patches[:, :pre].astype(dtype)
-            truth = jnp.concatenate([truth, jnp.zeros((batch, steps - pre, rows, columns, depth), dtype)], axis=1)
-        else:
-            truth = patches[:, :steps].astype(dtype)
-            mask_patches = space_to_depth(weights.astype(dtype), self.patch_size)
-            ones = jnp.ones((batch, pre, rows, columns, depth), dtype)
-            weights = jnp.swapaxes(jnp.concatenate([ones, mask_patches], axis=1), 0, 1)
-        states = [
-            (jnp.zeros((batch, rows, columns, hidden), dtype), jnp.zeros((batch, rows, columns, hidden), dtype))
-            for hidden in self.hidden_dim
-        ]
-        carry = (states, jnp.zeros((batch, rows, columns, depth), dtype))
-        rollout = nn.scan(
-            lambda module, carry, xs: module._step(carry, xs),
-            variable_broadcast="params",
-            split_rngs={"params": False},
-        )
-        xs = (jnp.swapaxes(truth, 0, 1), weights, jnp.arange(steps, dtype=jnp.int32))
-        _, predictions = rollout(self, carry, xs)
-        return depth_to_space(jnp.swapaxes(predictions, 0, 1), self.patch_size)
-
-    def _check(self, frames: Any, mask: Any) -> jax.Array | None:
-        """Checks the frames and the mask; returns the mask as (B, aft_seq_length - 1, H, W, C), or None."""
-        check_floating("frames", frames)
-        p, c, pre, total = self.patch_size, self.in_channels, self.pre_seq_length, self.steps + 1
-        if frames.ndim != 5 or frames.shape[-1] != c or 0 in frames.shape:
-            raise ValueError(f"frames must have shape (B, T, H, W, {c}) (in_channels={c}), got {tuple(frames.shape)}.")
-        batch, length, height, width, _ = frames.shape
-        if height % p or width % p:
-            raise ValueError(
-                f"frames of {height}x{width} do not cut into {p}x{p} patches (patch_size={p}): "
-                f"H and W must be multiples of {p}."
-            )
-        lengths = f"T = pre_seq_length ({pre}) or pre_seq_length + aft_seq_length ({total})"
-        if mask is None:
-            if length not in (pre, total):
-                raise ValueError(f"frames must have {lengths}, got T = {length}.")
-            return None
-        if length != total:
-            raise ValueError(
-                f"With a mask, frames must hold the context and the targets: T = pre_seq_length + "
-                f"aft_seq_length = {total}, got T = {length}."
-            )
-        check_floating("mask", mask)
-        steps = self.aft_seq_length - 1
-        if tuple(mask.shape) == (batch, steps):
-            return jnp.broadcast_to(mask.reshape(batch, steps, 1, 1, 1), (batch, steps, height, width, c))
-        if tuple(mask.shape) != (batch, steps, height, width, c):
-            raise ValueError(
-                f"mask must have shape (B, aft_seq_length - 1, H, W, C) = {(batch, steps, height, width, c)} "
-                f"or (B, aft_seq_length - 1) = {(batch, steps)}, got {tuple(mask.shape)}."
-            )
-        return mask
 
 
 def _unwrap(state_dict: Any) -> dict[str, np.ndarray]:
@@ -557,26 +292,45 @@ def _check_configs(
 ) -> tuple[dict[str, Any], tuple[int, int] | None]:
     """Checks `configs` (and `frame_size`) against the weights; returns the whole model's settings and
     the cells' frame size (None where nothing says it)."""
-    problems: list[str] = []
-    settings: dict[str, Any] = {}
     if whole:
-        absent = [
-            name
-            for name in ("patch_size", "in_shape", "pre_seq_length", "aft_seq_length")
-            if _config(configs, name) is _MISSING
-        ]
-        if configs is None:
-            raise ValueError(
-                "The state_dict holds OpenSTL's whole ConvLSTM_Model (it has 'conv_last.weight'): pass configs= "
-                "with patch_size, in_shape, pre_seq_length and aft_seq_length, which the weights do not hold "
-                "(a dict, or the config object OpenSTL was trained with); or pass only the 'cell_list.*' weights "
-                "for the ConvLSTM stack alone."
-            )
-        if absent:
-            raise ValueError(
-                f"configs lacks {', '.join(absent)}: OpenSTL's whole ConvLSTM_Model needs patch_size, in_shape "
-                "(T, C, H, W), pre_seq_length and aft_seq_length, which the weights do not hold."
-            )
+        _check_required_configs(configs)
+    problems: list[str] = []
+    settings = _read_settings(configs, problems)
+    _check_configs_against_weights(configs, found, problems)
+    has_norms = found.norm_frame is not None
+    _check_frame(settings, found, frame_size, problems)
+    if problems:
+        raise ValueError(
+            f"The configs do not fit OpenSTL's weights ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
+        )
+    return settings, found.norm_frame if has_norms else None
+
+
+def _check_required_configs(configs: Any) -> None:
+    """Raises a ValueError where `configs` lacks what the whole model needs and the weights do not hold."""
+    absent = [
+        name
+        for name in ("patch_size", "in_shape", "pre_seq_length", "aft_seq_length")
+        if _config(configs, name) is _MISSING
+    ]
+    if configs is None:
+        raise ValueError(
+            "The state_dict holds OpenSTL's whole ConvLSTM_Model (it has 'conv_last.weight'): pass configs= "
+            "with patch_size, in_shape, pre_seq_length and aft_seq_length, which the weights do not hold "
+            "(a dict, or the config object OpenSTL was trained with); or pass only the 'cell_list.*' weights "
+            "for the ConvLSTM stack alone."
+        )
+    if absent:
+        raise ValueError(
+            f"configs lacks {', '.join(absent)}: OpenSTL's whole ConvLSTM_Model needs patch_size, in_shape "
+            "(T, C, H, W), pre_seq_length and aft_seq_length, which the weights do not hold."
+        )
+
+
+def _read_settings(configs: Any, problems: list[str]) -> dict[str, Any]:
+    """The whole model's settings in `configs` (patch_size, in_shape, pre_seq_length, aft_seq_length),
+    each checked; a problem found is appended to `problems`."""
+    settings: dict[str, Any] = {}
     patch = _config(configs, "patch_size")
     if patch is not _MISSING:
         settings["patch_size"] = _int(patch)
@@ -603,6 +357,12 @@ def _check_configs(
         problems.append(
             f"configs total_length is {total!r}, not pre_seq_length + aft_seq_length = {pre} + {aft} = {pre + aft}"
         )
+    return settings
+
+
+def _check_configs_against_weights(configs: Any, found: _Architecture, problems: list[str]) -> None:
+    """Appends to `problems` where `configs`' stride, filter_size, layer_norm or num_hidden contradict
+    the weights."""
     stride = _config(configs, "stride")
     if stride is not _MISSING and stride not in (1, (1, 1), [1, 1]):
         problems.append(
@@ -626,6 +386,14 @@ def _check_configs(
             hidden = None
         if hidden != found.hidden_dims:
             problems.append(f"configs num_hidden is {num_hidden!r}, the weights' layers have {found.hidden_dims}")
+
+
+def _check_frame(
+    settings: dict[str, Any], found: _Architecture, frame_size: tuple[int, int] | None, problems: list[str]
+) -> None:
+    """Appends to `problems` where the frames that in_shape and patch_size make, `frame_size` and the
+    layer norms' frames disagree, or where the patches do not fit the first layer."""
+    has_norms = found.norm_frame is not None
     frame = None
     patch, in_shape = settings.get("patch_size"), settings.get("in_shape")
     if patch and in_shape:
@@ -652,11 +420,6 @@ def _check_configs(
             f"the layer norms are for frames of {found.norm_frame} (conv_x.1.weight's last two axes); "
             f"{'frame_size' if frame_size is not None else 'configs in_shape / patch_size'} says {frame}"
         )
-    if problems:
-        raise ValueError(
-            f"The configs do not fit OpenSTL's weights ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
-        )
-    return settings, found.norm_frame if has_norms else None
 
 
 def _check_frame_size(frame_size: Any) -> tuple[int, int] | None:
@@ -696,6 +459,61 @@ def _library_state_dict(layers, found: _Architecture, patch_order: np.ndarray | 
                 for leaf in ("weight", "bias"):
                     state_dict[f"{prefix}{target}.{leaf}"] = openstl_gates_to_library(weights[f"{source}.{leaf}"])
     return state_dict
+
+
+def _check_weights(
+    arrays: Mapping[str, np.ndarray], layers: Mapping, unused: list[str], unexpected: list[str], dtype: Any
+) -> dict[str, np.ndarray]:
+    """Raises a ValueError where the keys are not an OpenSTL ConvLSTM's, a weight is not floating-point,
+    or the weights mix dtypes without `dtype`; returns the weights the model uses."""
+    if unexpected or not layers:
+        listed = ", ".join(repr(key) for key in sorted(unexpected, key=_natural)[:20])
+        more = f" (and {len(unexpected) - 20} more)" if len(unexpected) > 20 else ""
+        reason = (
+            f"unexpected keys {listed}{more}"
+            if unexpected
+            else f"no 'cell_list.<l>.' key (keys: {sorted(arrays)[:10]})"
+        )
+        raise ValueError(
+            f"The state_dict is not an OpenSTL ConvLSTM's: {reason}. Expected 'cell_list.<l>.conv_x.0.weight', "
+            "'cell_list.<l>.conv_h.0.weight' (with layer norm also 'conv_x.1.*', 'conv_h.1.*'), the unused "
+            "'cell_list.<l>.conv_o.*' and 'cell_list.<l>.conv_last.weight', and for the whole model 'conv_last.weight'."
+        )
+    floats = {key: array for key, array in arrays.items() if is_float(array.dtype)}
+    not_float = sorted(arrays.keys() - floats.keys(), key=_natural)
+    if not_float:
+        raise ValueError(
+            "OpenSTL's weights are floating-point; these are not: "
+            + ", ".join(f"{key!r} ({arrays[key].dtype})" for key in not_float)
+        )
+    used = {key: array for key, array in arrays.items() if key not in unused}
+    dtypes = sorted({str(array.dtype) for array in used.values()})
+    if dtype is None and len(dtypes) > 1:
+        raise ValueError(f"The weights mix dtypes {dtypes}: pass dtype= to cast them all to one.")
+    return used
+
+
+def _frame_predictor(
+    stack: ConvLSTM, layers: Mapping, found: _Architecture, settings: dict[str, Any], output: np.ndarray
+) -> tuple[FramePredictor, dict[str, Any]]:
+    """OpenSTL's whole model as a `FramePredictor` and its variables, from its cast cells (`layers`),
+    its `settings` and its output convolution's weight (`output`, cast)."""
+    patch, (_, channels, _, _) = settings["patch_size"], settings["in_shape"]
+    order = openstl_patch_order(patch, channels)
+    params = dict(torch_to_flax(_library_state_dict(layers, found, order), stack)["params"])
+    output = output[order]  # (C·p·p, hidden, 1, 1), space_to_depth's channel order
+    params["output"] = {"kernel": kernel_to_flax(output)}
+    model = FramePredictor(
+        found.hidden_dims,
+        found.kernel,
+        in_channels=channels,
+        patch_size=patch,
+        pre_seq_length=settings["pre_seq_length"],
+        aft_seq_length=settings["aft_seq_length"],
+        layer_norm=stack.layer_norm,
+        param_dtype=stack.param_dtype,
+    )
+    return model, {"params": params}
 
 
 def from_openstl(
@@ -764,30 +582,7 @@ def from_openstl(
     arrays = _unwrap(state_dict)
     frame_size = _check_frame_size(frame_size)
     layers, unused, unexpected = _read_layers(arrays)
-    if unexpected or not layers:
-        listed = ", ".join(repr(key) for key in sorted(unexpected, key=_natural)[:20])
-        more = f" (and {len(unexpected) - 20} more)" if len(unexpected) > 20 else ""
-        reason = (
-            f"unexpected keys {listed}{more}"
-            if unexpected
-            else f"no 'cell_list.<l>.' key (keys: {sorted(arrays)[:10]})"
-        )
-        raise ValueError(
-            f"The state_dict is not an OpenSTL ConvLSTM's: {reason}. Expected 'cell_list.<l>.conv_x.0.weight', "
-            "'cell_list.<l>.conv_h.0.weight' (with layer norm also 'conv_x.1.*', 'conv_h.1.*'), the unused "
-            "'cell_list.<l>.conv_o.*' and 'cell_list.<l>.conv_last.weight', and for the whole model 'conv_last.weight'."
-        )
-    floats = {key: array for key, array in arrays.items() if _is_float(array.dtype)}
-    not_float = sorted(arrays.keys() - floats.keys(), key=_natural)
-    if not_float:
-        raise ValueError(
-            "OpenSTL's weights are floating-point; these are not: "
-            + ", ".join(f"{key!r} ({arrays[key].dtype})" for key in not_float)
-        )
-    used = {key: array for key, array in arrays.items() if key not in unused}
-    dtypes = sorted({str(array.dtype) for array in used.values()})
-    if dtype is None and len(dtypes) > 1:
-        raise ValueError(f"The weights mix dtypes {dtypes}: pass dtype= to cast them all to one.")
+    used = _check_weights(arrays, layers, unused, unexpected, dtype)
     found = _architecture(arrays, layers)
     whole = found.output_depth is not None
     settings, norm_frame = _check_configs(configs, found, frame_size, whole)
@@ -816,29 +611,7 @@ def from_openstl(
     )
     if not whole:
         return stack, torch_to_flax(_library_state_dict(layers, found, None), stack)
-    patch, (_, channels, _, _) = settings["patch_size"], settings["in_shape"]
-    order = openstl_patch_order(patch, channels)
-    params = dict(torch_to_flax(_library_state_dict(layers, found, order), stack)["params"])
-    output = cast(arrays[_OUTPUT])[order]  # (C·p·p, hidden, 1, 1), space_to_depth's channel order
-    params["output"] = {"kernel": kernel_to_flax(output)}
-    model = FramePredictor(
-        found.hidden_dims,
-        found.kernel,
-        in_channels=channels,
-        patch_size=patch,
-        pre_seq_length=settings["pre_seq_length"],
-        aft_seq_length=settings["aft_seq_length"],
-        layer_norm=norm_frame is not None,
-        param_dtype=param_dtype,
-    )
-    return model, {"params": params}
+    return _frame_predictor(stack, layers, found, settings, cast(arrays[_OUTPUT]))
 
 
-__all__ = [
-    "FramePredictor",
-    "from_openstl",
-    "openstl_gates_to_library",
-    "openstl_patch_order",
-    "openstl_patches",
-    "openstl_unpatch",
-]
+__all__ = ["from_openstl", "openstl_gates_to_library"]

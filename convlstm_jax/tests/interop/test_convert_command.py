@@ -4,6 +4,7 @@ a conversion that changes the numbers fails it (exit 1), and what cannot be conv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -14,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from parity_tests import convert
+from convlstm_jax.interop import convert, formats
 
 torch = pytest.importorskip("torch", reason="needs torch, the reference (not installed in this virtualenv)")
 
@@ -122,7 +123,7 @@ def test_torch_to_stablehlo_in_torchs_layout(capsys, tmp_path, stack_pt):
     dest = tmp_path / "model.stablehlo"
     _, config = converted(capsys, stack_pt, dest, "--config", own, "--shape", "1,2,8,8")
     assert config["options"]["channels_last"] is False
-    from convlstm_jax import stablehlo
+    from convlstm_jax.interop import stablehlo
 
     shape = stablehlo.load(dest).exported.in_avals[0].shape  # (B, T, C, H, W): all but C symbolic
     assert shape[2] == 2 and [str(n) for n in shape[3:]] == ["height", "width"]
@@ -192,7 +193,7 @@ def test_a_msgpack_without_configuration_takes_its_geometry_from_the_config(caps
 
 @functools.cache
 def _openstl():
-    from convlstm_jax.tests import test_openstl
+    from convlstm_jax.tests.interop import test_openstl
 
     return test_openstl
 
@@ -317,7 +318,8 @@ def _perturbed(writer):
 
 @pytest.mark.parametrize("fmt, dest", [("msgpack", "model.msgpack"), ("torch", "back.pt")])
 def test_a_changed_weight_fails_the_check(capsys, tmp_path, stack_pt, monkeypatch, fmt, dest):
-    monkeypatch.setitem(convert.WRITERS, fmt, _perturbed(convert.WRITERS[fmt]))
+    registered = formats.get_format(fmt)
+    monkeypatch.setitem(formats.FORMATS, fmt, dataclasses.replace(registered, writer=_perturbed(registered.writer)))
     status, out, err = run(capsys, stack_pt, tmp_path / dest)
     assert status == 1, out + err
     assert score(out) > 1 and "FAILED" in out
@@ -478,6 +480,94 @@ def test_help_prints_the_formats_and_usage(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "convlstm-convert SOURCE DEST" in out and "| .safetensors" in out and ".stablehlo" in out
+
+
+# --- the formats: one registry --------------------------------------------------------------------------------
+
+
+def _help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        convert.main(["--help"])
+    return capsys.readouterr().out
+
+
+def test_every_registered_format_is_offered_from_the_registry(capsys, tmp_path, stack_pt):
+    text = _help(capsys)
+    for fmt in formats.FORMATS.values():
+        row = re.search(rf"^\| {re.escape(fmt.description)} +\| ([^|]+)\| (yes|no) +\| (yes|no) +\|$", text, re.M)
+        assert row, (fmt.name, text)
+        assert row.group(2, 3) == ("no" if fmt.reader is None else "yes", "no" if fmt.writer is None else "yes")
+        assert all(extension in row.group(1) for extension in fmt.extensions), (fmt.name, row.group(0))
+    _, _, source_err = run(capsys, tmp_path / "model.h5", tmp_path / "model.pt")
+    _, _, dest_err = run(capsys, stack_pt, tmp_path / "model.h5")
+    _, _, written_err = run(capsys, _onnx_file(tmp_path), tmp_path / "model.pt")
+    _, _, read_err = run(capsys, stack_pt, tmp_path / "model.keras")
+    for fmt in formats.readable():
+        assert all(extension in source_err for extension in fmt.extensions), (fmt.name, source_err)
+        assert f"{fmt.family} (" in written_err and fmt.named in written_err, (fmt.name, written_err)
+    for fmt in formats.writable():
+        assert all(extension in dest_err for extension in fmt.extensions), (fmt.name, dest_err)
+        assert f"{fmt.family} (" in read_err and fmt.named in read_err, (fmt.name, read_err)
+
+
+def _msgpack_copy(calls: list) -> formats.Format:
+    """A format added in a test: Flax msgpack under the extension .mpk, its reads and writes appended to `calls`."""
+    msgpack = formats.get_format("msgpack")
+
+    def read(path, fmt, config, prefix):
+        calls.append(("read", path))
+        return dataclasses.replace(msgpack.reader(path, "msgpack", config, prefix), format=fmt)
+
+    def write(model, variables, dest, example):
+        calls.append(("write", dest))
+        return msgpack.writer(model, variables, dest, example)
+
+    return formats.Format(
+        "msgpack-copy",
+        "msgpack copy",
+        "Flax msgpack under another extension",
+        "Copies",
+        (".mpk",),
+        reader=read,
+        writer=write,
+    )
+
+
+def test_a_format_added_to_the_registry_is_offered_and_dispatched(capsys, tmp_path, stack_pt, monkeypatch):
+    calls: list = []
+    added = _msgpack_copy(calls)
+    monkeypatch.setitem(formats.FORMATS, added.name, added)
+    text = _help(capsys)
+    assert re.search(r"^\| Flax msgpack under another extension +\| \.mpk +\| yes +\| yes +\|$", text, re.M), text
+    assert ".mpk" in re.search(r"^\s+DEST\s+(.*(?:\n\s{10,}\S.*)*)", text, re.M).group(1), text
+    status, _, err = run(capsys, stack_pt, tmp_path / "model.h5")
+    assert status == 2 and ".mpk" in err, err
+    status, _, err = run(capsys, stack_pt, tmp_path / "model.keras")
+    assert status == 2 and "Copies (.mpk)" in err, err
+
+    out, config = converted(capsys, stack_pt, tmp_path / "model.mpk")  # written, then read back for the check
+    assert config["format"] == "torch" and "read back with its configuration" in out
+    assert calls == [("write", tmp_path / "model.mpk"), ("read", tmp_path / "model.mpk")]
+    out, config = converted(capsys, tmp_path / "model.mpk", tmp_path / "back.pt")
+    assert f"read   {tmp_path / 'model.mpk'} (msgpack copy)" in out and calls[-1] == ("read", tmp_path / "model.mpk")
+    assert config["format"] == "msgpack-copy"
+
+    missing = dataclasses.replace(added, needs=(("numpy", "numpy"), ("no_such_module", "a-wheel")))
+    monkeypatch.setitem(formats.FORMATS, added.name, missing)
+    status, _, err = run(capsys, stack_pt, tmp_path / "other.mpk")
+    assert status == 2 and "needs no_such_module, which is not installed: pip install 'a-wheel'." in err, err
+
+
+def test_a_format_is_looked_up_by_name_or_path_with_one_line_errors(tmp_path):
+    assert formats.get_format("onnx") is formats.FORMATS["onnx"]
+    with pytest.raises(ValueError, match=f"unknown format 'h5'; the formats are {', '.join(formats.FORMATS)}.$"):
+        formats.get_format("h5")
+    assert formats.format_of(tmp_path / "m.WEIGHTS.H5", "SOURCE").name == "keras-weights"
+    assert formats.format_of(tmp_path, "DEST").name == "orbax"
+    with pytest.raises(ValueError, match="role must be one of"):
+        formats.format_of(tmp_path / "m.pt", "source")
+    with pytest.raises(ValueError, match="ONNX is written, not read"):
+        convert.read(_onnx_file(tmp_path), "onnx")
 
 
 # --- the configuration beside each output --------------------------------------------------------------------

@@ -41,7 +41,7 @@ def keras_gates_to_library(array: np.ndarray) -> np.ndarray:
     return np.concatenate([i, f, o, c], axis=-1)
 
 
-def _import_keras() -> Any:
+def import_keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     try:
         import keras
@@ -153,7 +153,7 @@ def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] |
 _GEOMETRY = ("spatial_dims", "input_dim", "hidden_dim", "kernel_size", "padding", "stride", "dilation", "bias")
 
 
-def _load(keras: Any, source: Any, architecture: Any) -> Any:
+def load_keras(keras: Any, source: Any, architecture: Any) -> Any:
     """The Keras layer or model that `source` (with `architecture`) names, with its weights."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -381,10 +381,10 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
       >>> bool(np.allclose(outputs[0], expected, atol=1e-5))  # doctest: +SKIP
       True
     """
-    keras = _import_keras()
+    keras = import_keras()
     if dtype is not None:
         dtype = jnp.dtype(dtype)
-    loaded = _load(keras, source, architecture)
+    loaded = load_keras(keras, source, architecture)
     problems: list[str] = []  # every one is listed, in one error
     layers = _model_layers(keras, loaded, problems) if isinstance(loaded, keras.Model) else [loaded]
     bidirectional = [layer for layer in layers if isinstance(layer, keras.layers.Bidirectional)]
@@ -471,7 +471,7 @@ def _cell_params(options: dict[str, Any], bias: bool, dtype: np.dtype) -> dict[s
 
 
 def _stack(read: Sequence[dict[str, Any]], dtype: np.dtype | None) -> tuple[Any, dict[str, Any]]:
-    from ._convlstm import ConvLSTM
+    from .._convlstm import ConvLSTM
 
     param_dtype = _variables_dtype(read, dtype)
     bias = any(options["bias"] for options in read)
@@ -541,7 +541,7 @@ def _bidirectional(
     wrapper: Any, forward: dict[str, Any], backward: dict[str, Any], dtype: np.dtype | None
 ) -> tuple[Any, dict[str, Any]]:
     """This library's `Bidirectional` of a Keras one, checked by `_check_bidirectional`."""
-    from ._bidirectional import Bidirectional
+    from .._bidirectional import Bidirectional
 
     merge = wrapper.merge_mode
     param_dtype = _variables_dtype([forward, backward], dtype)

@@ -10,8 +10,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from ._bidirectional import Bidirectional
-from ._convlstm import ConvLSTM
+from .._bidirectional import Bidirectional
+from .._convlstm import ConvLSTM
 
 
 def to_onnx(
@@ -86,9 +86,9 @@ def to_onnx(
         raise TypeError(f"example_input must have a floating-point dtype, got {example_input.dtype}.")
     example = np.asarray(example_input).astype(np.float32)  # only its shape matters (bfloat16 has no torch twin)
 
-    from convlstm_torch._onnx import export_onnx
+    from convlstm_torch import export_onnx
 
-    from ._convert import torch_module
+    from .torch import torch_module
 
     layer = model.layer if isinstance(model, Bidirectional) else model
     return export_onnx(

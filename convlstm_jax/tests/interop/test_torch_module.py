@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import Bidirectional, ConvLSTM, torch_module
-from parity_tests.tolerance import tolerance_for
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.needs_torch

@@ -1,4 +1,4 @@
-"""`convlstm_jax.stablehlo`: a model exported for CPU, GPU and TPU, saved and loaded, computes the shared
+"""`convlstm_jax.interop.stablehlo`: a model exported for CPU, GPU and TPU, saved and loaded, computes the shared
 vectors' results on CPU, at any batch size, and its arguments are checked before any work."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import convlstm_jax
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import Bidirectional, ConvLSTM, FramePredictor, stablehlo
 from convlstm_jax.models import EncoderForecaster
 from parity_tests.runs import model_kwargs, returned_layers
-from parity_tests.tolerance import tolerance_for
 from parity_tests.vectors import load_case, load_manifest
 
 pytest.importorskip("flatbuffers", reason="jax.export serialization needs flatbuffers")

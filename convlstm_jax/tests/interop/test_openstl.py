@@ -17,17 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax import ConvLSTM, torch_module
-from convlstm_jax._openstl import (
-    FramePredictor,
-    from_openstl,
-    openstl_gates_to_library,
-    openstl_patch_order,
-    openstl_patches,
-    openstl_unpatch,
-)
-from convlstm_jax.models import space_to_depth
-from parity_tests.tolerance import tolerance_for
+from convlstm_jax.interop.openstl import from_openstl, openstl_gates_to_library
+from convlstm_jax.models import FramePredictor, openstl_patch_order, openstl_patches, openstl_unpatch, space_to_depth
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.needs_torch

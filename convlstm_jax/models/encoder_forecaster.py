@@ -14,40 +14,12 @@ from flax.typing import Dtype, PrecisionLike
 from convlstm_common import NetworkSpec, check_peephole, parse_network, resolve_encoder_forecaster
 from convlstm_common.options import declared
 
-from ._cell import check_floating, torch_default_init
-from ._conv import check_conv_gradient
-from ._convert import flax_to_torch, torch_to_flax
-from ._convert import to_numpy as _to_numpy
-from ._convlstm import ConvLSTM
-from .options import JaxStackOptions
-
-
-def space_to_depth(frames: jax.Array, patch_size: int) -> jax.Array:
-    """Cuts (..., H, W, C) frames into non-overlapping patches: (..., H/p, W/p, C·p·p).
-
-    The channels of a patch are ordered (c, row, column), as `torch.nn.functional.pixel_unshuffle`
-    orders them, so the two frameworks' models see the same patch channels.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from convlstm_jax.models import space_to_depth
-      >>> space_to_depth(jnp.arange(16.0).reshape(4, 4, 1), 2)[0, 0]
-      Array([0., 1., 4., 5.], dtype=float32)
-    """
-    *lead, height, width, channels = frames.shape
-    p, n = patch_size, len(lead)
-    x = frames.reshape(*lead, height // p, p, width // p, p, channels)
-    x = jnp.transpose(x, (*range(n), n, n + 2, n + 4, n + 1, n + 3))  # (..., H/p, W/p, C, p, p)
-    return x.reshape(*lead, height // p, width // p, channels * p * p)
-
-
-def depth_to_space(patches: jax.Array, patch_size: int) -> jax.Array:
-    """The inverse of `space_to_depth`: (..., H/p, W/p, C·p·p) -> (..., H, W, C)."""
-    *lead, rows, columns, depth = patches.shape
-    p, n = patch_size, len(lead)
-    x = patches.reshape(*lead, rows, columns, depth // (p * p), p, p)
-    x = jnp.transpose(x, (*range(n), n, n + 3, n + 1, n + 4, n + 2))  # (..., H/p, p, W/p, p, C)
-    return x.reshape(*lead, rows * p, columns * p, depth // (p * p))
+from .._cell import check_floating, torch_default_init
+from .._conv import check_conv_gradient
+from .._convert import flax_to_torch, to_numpy, torch_to_flax
+from .._convlstm import ConvLSTM
+from ..options import JaxStackOptions
+from .patches import depth_to_space, space_to_depth
 
 
 class EncoderForecaster(nn.Module):
@@ -249,7 +221,7 @@ def torch_to_flax_encoder_forecaster(
     problems += [f"unexpected key {key!r}" for key in state_dict if not key.startswith(known)]
     if problems:
         raise ValueError(f"The state_dict does not match {model.spec}:\n  - " + "\n  - ".join(problems))
-    weight, bias = _to_numpy(state_dict["output.weight"]), _to_numpy(state_dict["output.bias"])
+    weight, bias = to_numpy(state_dict["output.weight"]), to_numpy(state_dict["output.bias"])
     if dtype is not None:
         weight, bias = weight.astype(dtype), bias.astype(dtype)
     params["output"] = {"kernel": np.transpose(weight, (2, 3, 1, 0)), "bias": bias}
@@ -265,16 +237,10 @@ def flax_to_torch_encoder_forecaster(variables: Mapping[str, Any]) -> dict[str, 
     state_dict = {}
     for name in ("encoder", "forecaster"):
         state_dict.update({f"{name}.{key}": value for key, value in flax_to_torch(params[name]).items()})
-    kernel = _to_numpy(params["output"]["kernel"])
+    kernel = to_numpy(params["output"]["kernel"])
     state_dict["output.weight"] = np.array(np.transpose(kernel, (3, 2, 0, 1)), order="C")
-    state_dict["output.bias"] = np.array(_to_numpy(params["output"]["bias"]))
+    state_dict["output.bias"] = np.array(to_numpy(params["output"]["bias"]))
     return state_dict
 
 
-__all__ = [
-    "EncoderForecaster",
-    "depth_to_space",
-    "flax_to_torch_encoder_forecaster",
-    "space_to_depth",
-    "torch_to_flax_encoder_forecaster",
-]
+__all__ = ["EncoderForecaster", "flax_to_torch_encoder_forecaster", "torch_to_flax_encoder_forecaster"]

@@ -1,0 +1,7 @@
+"""`python -m convlstm_jax.interop SOURCE DEST`: the command `convlstm-convert`."""
+
+import sys
+
+from .convert import main
+
+sys.exit(main())

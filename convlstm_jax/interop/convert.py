@@ -1106,6 +1106,11 @@ for _format in (
     FORMATS[_format.name] = _format
 del _format
 
+READS = tuple(name for name, fmt in FORMATS.items() if fmt.reader is not None)
+"""The formats read, by name (from the registry)."""
+WRITES = tuple(name for name, fmt in FORMATS.items() if fmt.writer is not None)
+"""The formats written, by name (from the registry)."""
+
 
 # --- the check --------------------------------------------------------------------------------------------
 

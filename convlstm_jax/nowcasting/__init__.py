@@ -4,7 +4,10 @@
   `rain_to_pixels`, ..., the Z-R relation's `ZR_A` and `ZR_B`, `DBZ_RANGE`);
 - `synthetic`: `synthetic_radar`, radar echoes made offline;
 - `readers`: radar PNGs in HKO-7's layout (`load_radar_pngs`, `save_radar_pngs`, `radar_png_times`);
-- `baselines`: pysteps' `persistence` and `optical_flow`, and `baselines` by name;
+- `baselines`: pysteps' `persistence`, `optical_flow`, `sprog`, `anvil` and `steps` (an ensemble),
+  and `baselines` by name;
+- `ensemble`: an ensemble's CRPS, rank histogram and reliability per lead time
+  (`EnsembleVerification`, `verify_ensemble`);
 - `verification`: pysteps' scores per lead time (`Verification`, `verify`, `score_by_lead_time`)
   and `skill_table`;
 - `losses`: `balanced_loss`, HKO-7's loss for radar frames;
@@ -15,14 +18,21 @@ This package's names are those of its modules. pysteps and OpenCV are the `nowca
 `convlstm-train --data radar` (`convlstm_jax.training`).
 """
 
+from .baselines import ALL_BASELINES as ALL_BASELINES
 from .baselines import BASELINES as BASELINES
 from .baselines import DB_THRESHOLD as DB_THRESHOLD
 from .baselines import DB_ZERO_VALUE as DB_ZERO_VALUE
+from .baselines import ENSEMBLE_BASELINES as ENSEMBLE_BASELINES
 from .baselines import INSTALL as INSTALL
 from .baselines import MOTION_METHODS as MOTION_METHODS
+from .baselines import anvil as anvil
 from .baselines import baselines as baselines
 from .baselines import optical_flow as optical_flow
 from .baselines import persistence as persistence
+from .baselines import sprog as sprog
+from .baselines import steps as steps
+from .ensemble import EnsembleVerification as EnsembleVerification
+from .ensemble import verify_ensemble as verify_ensemble
 from .losses import BALANCED_THRESHOLDS_MM_H as BALANCED_THRESHOLDS_MM_H
 from .losses import BALANCED_WEIGHTS as BALANCED_WEIGHTS
 from .losses import balanced_loss as balanced_loss
@@ -45,34 +55,43 @@ from .units import pixels_to_rain as pixels_to_rain
 from .units import rain_to_dbz as rain_to_dbz
 from .units import rain_to_pixels as rain_to_pixels
 from .verification import FSS_SCALES as FSS_SCALES
+from .verification import REGIONS as REGIONS
 from .verification import SCORES as SCORES
 from .verification import THRESHOLDS as THRESHOLDS
 from .verification import Verification as Verification
+from .verification import bootstrap_differences as bootstrap_differences
+from .verification import reachable as reachable
 from .verification import score_by_lead_time as score_by_lead_time
 from .verification import skill_table as skill_table
 from .verification import threshold_key as threshold_key
 from .verification import verify as verify
 
 __all__ = [
+    "ALL_BASELINES",
     "BALANCED_THRESHOLDS_MM_H",
     "BALANCED_WEIGHTS",
     "BASELINES",
     "DBZ_RANGE",
     "DB_THRESHOLD",
     "DB_ZERO_VALUE",
+    "ENSEMBLE_BASELINES",
     "FSS_SCALES",
     "HKO7_FILENAME_FORMAT",
     "INSTALL",
     "MOTION_METHODS",
     "RADAR_INTERVAL_MINUTES",
+    "REGIONS",
     "SCORES",
     "SPIN_UP",
     "THRESHOLDS",
     "ZR_A",
     "ZR_B",
+    "EnsembleVerification",
     "Verification",
+    "anvil",
     "balanced_loss",
     "baselines",
+    "bootstrap_differences",
     "dbz_to_pixels",
     "dbz_to_rain",
     "load_radar_pngs",
@@ -85,10 +104,14 @@ __all__ = [
     "radar_png_times",
     "rain_to_dbz",
     "rain_to_pixels",
+    "reachable",
     "save_radar_pngs",
     "score_by_lead_time",
     "skill_table",
+    "sprog",
+    "steps",
     "synthetic_radar",
     "threshold_key",
     "verify",
+    "verify_ensemble",
 ]

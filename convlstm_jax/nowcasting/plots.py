@@ -31,7 +31,7 @@ _SKILL_NAMES = {
 
 def plot_skill(
     path: str | os.PathLike[str],
-    results: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, Any],
     *,
     score: str = "CSI",
     threshold: float | None = 0.5,
@@ -43,7 +43,9 @@ def plot_skill(
     Args:
       path: the PNG file to write.
       results: {method name: `convlstm_jax.nowcasting.Verification.result()`}, drawn in this order
-        (e.g. "model", "persistence", "optical_flow"); all over the same lead times.
+        (e.g. "model", "persistence", "optical_flow"), each at its own lead times; or a run's skill
+        (`{"regions": {region: {method: result}}, ...}`, as `skill.json` holds it): a line per
+        method and region, "frame" solid and "reachable" dashed, one colour per method.
       score: one of `convlstm_jax.nowcasting.SCORES`: "CSI", "POD", "FAR", "HSS", "FSS" (at
         `threshold`), "MSE" or "corr" (over all pixels).
       threshold: the rain rate in mm/h of a categorical score or FSS; MSE and corr ignore it.
@@ -53,8 +55,8 @@ def plot_skill(
 
     Raises:
       TypeError: if `results` is not a mapping of names to result dicts.
-      ValueError: if `results` is empty, a result lacks the score, threshold or scale, the lead
-        times differ, or `interval_minutes` is not positive.
+      ValueError: if `results` is empty, a result lacks the score, threshold or scale, or
+        `interval_minutes` is not positive.
 
     Example:
       >>> import tempfile
@@ -63,8 +65,12 @@ def plot_skill(
       >>> with tempfile.TemporaryDirectory() as folder:
       ...     plot_skill(f"{folder}/csi.png", {"model": result, "persistence": result})
     """
-    from .verification import score_by_lead_time, threshold_key
+    from .verification import _is_skill, score_by_lead_time, threshold_key
 
+    if isinstance(results, Mapping) and _is_skill(results):
+        regions = dict(results["regions"])
+    else:
+        regions = {"": results}
     if not isinstance(results, Mapping):
         raise TypeError(f"results must map method names to Verification.result() dicts, got {type(results).__name__}.")
     if not results:
@@ -76,31 +82,36 @@ def plot_skill(
     per_threshold = score not in ("MSE", "corr")
     if scale is not None and score != "FSS":
         raise ValueError(f"scale is the side of FSS's windows; {score!r} takes none.")
-    lines, lead_times = {}, None
-    for name, result in results.items():
-        if not isinstance(name, str):
-            raise TypeError(f"results must be keyed by method names (str), got {name!r}.")
-        lines[name] = score_by_lead_time(
-            result, score, threshold=threshold if per_threshold else None, scale=scale if score == "FSS" else None
-        )
-        if lead_times is None:
-            lead_times = list(result["lead_times"])
-        elif list(result["lead_times"]) != lead_times:
-            raise ValueError(f"results must share their lead times: {name!r} has {list(result['lead_times'])}.")
+    lines: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for region, region_results in regions.items():
+        if not isinstance(region_results, Mapping) or not region_results:
+            raise ValueError(f"results' region {region!r} must map method names to Verification.result() dicts.")
+        for name, result in region_results.items():
+            if not isinstance(name, str):
+                raise TypeError(f"results must be keyed by method names (str), got {name!r}.")
+            values = score_by_lead_time(
+                result, score, threshold=threshold if per_threshold else None, scale=scale if score == "FSS" else None
+            )
+            lines[region, name] = np.asarray(result["lead_times"], np.float64) * interval_minutes, values
+    lead_times = sorted({t for minutes, _ in lines.values() for t in minutes})
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 4), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    minutes = np.asarray(lead_times, np.float64) * interval_minutes
-    for name, values in lines.items():
-        axes.plot(minutes, values, "o-", markersize=4, label=name)
+    minutes = np.asarray(lead_times, np.float64)
+    colours: dict[str, Any] = {}
+    for (region, name), (x, values) in lines.items():
+        style = "s--" if region == "reachable" else "o-"
+        label = f"{name}, {region}" if region else name
+        (line,) = axes.plot(x, values, style, markersize=4, label=label, color=colours.get(name))
+        colours.setdefault(name, line.get_color())
     title = f"{score}, {_SKILL_NAMES[score]}"
     if per_threshold:
         title += f", at {threshold:g} mm/h"
     if score == "FSS":
-        first = next(iter(results.values()))["FSS"][threshold_key(threshold)]
+        first = next(iter(next(iter(regions.values())).values()))["FSS"][threshold_key(threshold)]
         title += f" in {scale or next(iter(first))} px windows"
     axes.set(xlabel="lead time (minutes)", ylabel=score, title=title)
     axes.set_ylim(*_SKILL_LIMITS.get(score, (None, None)))

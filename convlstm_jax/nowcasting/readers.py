@@ -9,8 +9,9 @@ a folder per year, month and day, and in the name the two-digit year, month, day
 
 `load_radar_pngs` cuts the frames under a folder into training sequences, uint8 (N, T, H, W, 1) as
 `convlstm_jax.training` takes them; `radar_png_times` gives the sequences' start times;
-`save_radar_pngs` writes frames in the same layout. OpenCV (`opencv-python-headless`) reads and writes
-the PNGs; it is imported when a function needs it.
+`save_radar_pngs` writes frames in the same layout; `load_hko7_rain` reads the frames as rain rates by
+HKO-7's own Z-R relation, Z = 58.53 R^1.56, NaN where HKO-7's masks (`read_hko7_mask`) exclude a pixel.
+OpenCV (`opencv-python-headless`) reads and writes the PNGs; it is imported when a function needs it.
 """
 
 from __future__ import annotations
@@ -297,6 +298,104 @@ def load_radar_pngs(
     return out
 
 
+def read_hko7_mask(path: str | os.PathLike[str], shape: tuple[int, int]) -> np.ndarray:
+    """A mask as HKO-7 stores it, True where the pixel is valid: zlib-compressed booleans, one byte per pixel
+    (`nowcasting/mask.py` of github.com/sxjscience/HKO-7), of a frame of `shape` (H, W).
+
+    Raises:
+      ValueError: if the file is not zlib-compressed or holds another number of pixels.
+    """
+    import zlib
+
+    try:
+        data = zlib.decompress(pathlib.Path(path).read_bytes())
+    except zlib.error as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a mask as HKO-7 stores them (zlib): {error}.") from None
+    if len(data) != shape[0] * shape[1]:
+        raise ValueError(f"{os.fspath(path)!r} holds {len(data)} pixels, not the {shape[0]} x {shape[1]} of its frame.")
+    return np.frombuffer(data, np.uint8).reshape(shape) != 0
+
+
+def load_hko7_rain(
+    folder: str | os.PathLike[str],
+    *,
+    frames_per_sequence: int,
+    size: int | None = None,
+    mask_folder: str | os.PathLike[str] | bool | None = None,
+    interval_minutes: float = RADAR_INTERVAL_MINUTES,
+    stride: int | None = None,
+    filename_format: str = HKO7_FILENAME_FORMAT,
+) -> np.ndarray:
+    """Reads HKO-7's radar PNGs into sequences of rain rates in mm/h, by HKO-7's own Z-R relation and masks.
+
+    The sequences are those of `load_radar_pngs` with the same arguments. Each pixel becomes a rain
+    rate by HKO-7's Z = 58.53 R^1.56 (`units.pixels_to_rain(pixels, HKO7_ZR_A, HKO7_ZR_B)`), and the pixels
+    that HKO-7's mask of the frame excludes (noise, clutter) become NaN. HKO-7 keeps its masks in
+    `radarPNG_mask/YYYY/MM/DD/RADyymmddHHMM00.mask` beside `radarPNG` (`nowcasting/hko_iterator.py`,
+    `convert_datetime_to_maskpath`), as zlib-compressed booleans (`read_hko7_mask`); a frame without a
+    mask file has none. With `size`, rates are resized as `load_radar_pngs` resizes pixels (area
+    means, `cv2.INTER_AREA`), and a pixel is NaN where any missing pixel falls in its area.
+
+    Args:
+      folder: the folder searched recursively for frames (HKO-7: its `radarPNG`).
+      frames_per_sequence, size, interval_minutes, stride, filename_format: as `load_radar_pngs`.
+      mask_folder: the folder of the masks, laid out as `folder`; None: `<folder>_mask` beside `folder`
+        where it exists (HKO-7's `radarPNG_mask`); False: no masks.
+
+    Returns:
+      float32 rain rates in mm/h of shape (N, frames_per_sequence, H, W), NaN where masked.
+
+    Raises:
+      TypeError, ValueError, FileNotFoundError, NotADirectoryError: as `load_radar_pngs`; also
+        FileNotFoundError if a `mask_folder` given is not a folder, ValueError if a mask cannot be read
+        or is not of its frame's size.
+    """
+    from .units import HKO7_ZR_A, HKO7_ZR_B, pixels_to_rain
+
+    folder = _check_folder(folder)
+    if mask_folder is None:
+        beside = folder.parent / f"{folder.name}_mask"
+        mask_folder = beside if beside.is_dir() else False
+    elif mask_folder is not False:
+        mask_folder = _check_folder(mask_folder)
+        if not mask_folder.is_dir():
+            raise FileNotFoundError(f"No folder of HKO-7 masks at {os.fspath(mask_folder)!r}.")
+    if size is not None:
+        size = _check_int("size", size, 1)
+    pixels = load_radar_pngs(
+        folder,
+        frames_per_sequence=frames_per_sequence,
+        interval_minutes=interval_minutes,
+        stride=stride,
+        filename_format=filename_format,
+    )[..., 0]
+    rain = pixels_to_rain(pixels, HKO7_ZR_A, HKO7_ZR_B)
+    if mask_folder is not False:
+        sequences = _plan(folder, frames_per_sequence, interval_minutes, stride, filename_format)
+        for n, sequence in enumerate(sequences):
+            for t, (_, path) in enumerate(sequence):
+                mask_path = mask_folder / path.relative_to(folder).with_suffix(".mask")
+                if mask_path.is_file():
+                    rain[n, t][~read_hko7_mask(mask_path, rain.shape[2:])] = np.nan
+    if size is None or rain.shape[2:] == (size, size):
+        return rain
+    if rain.shape[2] != rain.shape[3]:
+        raise ValueError(
+            f"size={size} resizes square frames, got {rain.shape[2]} x {rain.shape[3]} under {os.fspath(folder)!r}; "
+            "pass size=None to keep the files' size."
+        )
+    import cv2
+
+    out = np.empty((*rain.shape[:2], size, size), np.float32)
+    for n in range(rain.shape[0]):
+        for t in range(rain.shape[1]):
+            missing = np.isnan(rain[n, t])
+            mean = cv2.resize(np.where(missing, 0, rain[n, t]), (size, size), interpolation=cv2.INTER_AREA)
+            touched = cv2.resize(missing.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
+            out[n, t] = np.where(touched, np.float32(np.nan), mean)
+    return out
+
+
 def save_radar_pngs(
     frames: np.ndarray,
     folder: str | os.PathLike[str],
@@ -382,4 +481,12 @@ def save_radar_pngs(
     return paths
 
 
-__all__ = ["HKO7_FILENAME_FORMAT", "RADAR_INTERVAL_MINUTES", "load_radar_pngs", "radar_png_times", "save_radar_pngs"]
+__all__ = [
+    "HKO7_FILENAME_FORMAT",
+    "RADAR_INTERVAL_MINUTES",
+    "load_hko7_rain",
+    "load_radar_pngs",
+    "radar_png_times",
+    "read_hko7_mask",
+    "save_radar_pngs",
+]

@@ -60,9 +60,37 @@ class TrainConfig:
     data: str = _option(
         "embedded",
         "'embedded' (bouncing digits made offline), 'radar' (synthetic radar echoes made offline, scored "
-        "against persistence and optical flow), the path of mnist_test_seq.npy, or a folder of radar PNGs "
-        "in HKO-7's layout",
-        metavar="{embedded,radar,PATH}",
+        "against persistence and optical flow), 'pysteps:NAME' (a radar archive as pysteps' data source NAME "
+        "lays it out: knmi, mch, fmi, bom, ...; with --data-root), 'source' (the radar archive of "
+        "--data-source), the path of mnist_test_seq.npy, or a folder of radar PNGs in HKO-7's layout",
+        metavar="{embedded,radar,pysteps:NAME,source,PATH}",
+    )
+    data_root: str | None = _option(
+        None,
+        "the root folder of a radar archive's layout (pysteps' root_path) for --data pysteps:NAME; with "
+        "--data source, replaces the JSON's root_path",
+        type=str,
+        metavar="DIR",
+    )
+    data_source: str | None = _option(
+        None,
+        "with --data source: a JSON object of pysteps' data-source settings (root_path, path_fmt, fn_pattern, "
+        "fn_ext, importer, importer_kwargs, timestep)",
+        type=str,
+        metavar="FILE.json",
+    )
+    grid: str = _option(
+        "tiles",
+        "how radar archive frames become size x size frames: every whole tile after block means to "
+        "--pixel-km, the central crop after them, or the central square downscaled by block means",
+        choices=("tiles", "crop", "downscale"),
+    )
+    pixel_km: float | None = _option(
+        2.0,
+        "the pixel side in km that radar archive frames are block-averaged to for --grid tiles or crop "
+        "('none': the archive's pixels)",
+        type=_optional_float,
+        metavar="KM",
     )
     train_sequences: int = _option(
         1024, "training sequences; from a file, its first ones (the validation ones are its last)"
@@ -102,7 +130,7 @@ class TrainConfig:
             _check_int(name, getattr(self, name), 1)
         for name in ("eval_every", "checkpoint_every", "seed"):
             _check_int(name, getattr(self, name), 0)
-        for name in ("peephole", "loss", "optimizer", "sharding"):
+        for name in ("peephole", "loss", "optimizer", "sharding", "grid"):
             choices = _field(name).metadata["choices"]
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
@@ -125,6 +153,56 @@ class TrainConfig:
             raise ConfigError(f"decay must be in [0, 1), got {self.decay}.")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"clip_norm must be positive or None, got {self.clip_norm}.")
+        if self.pixel_km is not None and not self.pixel_km > 0:
+            raise ConfigError(f"pixel_km must be positive or None, got {self.pixel_km}.")
+        self.radar_source()
+
+    def radar_source(self) -> Any:
+        """The radar archive of `data="pysteps:NAME"` or `data="source"`, a
+        `nowcasting.sources.RadarSource`; None for other data.
+
+        Raises:
+          ConfigError: if pysteps has no source NAME, the root or the JSON file is missing, the JSON is not
+            a source's settings, or `data_root`/`data_source` are given for other data.
+        """
+        archive = self.data.startswith("pysteps:") or self.data == "source"
+        if self.data_source is not None and self.data != "source":
+            raise ConfigError(f"data_source is read with data='source', got data={self.data!r}.")
+        if self.data_root is not None and not archive:
+            raise ConfigError(
+                f"data_root is the root of a radar archive (data='pysteps:NAME' or 'source'), got data={self.data!r}."
+            )
+        if not archive:
+            return None
+        try:
+            from ..nowcasting.sources import RadarSource
+        except ImportError as error:
+            raise ConfigError(f"data={self.data!r} reads radar through pysteps (the nowcast extra): {error}") from None
+        try:
+            if self.data == "source":
+                if self.data_source is None:
+                    raise ConfigError("data='source' reads the radar source of data_source (a JSON file); none given.")
+                source = RadarSource.from_json(self.data_source, self.data_root)
+            else:
+                if self.data_root is None:
+                    raise ConfigError(f"data={self.data!r} needs data_root, the root folder of the archive's layout.")
+                source = RadarSource.from_pysteps(self.data.removeprefix("pysteps:"), self.data_root)
+        except (OSError, TypeError, ValueError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            raise ConfigError(str(error)) from None
+        if not os.path.isdir(source.root_path):
+            raise ConfigError(f"The root of radar source {source.name!r}, {source.root_path!r}, is not a folder.")
+        return source
+
+    @property
+    def interval_minutes(self) -> float:
+        """Minutes between the data's frames: a radar archive's timestep, else
+        `nowcasting.RADAR_INTERVAL_MINUTES` (the synthetic radar and HKO-7's PNGs)."""
+        from ..nowcasting.readers import RADAR_INTERVAL_MINUTES
+
+        source = self.radar_source()
+        return float(RADAR_INTERVAL_MINUTES if source is None else source.timestep)
 
     @classmethod
     def from_preset(cls, name: str, **options: Any) -> TrainConfig:
@@ -141,9 +219,13 @@ class TrainConfig:
 
     @property
     def radar(self) -> bool:
-        """Whether the data are radar echoes (`data="radar"` or a folder of radar PNGs), whose run is
+        """Whether the data are radar echoes (`data="radar"`, a radar archive or a folder of radar PNGs), whose run is
         scored as nowcasts (`convlstm_jax.nowcasting`)."""
-        return self.data == "radar" or (self.data != "embedded" and os.path.isdir(self.data))
+        return (
+            self.data in ("radar", "source")
+            or self.data.startswith("pysteps:")
+            or (self.data != "embedded" and os.path.isdir(self.data))
+        )
 
     @property
     def frames(self) -> int:

@@ -141,14 +141,24 @@ def _save_figures(
     )
 
 
-# The forecasts a radar run is scored on: the model's, then pysteps' baselines.
-NOWCASTS = ("model", "persistence", "optical_flow")
-
-
 def _model_rain(state: TrainState, inputs: np.ndarray, place: Placer) -> np.ndarray:
     """The model's forecast of uint8 radar frames (B, T_in, H, W, 1) as rain rates (B, T_out, H, W) in mm/h."""
     forecast = np.asarray(predict(state, place((to_unit(inputs),))[0]), np.float32)
     return pixels_to_rain(forecast[..., 0] * 255)
+
+
+def _deterministic(forecasts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The forecasts (N, L, H, W) to score, by name: an ensemble (N, M, L, H, W) by its members' mean (NaN
+    where a member is), named "X_mean" for "X_ensemble" (or "X"), unless `forecasts` already holds that mean."""
+    out = {}
+    for name, forecast in forecasts.items():
+        if forecast.ndim == 5:
+            mean = (name.removesuffix("_ensemble") if name.endswith("_ensemble") else name) + "_mean"
+            if mean not in forecasts:
+                out[mean] = np.mean(forecast, axis=1)  # NaN where a member is: unforecast, as theirs
+        else:
+            out[name] = forecast
+    return out
 
 
 def nowcast_skill(
@@ -158,31 +168,65 @@ def nowcast_skill(
     *,
     batch_size: int,
     place: Placer | None = None,
-) -> dict[str, dict[str, Any]]:
-    """The skill of the model's nowcasts and of pysteps' persistence and optical flow, per lead time.
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The skill of the model's nowcasts and of pysteps' baselines, per lead time, on two regions.
 
-    The frames are radar echoes in HKO-7's encoding (`nowcasting.pixels_to_rain`); every forecast is
+    The frames are radar echoes in HKO-7's encoding (`nowcasting.pixels_to_rain`); every forecast,
+    the model's and each one `nowcasting.baselines` returns (an ensemble by its members' mean), is
     scored as rain rates in mm/h against the same truth by `nowcasting.Verification` (pysteps'
-    categorical scores, FSS, rainfall MSE and correlation), accumulated over the whole set.
+    categorical scores, FSS, rainfall MSE and correlation), accumulated over the whole set, on
+    observed pixels only (NaN truth is missing), on two regions:
+
+    - "frame": every observed pixel; a forecast's NaN there (extrapolation beyond the domain's edge)
+      counts as no rain, so a method gains nothing from being blind.
+    - "reachable": the observed pixels extrapolation reaches from inside the domain
+      (`nowcasting.verification.reachable`, with the baselines' motion), where no method is blind.
+
+    On each region, the model-minus-baseline difference of each headline score (CSI at each
+    threshold and MSE, means over the lead times every method has) gets a paired bootstrap 95%
+    interval over the sequences (`nowcasting.verification.bootstrap_differences`).
 
     Args:
       state: the trained state.
       inputs, targets: uint8 radar frames (N, T_in, H, W, 1) and (N, T_out, H, W, 1).
       batch_size: sequences per call of the model.
       place: puts a batch `(inputs,)` of float32 arrays on the devices (default: as is).
+      resamples: resamples of the bootstrap.
+      seed: the bootstrap's seed.
 
     Returns:
-      `{"model": ..., "persistence": ..., "optical_flow": ...}`, each `Verification.result()`.
+      `{"regions": {"frame": {method: Verification.result()}, "reachable": {...}}, "differences":
+      {"frame": {baseline: ...}, "reachable": {...}} (`bootstrap_differences`), "bootstrap":
+      {"reference": "model", "resamples", "seed", "confidence": 0.95}}`, methods in the order
+      "model", then `nowcasting.baselines`' order.
     """
     place = place or (lambda batch: batch)
     lead_times = targets.shape[1]
-    verifications = {name: nowcasting.Verification(lead_times) for name in NOWCASTS}
+    regions: dict[str, dict[str, nowcasting.Verification]] = {region: {} for region in nowcasting.REGIONS}
     for batch in _batches(len(inputs), batch_size):
         observed, truth = pixels_to_rain(inputs[batch][..., 0]), pixels_to_rain(targets[batch][..., 0])
-        forecasts = {"model": _model_rain(state, inputs[batch], place), **nowcasting.baselines(observed, lead_times)}
-        for name in NOWCASTS:
-            verifications[name].accumulate(forecasts[name], truth)
-    return {name: verification.result() for name, verification in verifications.items()}
+        forecasts = _deterministic(
+            {"model": _model_rain(state, inputs[batch], place), **nowcasting.baselines(observed, lead_times)}
+        )
+        masks = {"frame": None, "reachable": nowcasting.reachable(observed, lead_times)}
+        for region, verifications in regions.items():
+            for name, forecast in forecasts.items():
+                verification = verifications.setdefault(name, nowcasting.Verification(lead_times))
+                verification.accumulate(forecast, truth, mask=masks[region])
+    scores = {
+        region: {name: verification.result() for name, verification in verifications.items()}
+        for region, verifications in regions.items()
+    }
+    return {
+        "regions": scores,
+        "differences": {
+            region: nowcasting.bootstrap_differences(results, resamples=resamples, seed=seed)
+            for region, results in scores.items()
+        },
+        "bootstrap": {"reference": "model", "resamples": resamples, "seed": seed, "confidence": 0.95},
+    }
 
 
 def _save_radar_figures(
@@ -195,15 +239,14 @@ def _save_radar_figures(
 ) -> None:
     plot_skill(workdir / SKILL_FIGURE, skill, score="CSI", threshold=0.5, interval_minutes=RADAR_INTERVAL_MINUTES)
     inputs, truth = pixels_to_rain(val_inputs[:1, ..., 0]), pixels_to_rain(val_targets[:1, ..., 0])
-    forecasts = {
-        "model": _model_rain(state, val_inputs[:1], place_batch),
-        **nowcasting.baselines(inputs, truth.shape[1]),
-    }
+    forecasts = _deterministic(
+        {"model": _model_rain(state, val_inputs[:1], place_batch), **nowcasting.baselines(inputs, truth.shape[1])}
+    )
     plot_radar_forecasts(
         workdir / RADAR_FIGURE,
         inputs[0],
         truth[0],
-        {name: forecasts[name][0] for name in NOWCASTS},
+        {name: forecast[0] for name, forecast in forecasts.items()},
         interval_minutes=RADAR_INTERVAL_MINUTES,
         title=f"Validation sequence 0, step {int(state.step)}",
     )

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from convlstm_common.tolerance import tolerance_for
 from convlstm_jax.nowcasting import (
     Verification,
     baselines,
@@ -25,7 +26,6 @@ from convlstm_jax.nowcasting import (
     threshold_key,
     verify,
 )
-from parity_tests.tolerance import tolerance_for
 
 # The modules themselves: the package's name `baselines` is the function of that name.
 baselines_module = importlib.import_module("convlstm_jax.nowcasting.baselines")
@@ -131,11 +131,11 @@ def test_optical_flow_forecasts_a_translation_by_whole_pixels(opencv, dy, dx, se
     assert forecast.shape == truth.shape and forecast.dtype == np.float32
     missed = 0.0
     for k in range(1, lead_times + 1):
-        # Rain that came from beyond the top or left edge is not forecast: that band is dry.
+        # Rain that came from beyond the top or left edge is not forecast: that band has no value (NaN).
         upwind = np.zeros(truth.shape[1:], bool)
         upwind[: dy * k] = True
         upwind[:, : dx * k] = True
-        np.testing.assert_array_equal(forecast[k - 1][upwind], 0)
+        assert np.isnan(forecast[k - 1][upwind]).all()
         missed = max(missed, truth[k - 1][upwind].max())
         # Elsewhere (a pixel further in: bilinear interpolation's reach) the forecast is the truth,
         # but for Lucas-Kanade's error on the speed (up to ~0.1 pixel a frame on 64 x 64 frames,
@@ -158,8 +158,8 @@ def test_optical_flow_by_vet_forecasts_a_translation(pysteps, capsys):
         forecast = optical_flow(observed, lead_times, motion="vet")
     assert capsys.readouterr().out == ""  # VET's progress lines are off
     for k in range(1, lead_times + 1):
-        np.testing.assert_array_equal(forecast[k - 1, :k], 0)  # nothing comes in from beyond the edges
-        np.testing.assert_array_equal(forecast[k - 1, :, :k], 0)
+        assert np.isnan(forecast[k - 1, :k]).all()  # nothing comes in from beyond the edges: no value
+        assert np.isnan(forecast[k - 1, :, :k]).all()
         inside = (slice(k + 1, None), slice(k + 1, None))
         error = np.abs(forecast[k - 1][inside] - truth[k - 1][inside])
         persistence_error = np.abs(observed[-1][inside] - truth[k - 1][inside])
@@ -200,7 +200,7 @@ RAIN = np.zeros((2, 4, 8, 8), np.float32)
         (lambda f: f(RAIN.tolist(), 2), TypeError, "must be an array of rain rates in mm/h, got list"),
         (lambda f: f(RAIN[0, 0], 2), ValueError, r"\(N, T_in, H, W\) or one sequence.*got shape \(8, 8\)"),
         (lambda f: f(RAIN[None], 2), ValueError, r"got shape \(1, 2, 4, 8, 8\)"),
-        (lambda f: f(np.where(RAIN == 0, np.nan, RAIN), 2), ValueError, "must be finite: it holds 512 NaN"),
+        (lambda f: f(np.where(RAIN == 0, np.inf, RAIN), 2), ValueError, r"or NaN \(missing\): it holds 512 infinite"),
         (lambda f: f(RAIN - 1, 2), ValueError, "rain rates >= 0 mm/h, got a minimum of -1"),
         (lambda f: f(RAIN, 0), ValueError, "lead_times must be >= 1, got 0"),
         (lambda f: f(RAIN, 2.0), TypeError, "lead_times must be an int, got float"),
@@ -473,8 +473,8 @@ def test_the_skill_table_refuses_bad_results(results):
     cases = [
         ([], 0.5, TypeError, "must map method names"),
         ({}, 0.5, ValueError, "at least one method"),
-        ({"model": results["model"], "persistence": other}, 0.5, ValueError, r"share their lead times: 'persistence'"),
-        ({"model": results["model"]}, 3, ValueError, r"no CSI at 3 mm/h; its thresholds are \['0.5', '2', '5', '10'\]"),
+        ({"model": results["model"], "persistence": {**other, "lead_times": [7, 8]}}, 0.5, ValueError, "share a lead"),
+        ({"model": results["model"]}, 3, ValueError, r"no CSI at 3 mm/h; its thresholds are \['0.5', '2', '5', '10', '30'\]"),
         ({1: results["model"]}, 0.5, TypeError, "keyed by method names"),
         ({"model": {"lead_times": [1]}}, 0.5, ValueError, "no 'CSI' per lead time"),
     ]

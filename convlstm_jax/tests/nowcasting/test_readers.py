@@ -280,3 +280,83 @@ def test_the_module_imports_and_plans_without_opencv(tmp_path, monkeypatch):
     assert module.radar_png_times(tmp_path, frames_per_sequence=2) == [START, START + 2 * STEP]
     with pytest.raises(ImportError):
         module.load_radar_pngs(tmp_path, frames_per_sequence=2)
+
+
+# HKO-7's own Z-R relation and masks.
+
+
+def test_hko7_pixels_are_read_with_hko7_z_r():
+    from convlstm_jax.nowcasting.units import HKO7_ZR_A, HKO7_ZR_B, pixels_to_rain
+
+    assert (HKO7_ZR_A, HKO7_ZR_B) == (58.53, 1.56)
+    pixels = np.array([0.0, 50.0, 103.0, 200.0, 255.0, np.nan])
+    dbz = -10 + 70 * pixels / 255
+    expected = np.where(pixels > 0, (10 ** (dbz / 10) / 58.53) ** (1 / 1.56), 0.0)
+    expected[np.isnan(pixels)] = np.nan
+    np.testing.assert_allclose(pixels_to_rain(pixels, HKO7_ZR_A, HKO7_ZR_B), expected, rtol=1e-5)
+    assert np.isnan(pixels_to_rain(pixels)[-1])  # missing stays missing
+
+
+def test_rain_to_pixel_values_keeps_missing_and_reads_back():
+    from convlstm_jax.nowcasting.units import pixels_to_rain, rain_to_pixel_values
+
+    rain = np.array([0.0, 0.5, 2.0, 10.0, np.nan], np.float32)
+    pixels = rain_to_pixel_values(rain)
+    assert pixels.dtype == np.float32 and np.isnan(pixels[-1])
+    np.testing.assert_allclose(pixels_to_rain(pixels)[:-1], rain[:-1], rtol=1e-4)
+    np.testing.assert_allclose(np.rint(pixels[:-1]), rain_to_pixels(rain[:-1]))
+
+
+def write_hko7_mask(path, valid):
+    """A mask as HKO-7 stores it (nowcasting/mask.py): zlib-compressed booleans, True where the pixel is used."""
+    import zlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zlib.compress(np.asarray(valid, bool).tobytes(), 2))
+
+
+def test_hko7_rain_with_masks(tmp_path):
+    from convlstm_jax.nowcasting.readers import load_hko7_rain
+
+    frames = random_frames(4, seed=3)
+    save_radar_pngs(frames, tmp_path / "radarPNG", START)
+    valid = np.ones((12, 12), bool)
+    valid[:3, :5] = False
+    # HKO-7's radarPNG_mask/YYYY/MM/DD/RADyymmddHHMM00.mask, beside radarPNG; frame 2 has none.
+    for k in (0, 1, 3):
+        time = START + k * STEP
+        write_hko7_mask(tmp_path / "radarPNG_mask" / f"{time:%Y/%m/%d}" / f"{time:RAD%y%m%d%H%M00}.mask", valid)
+    rain = load_hko7_rain(tmp_path / "radarPNG", frames_per_sequence=2)
+    assert rain.shape == (2, 2, 12, 12) and rain.dtype == np.float32
+    dbz = -10 + 70 * frames.astype(np.float64) / 255
+    expected = np.where(frames > 0, (10 ** (dbz / 10) / 58.53) ** (1 / 1.56), 0).reshape(2, 2, 12, 12)
+    missing = np.isnan(rain)
+    assert missing[0, 0, :3, :5].all() and missing.sum() == 3 * 15
+    assert not missing[1, 0].any()  # frame 2: no mask file
+    np.testing.assert_allclose(rain[~missing], expected[~missing], rtol=1e-5)
+    # Without masks (an explicit folder that does not hold them), nothing is missing.
+    assert not np.isnan(load_hko7_rain(tmp_path / "radarPNG", frames_per_sequence=2, mask_folder=False)).any()
+
+
+def test_hko7_rain_resized_keeps_missing_blocks(tmp_path):
+    from convlstm_jax.nowcasting.readers import load_hko7_rain
+
+    frames = random_frames(2, seed=4)
+    save_radar_pngs(frames, tmp_path / "radarPNG", START)
+    valid = np.ones((12, 12), bool)
+    valid[0, 0] = False
+    for k in range(2):
+        time = START + k * STEP
+        write_hko7_mask(tmp_path / "radarPNG_mask" / f"{time:%Y/%m/%d}" / f"{time:RAD%y%m%d%H%M00}.mask", valid)
+    rain = load_hko7_rain(tmp_path / "radarPNG", frames_per_sequence=2, size=4)
+    assert rain.shape == (1, 2, 4, 4)
+    assert np.isnan(rain[0, :, 0, 0]).all() and np.isnan(rain).sum() == 2
+
+
+def test_a_mask_of_another_size_is_refused(tmp_path):
+    from convlstm_jax.nowcasting.readers import load_hko7_rain
+
+    save_radar_pngs(random_frames(2), tmp_path / "radarPNG", START)
+    write_hko7_mask(tmp_path / "radarPNG_mask" / f"{START:%Y/%m/%d}" / f"{START:RAD%y%m%d%H%M00}.mask", np.ones((5, 5)))
+    with pytest.raises(ValueError, match=r"RAD150630234200\.mask' holds 25 pixels, not the 12 x 12 of its frame"):
+        load_hko7_rain(tmp_path / "radarPNG", frames_per_sequence=2)

@@ -178,3 +178,121 @@ def test_copy_last_frame(digits):
         np.testing.assert_array_equal(forecast[:, t], inputs[:, 5])
     with pytest.raises(ValueError, match=r"at least one frame, got shape \(12, 0, 64, 64, 1\)"):
         copy_last_frame(digits[:, :0], 4)
+
+
+# Radar archives through pysteps (`--data pysteps:NAME`, `--data source`) and HKO-7's PNGs.
+
+
+@pytest.fixture
+def fake_archive(tmp_path, monkeypatch):
+    """A 5-minute archive of 24 x 24 frames (3 runs: 6, 4 and 2 frames) read by a registered fake importer."""
+    pytest.importorskip("pysteps")
+    from pysteps.io import interface
+
+    from convlstm_jax.tests.nowcasting.test_sources import fake_importer, settings, write_archive
+
+    monkeypatch.setitem(interface._importer_methods, "fake_npy", fake_importer)
+    write_archive(tmp_path / "archive", [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13], height=24, width=24)
+    path = tmp_path / "fake.json"
+    path.write_text(__import__("json").dumps(settings(tmp_path / "archive")))
+    return path
+
+
+def test_a_radar_archive_as_training_data(fake_archive, tmp_path):
+    from convlstm_jax.nowcasting.sources import RadarSource, load_source
+    from convlstm_jax.nowcasting.units import rain_to_pixel_values
+    from convlstm_jax.training import TrainConfig, load_data
+
+    config = TrainConfig(
+        data="source", data_source=str(fake_archive), size=4, patch_size=2, input_frames=2, output_frames=2,
+        train_sequences=4, val_sequences=2, batch_size=2, workdir=str(tmp_path / "run"),
+    )  # fmt: skip
+    assert config.radar and config.interval_minutes == 5.0
+    train, val = load_data(config)
+    rain = load_source(RadarSource.from_json(fake_archive), frames_per_sequence=4, size=4).rain
+    # 24 x 24 pixels of 1 km -> 12 x 12 of 2 km -> 9 tiles; runs of 6 and 4 frames: 2 windows of 4 frames.
+    assert rain.shape == (18, 4, 4, 4)
+    assert train.dtype == np.float32 and train.shape == (4, 4, 4, 4, 1) and val.shape == (2, 4, 4, 4, 1)
+    np.testing.assert_array_equal(train[..., 0], rain_to_pixel_values(rain[:4]))
+    np.testing.assert_array_equal(val[..., 0], rain_to_pixel_values(rain[-2:]))
+    assert np.isnan(train[0, :, 0, 0, 0]).all()  # the missing corner stays missing
+
+
+def test_hko7_pngs_as_training_data_by_hko7_z_r(tmp_path):
+    pytest.importorskip("cv2")
+    import datetime
+
+    from convlstm_jax.nowcasting.readers import save_radar_pngs
+    from convlstm_jax.nowcasting.units import HKO7_ZR_A, HKO7_ZR_B, pixels_to_rain
+    from convlstm_jax.training import TrainConfig, load_data
+
+    frames = np.random.default_rng(5).integers(0, 256, size=(8, 8, 8), dtype=np.uint8)
+    save_radar_pngs(frames, tmp_path / "radarPNG", datetime.datetime(2015, 6, 1))
+    config = TrainConfig(
+        data=str(tmp_path / "radarPNG"), size=8, input_frames=2, output_frames=2, train_sequences=1,
+        val_sequences=1, batch_size=1,
+    )  # fmt: skip
+    train, val = load_data(config)
+    assert train.dtype == np.uint8  # nothing missing
+    # Inside, pixels are rain rates by Marshall-Palmer; the PNG's are by HKO-7's Z = 58.53 R^1.56.
+    hko7 = pixels_to_rain(frames.reshape(2, 4, 8, 8), HKO7_ZR_A, HKO7_ZR_B)
+    inside = pixels_to_rain(np.concatenate([train, val])[..., 0])
+    # Within a pixel's 0.27 dBZ, from 0.05 mm/h up to Marshall-Palmer's top pixel, 205 mm/h, where they clip.
+    wet = (hko7 > 0.05) & (hko7 < 200)
+    np.testing.assert_allclose(inside[wet], hko7[wet], rtol=0.04)
+    assert np.isclose(inside[hko7 >= 206], 205.05, rtol=1e-3).all()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"data": "pysteps:nowhere", "data_root": "."}, "pysteps has no data source 'nowhere'"),
+        ({"data": "pysteps:knmi", "data_root": "absent"}, "'absent', is not a folder"),
+        ({"data": "pysteps:knmi"}, "needs data_root"),
+        ({"data": "source"}, "reads the radar source of data_source"),
+        ({"data_source": "x.json"}, "data_source is read with data='source'"),
+        ({"data": "source", "data_source": "absent.json"}, "No radar source file at 'absent.json'"),
+        ({"data": "embedded", "data_root": "."}, "data_root is the root of a radar archive"),
+        ({"grid": "mosaic"}, "grid must be one of"),
+        ({"pixel_km": 0.0}, "pixel_km must be positive"),
+    ],
+)
+def test_a_radar_archive_refused_on_construction(options, message, tmp_path, monkeypatch):
+    pytest.importorskip("pysteps")
+    from convlstm_jax.training import ConfigError, TrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**options)
+
+
+def test_cli_refuses_a_gap_with_one_line_and_writes_nothing(fake_archive, tmp_path, capsys):
+    from convlstm_jax.training.cli import main
+
+    workdir = tmp_path / "run"
+    argv = [
+        "--data", "source", "--data-source", str(fake_archive), "--size", "4", "--patch-size", "2",
+        "--input-frames", "4", "--output-frames", "3", "--train-sequences", "2", "--val-sequences", "1",
+        "--batch-size", "1", "--workdir", str(workdir),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no 7 consecutive frames 5 minutes apart" in error and "the longest 6 frames" in error
+    assert not workdir.exists()
+
+
+def test_cli_refuses_a_timestep_that_does_not_fit(fake_archive, tmp_path, capsys):
+    import json
+
+    from convlstm_jax.training.cli import main
+
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({**json.loads(fake_archive.read_text()), "timestep": 10}))
+    workdir = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "source", "--data-source", str(wrong), "--size", "4", "--workdir", str(workdir)])
+    assert stop.value.code == 2
+    assert "not a multiple of its timestep of 10 minutes" in capsys.readouterr().err
+    assert not workdir.exists()

@@ -287,8 +287,10 @@ def test_a_radar_run_scores_the_model_against_pysteps(tmp_path, capsys):
     assert main([*RADAR_ARGS, f"--workdir={workdir}"]) == 0
     out = capsys.readouterr().out
     skill = json.loads((workdir / "skill.json").read_text())
-    assert list(skill) == ["model", "persistence", "optical_flow"]
-    for result in skill.values():
+    assert list(skill) == ["regions", "differences", "bootstrap"]
+    assert list(skill["regions"]) == ["frame", "reachable"]
+    assert list(skill["regions"]["frame"]) == ["model", "persistence", "optical_flow"]
+    for result in (*skill["regions"]["frame"].values(), *skill["regions"]["reachable"].values()):
         assert result["lead_times"] == [1, 2] and result["num_sequences"] == TINY["val_sequences"]
         assert len(result["CSI"]["0.5"]) == 2
         assert set(result) >= {"CSI", "POD", "FAR", "HSS", "FSS", "MSE", "corr"}
@@ -329,8 +331,52 @@ def test_a_radar_run_split_over_two_devices_scores_as_on_one(tmp_path):
             f"--workdir={workdir}",
         ]
         subprocess.run(command, env=env, check=True, capture_output=True)
-        skills[sharding] = json.loads((workdir / "skill.json").read_text())
+        skills[sharding] = json.loads((workdir / "skill.json").read_text())["regions"]["frame"]
     for baseline in ("persistence", "optical_flow"):
         assert skills["data"][baseline] == skills["none"][baseline]
     assert skills["data"]["model"]["MSE"] == pytest.approx(skills["none"]["model"]["MSE"], rel=1e-5)
     assert skills["data"]["model"]["contingency"] == skills["none"]["model"]["contingency"]
+
+
+def test_nowcast_skill_scores_every_baseline_on_both_regions_with_intervals(monkeypatch):
+    pytest.importorskip("pysteps", reason="the nowcasting scores need pysteps (the nowcast extra)")
+    pytest.importorskip("cv2", reason="the optical-flow baseline needs OpenCV (the nowcast extra)")
+    from convlstm_jax import nowcasting
+    from convlstm_jax.nowcasting import verification
+    from convlstm_jax.training import evaluation
+
+    rain = synthetic_radar(5, 6, size=24, seed=3)
+    pixels = rain_to_pixels(rain)[..., np.newaxis]
+    inputs, targets = pixels[:, :4], pixels[:, 4:]
+    real = nowcasting.baselines
+
+    def more_baselines(observed, lead_times):  # whatever baselines() returns is scored, an ensemble by its mean
+        forecasts = real(observed, lead_times)
+        members = np.stack([forecasts["persistence"], forecasts["optical_flow"]], axis=1)
+        return {**forecasts, "ensemble": members}
+
+    monkeypatch.setattr(evaluation.nowcasting, "baselines", more_baselines)
+    monkeypatch.setattr(evaluation, "_model_rain", lambda state, x, place: nowcasting.pixels_to_rain(x[:, 2:, ..., 0]))
+    skill = evaluation.nowcast_skill(None, inputs, targets, batch_size=2, resamples=50)
+    names = ["model", "persistence", "optical_flow", "ensemble_mean"]
+    assert list(skill["regions"]) == ["frame", "reachable"]
+    observed, truth = nowcasting.pixels_to_rain(inputs[..., 0]), nowcasting.pixels_to_rain(targets[..., 0])
+    mask = verification.reachable(observed, 2)
+    expected = {
+        "model": observed[:, 2:],
+        "persistence": nowcasting.persistence(observed, 2),
+        "optical_flow": nowcasting.optical_flow(observed, 2),
+    }
+    expected["ensemble_mean"] = (expected["persistence"] + expected["optical_flow"]) / 2
+    for region, region_mask in (("frame", None), ("reachable", mask)):
+        assert list(skill["regions"][region]) == names
+        for name, forecast in expected.items():
+            v = nowcasting.Verification(2)
+            v.accumulate(forecast, truth, mask=region_mask)
+            assert skill["regions"][region][name]["contingency"] == v.result()["contingency"], (region, name)
+        differences = verification.bootstrap_differences(skill["regions"][region], resamples=50)
+        assert skill["differences"][region] == differences and list(differences) == names[1:]
+    pixels = {region: skill["regions"][region]["model"]["observed_pixels"] for region in ("frame", "reachable")}
+    assert all(r < f for r, f in zip(pixels["reachable"], pixels["frame"], strict=True)), pixels
+    assert skill["bootstrap"] == {"reference": "model", "resamples": 50, "seed": 0, "confidence": 0.95}
+    assert "reachable:" in skill_table(skill) and "30" in skill["regions"]["frame"]["model"]["CSI"]

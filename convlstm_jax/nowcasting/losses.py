@@ -7,6 +7,7 @@ under `jax.jit`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -60,12 +61,19 @@ def balanced_loss(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
     toward the median rather than the mean, which keeps rain that is likely but not certain above
     the low thresholds instead of fading it.
 
+    Missing pixels, NaN in `targets` (pysteps' convention, kept by `rain_to_pixels` as float pixels),
+    count for nothing: the loss is the mean of the weighted errors over the observed pixels alone,
+    times the pixels of a sequence (T H W C), which is the sum per sequence averaged over the
+    sequences when nothing is missing. The forecast at a missing pixel gets no gradient, and a batch
+    with nothing observed has loss 0.
+
     Args:
       logits: predicted frames before the sigmoid, of shape (B, T, H, W, C).
-      targets: true frames in [0, 1], of the same shape and dtype.
+      targets: true frames in [0, 1], of the same shape and dtype; NaN where missing.
 
     Returns:
-      A scalar: the mean over sequences of the summed, weighted squared and absolute errors.
+      A scalar: the mean over sequences of the summed, weighted squared and absolute errors (over the
+      observed pixels, scaled as above).
 
     Raises:
       TypeError: if an input is not a floating-point array, or the dtypes differ.
@@ -88,12 +96,17 @@ def balanced_loss(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
     """
     _check_pair("logits", logits, targets)
     logits, targets = _widened(logits), _widened(targets)
+    # Missing targets are filled before any arithmetic and masked after it, so that neither the loss nor
+    # its gradient sees a NaN.
+    observed = ~jnp.isnan(targets)
+    targets = jnp.where(observed, targets, 0)
     predictions = jax.nn.sigmoid(logits)
     edges = jnp.asarray(_balanced_edges(), targets.dtype)
     weights = jnp.asarray(BALANCED_WEIGHTS, targets.dtype)[jnp.searchsorted(edges, targets, side="right")]
     error = predictions - targets
-    per_pixel = weights * (jnp.square(error) + jnp.abs(error))
-    return jnp.mean(jnp.sum(per_pixel, axis=(1, 2, 3, 4)))
+    per_pixel = jnp.where(observed, weights * (jnp.square(error) + jnp.abs(error)), 0)
+    pixels_per_sequence = math.prod(targets.shape[1:])
+    return jnp.sum(per_pixel) / jnp.maximum(jnp.sum(observed, dtype=targets.dtype), 1) * pixels_per_sequence
 
 
 __all__ = [

@@ -43,6 +43,23 @@ def _power_law_noise(rngs: list[np.random.Generator], amplitude: np.ndarray) -> 
     return np.fft.rfft2(white) * amplitude
 
 
+def _smooth_noise(rngs: list[np.random.Generator], amplitude: np.ndarray, reach: int = 16) -> np.ndarray:
+    """Real FFTs (B, D, D // 2 + 1) of zero-mean Gaussian fields of spectrum amplitude^2 up to `reach` cycles
+    per domain (for a smooth spectrum, with next to no power beyond it), one from each generator: as
+    `_power_law_noise`, but drawn in Fourier space directly, a fraction of the cost."""
+    domain = amplitude.shape[0]
+    reach = min(reach, domain // 2 - 1)
+    rows = np.r_[0 : reach + 1, domain - reach : domain]
+    parts = np.stack([rng.standard_normal((2, len(rows), reach + 1), dtype=np.float32) for rng in rngs])
+    # The FFT of unit white noise has E|X|^2 = domain^2 per coefficient; irfft2 keeps only the real part
+    # of the column of kx = 0 (whose coefficients would pair up in a real field's FFT): sqrt(2) more there.
+    block = (parts[:, 0] + 1j * parts[:, 1]) * np.float32(domain / math.sqrt(2))
+    block[:, :, 0] *= np.float32(math.sqrt(2))
+    out = np.zeros((len(rngs), domain, amplitude.shape[1]), np.complex64)
+    out[:, rows, : reach + 1] = block * amplitude[rows, : reach + 1]
+    return out
+
+
 def _advect(fields: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Fields (B, C, D, D) sampled at the points (rows, columns) (B, D, D), bilinearly, on a periodic domain."""
     batch, channels, domain, _ = fields.shape
@@ -76,6 +93,7 @@ def synthetic_radar(
     turning: float = 0.02,
     wind_variability: float = 0.3,
     growth: float = 0.05,
+    growth_lifetime: float = 10.0,
     lifetime: float = 40.0,
     wet_fraction: float = 0.35,
     spectral_slope: float = 3.0,
@@ -99,15 +117,20 @@ def synthetic_radar(
       wavenumbers every frame, so the spectrum stays the power law.
     - Each scale evolves while it moves, in the wind's frame, by a second-order process (its
       change is itself an AR(1) field, as pysteps' STEPS uses AR(2)): the memory of a scale of L
-      pixels is exp(-size / (2 lifetime L)) a frame, so small cells live shortly and large
+      pixels is exp(-size / (lifetime L)) a frame, so small cells live shortly and large
       systems long (measured at lifetime 8 and size 32: patterns of 32, 16 and 8 pixels last
       about 10, 6 and 4 frames).
-    - A smooth growth field g (one standard deviation 1), moving with the rain, adds a trend of
-      `growth` t g at frame t: rain grows where g > 0 and decays where g < 0, 10 `growth` dB a
-      frame where g is one standard deviation, which no extrapolation of motion can see. The
-      threshold follows the spread of z + `growth` t g, so the wet area keeps `wet_fraction`,
-      while the intensities spread with t (with the defaults, 10 dB per standard deviation at
-      frame 0, 14 at frame 19).
+    - Rain grows and decays, which no extrapolation of motion can see: a smooth growth field g
+      (standard deviation 1), moving with the rain, adds `growth` g a frame to a growth term h,
+      h <- a h + `growth` g with a = exp(-1 / `growth_lifetime`), so rain grows where g > 0 and
+      decays where g < 0 (10 `growth` dB a frame where g is one standard deviation, before the
+      scaling below), and what it has grown fades over `growth_lifetime` frames. g is itself an
+      AR(1) field of the same memory a, renewed while it moves, so that growth cells come and go
+      over `growth_lifetime` frames too. Both are stationary processes, started in their steady
+      state (h's standard deviation is s = `growth` sqrt(1 + a^2) / (1 - a^2)), and the rain
+      thresholds (z + h) / sqrt(1 + s^2): the wet area keeps `wet_fraction` and the intensities
+      10 dB per standard deviation at every frame. Nothing drifts along a sequence: any frame's
+      statistics are those of any other, as in a long record cut at random times.
 
     The sequences start after `SPIN_UP` frames of this evolution. The fields are made on a periodic
     domain twice the frame's side and cut from its centre, so rain enters and leaves through the
@@ -124,6 +147,7 @@ def synthetic_radar(
       turning: the largest rate at which the mean wind turns, in radians a frame (drawn in +-turning).
       wind_variability: the smooth random flow's typical speed, as a fraction of the mean speed.
       growth: the growth field's rate, in standard deviations of z a frame.
+      growth_lifetime: frames over which growth and decay fade and the growth field renews itself.
       lifetime: frames over which the largest scale (the frame's side) decorrelates.
       wet_fraction: the fraction of the area with rain, in (0, 1).
       spectral_slope: the 2-D power spectrum's exponent (the field's roughness: larger is smoother).
@@ -162,6 +186,9 @@ def synthetic_radar(
     turning = _check_real("turning", turning, 0.0)
     wind_variability = _check_real("wind_variability", wind_variability, 0.0)
     growth = _check_real("growth", growth, 0.0)
+    growth_lifetime = _check_real("growth_lifetime", growth_lifetime, 0.0)
+    if growth_lifetime == 0:
+        raise ValueError("growth_lifetime must be positive, got 0.")
     lifetime = _check_real("lifetime", lifetime, 0.0)
     if lifetime == 0:
         raise ValueError("lifetime must be positive, got 0.")
@@ -178,6 +205,7 @@ def synthetic_radar(
         turning=turning,
         wind_variability=wind_variability,
         growth=growth,
+        growth_lifetime=growth_lifetime,
         lifetime=lifetime,
         wet_fraction=wet_fraction,
         spectral_slope=spectral_slope,
@@ -206,6 +234,10 @@ def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
     (low, high), rotation, turning = knobs["speed"], knobs["rotation"], knobs["turning"]
     wind_variability, growth, lifetime = knobs["wind_variability"], knobs["growth"], knobs["lifetime"]
     wet_fraction, spectral_slope = knobs["wet_fraction"], knobs["spectral_slope"]
+    # Growth and decay: h <- a h + growth g, g <- a g + sqrt(1 - a^2) (new smooth field), both stationary.
+    growth_memory = math.exp(-1 / knobs["growth_lifetime"])
+    growth_spread = growth * math.sqrt(1 + growth_memory**2) / (1 - growth_memory**2)  # h's standard deviation
+    growth_scale = np.float32(1 / math.sqrt(1 + growth_spread**2))  # (z + h) back to unit standard deviation
     domain = 2 * size
     ky, kx, cycles = _wavenumbers(domain)
     scale = np.maximum(cycles, 1.0)  # the mean (k = 0) is set apart below
@@ -261,6 +293,15 @@ def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
     z = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
     z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
     g = np.fft.irfft2(_power_law_noise(rngs, smooth_amplitude), s=(domain, domain))
+    # Growth draws from generators of its own, so that the rest of a sequence is the same at any growth.
+    growth_rngs = [np.random.default_rng([seed, n, 1]) for n in range(first, first + count)]
+    if growth > 0:
+        # h in its steady state given g: E[h | g] = growth g / (1 - a^2), and the rest, growth a / (1 - a^2)
+        # times a field of g's spectrum independent of g, makes up h's variance growth^2 (1 + a^2) / (1 - a^2)^2.
+        rest = np.fft.irfft2(_smooth_noise(growth_rngs, smooth_amplitude), s=(domain, domain))
+        h = growth / (1 - growth_memory**2) * (g + growth_memory * rest)
+    else:
+        h = np.zeros_like(g)
     # The change of z, itself an AR(1) process of the same memory moving with the rain: z evolves
     # smoothly in time (second order, as the AR(2) of pysteps' STEPS) instead of jittering.
     change = np.fft.irfft2(_power_law_noise(rngs, rain_amplitude), s=(domain, domain))
@@ -269,9 +310,13 @@ def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
             heading = direction + turn * t
             v = mean_speed * (np.sin(heading) + wind_variability * flow_v) + spin * vortex_v
             u = mean_speed * (np.cos(heading) + wind_variability * flow_u) + spin * vortex_u
-            moved = _advect(np.stack([z, g, change], axis=1), rows - v, columns - u)
-            g = moved[:, 1]
-            change_spectrum = memory * np.fft.rfft2(moved[:, 2]) + renewal * _power_law_noise(rngs, rain_amplitude)
+            # Growth, when there is any, moves with the rain too: z, its change, then g and h.
+            moved = _advect(np.stack([z, change, g, h] if growth > 0 else [z, change], axis=1), rows - v, columns - u)
+            if growth > 0:
+                renewed = np.fft.irfft2(_smooth_noise(growth_rngs, smooth_amplitude), s=(domain, domain))
+                g = growth_memory * moved[:, 2] + math.sqrt(1 - growth_memory**2) * renewed
+                h = growth_memory * moved[:, 3] + growth * g
+            change_spectrum = memory * np.fft.rfft2(moved[:, 1]) + renewal * _power_law_noise(rngs, rain_amplitude)
             change = np.fft.irfft2(change_spectrum, s=(domain, domain))
             mixed = memory * np.fft.rfft2(moved[:, 0]) + renewal * change_spectrum
             # Interpolation damps the finest scales a little at every frame: each ring of wavenumbers
@@ -286,10 +331,8 @@ def _radar_chunk(knobs: dict[str, Any], first: int, count: int) -> np.ndarray:
             z = np.fft.irfft2(mixed, s=(domain, domain))
             z = (z - z.mean(axis=(1, 2), keepdims=True)) / z.std(axis=(1, 2), keepdims=True)
         if t >= 0:
-            # Growth where g > 0, decay where g < 0, at `growth` standard deviations a frame; the threshold
-            # follows the spread of z + trend g, so that the wet area stays `wet_fraction`.
-            trend = np.float32(growth * t)
-            rain_z = z[:, crop, crop] + trend * g[:, crop, crop] - threshold * np.sqrt(1 + trend**2)
+            # z + h scaled to the unit standard deviation of z, so that the wet area stays `wet_fraction`.
+            rain_z = (z[:, crop, crop] + h[:, crop, crop]) * growth_scale - np.float32(threshold)
             out[:, t] = np.where(rain_z > 0, 0.1 * 10**rain_z, 0.0)
     return out
 

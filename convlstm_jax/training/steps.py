@@ -143,6 +143,11 @@ def create_train_state(
     )
 
 
+def _filled(inputs: jax.Array) -> jax.Array:
+    """`inputs` with their missing pixels (NaN) as 0, HKO-7's pixel of no rain (0 mm/h)."""
+    return jnp.where(jnp.isnan(inputs), jnp.zeros((), inputs.dtype), inputs)
+
+
 @_jit
 def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tuple[TrainState, jax.Array]:
     """One update on a batch, by the model's loss (`TrainState.loss`).
@@ -151,14 +156,20 @@ def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tupl
     the forecast's logits against the target frames, summed over each sequence's pixels, averaged
     over the batch; `convlstm_jax.nowcasting.balanced_loss` is HKO-7's, for radar.
 
+    Radar frames may miss pixels, NaN in float frames: the model sees a missing input pixel as 0
+    (no rain), and the balanced loss leaves missing target pixels out of its mean (the
+    cross-entropy takes complete targets).
+
     Args:
       state: the state before the update.
-      inputs: input frames in [0, 1], (B, input_frames, H, W, C).
-      targets: the frames that follow, in [0, 1], (B, output_frames, H, W, C).
+      inputs: input frames in [0, 1], (B, input_frames, H, W, C); NaN where missing.
+      targets: the frames that follow, in [0, 1], (B, output_frames, H, W, C); NaN where missing.
 
     Returns:
       `(state, loss)`: the state after the update, and the loss before it.
     """
+
+    inputs = _filled(inputs)
 
     def loss_fn(params: Any) -> jax.Array:
         return LOSSES[state.loss](state.model.apply({"params": params}, inputs), targets)
@@ -174,11 +185,12 @@ def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tupl
 
 @_jit
 def eval_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
-    """`metrics.evaluate` of the forecast of `inputs` against `targets`: cross-entropy, MSE, MAE, SSIM."""
-    return metrics.evaluate(state.model.apply({"params": state.params}, inputs), targets)
+    """`metrics.evaluate` of the forecast of `inputs` (missing pixels, NaN, as 0) against `targets`:
+    cross-entropy, MSE, MAE, SSIM."""
+    return metrics.evaluate(state.model.apply({"params": state.params}, _filled(inputs)), targets)
 
 
 @_jit
 def predict(state: TrainState, inputs: jax.Array) -> jax.Array:
-    """The forecast frames, σ(logits), in [0, 1]."""
-    return jax.nn.sigmoid(state.model.apply({"params": state.params}, inputs))
+    """The forecast frames, σ(logits), in [0, 1], of `inputs` whose missing pixels (NaN) are taken as 0."""
+    return jax.nn.sigmoid(state.model.apply({"params": state.params}, _filled(inputs)))

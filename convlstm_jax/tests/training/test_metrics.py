@@ -112,3 +112,23 @@ def test_low_precision_inputs_are_measured_in_float32():
 def test_mismatched_inputs_are_rejected(metric, first, second, error, match):
     with pytest.raises(error, match=match):
         metric(first, second)
+
+
+def test_the_training_step_takes_missing_pixels():
+    from convlstm_jax.nowcasting import balanced_loss
+    from convlstm_jax.training import TrainConfig, build_model, create_train_state, make_optimizer, predict, train_step
+
+    config = TrainConfig(spec="ConvLSTM(1x1)-1x1-4", size=8, input_frames=2, output_frames=2, loss="balanced")
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.random((2, 2, 2, 8, 8, 1), dtype=np.float32) * np.float32(0.8)
+    inputs[rng.random(inputs.shape) < 0.2] = np.nan
+    targets[rng.random(targets.shape) < 0.2] = np.nan
+    filled = np.nan_to_num(inputs, nan=0.0)  # a missing input pixel is no rain, pixel 0
+    state = create_train_state(build_model(config), make_optimizer(config), inputs, loss="balanced")
+    expected = balanced_loss(state.model.apply({"params": state.params}, jnp.asarray(filled)), jnp.asarray(targets))
+    after, loss = train_step(state, jnp.asarray(inputs), jnp.asarray(targets))
+    assert np.isfinite(float(loss)) and all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(after.params))
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    # The same update as from the filled inputs, and the forecast of the filled inputs.
+    chex.assert_trees_all_close(after.params, train_step(state, jnp.asarray(filled), jnp.asarray(targets))[0].params)
+    chex.assert_trees_all_close(predict(state, jnp.asarray(inputs)), predict(state, jnp.asarray(filled)))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 PEEPHOLES = ("conv", "hadamard", None)
-"""The peephole variants: the seed's convolutions of the cell state, the paper's per-channel
+"""The peephole variants: KL4805/ConvLSTM-Pytorch's convolutions of the cell state, the paper's per-channel
 (Hadamard) weights, or none (ndrplz)."""
 
 
@@ -177,7 +177,7 @@ def _per_layer(name: str, value: Any, num_layers: int, is_one: Any, one: str) ->
 
 
 def _one_kernel(spatial_dims: int) -> Any:
-    # A tuple of `spatial_dims` ints is one kernel (the seed's convention for pairs); a list is one
+    # A tuple of `spatial_dims` ints is one kernel (KL4805/ConvLSTM-Pytorch's convention for pairs); a list is one
     # entry per layer.
     def is_one(value: Any) -> bool:
         return _is_int(value) or (isinstance(value, tuple) and len(value) == spatial_dims and all(map(_is_int, value)))

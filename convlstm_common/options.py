@@ -1,12 +1,12 @@
 """The options of a ConvLSTM, declared once for every front.
 
-`CellOptions` holds what every cell takes by keyword and `StackOptions` what every stack takes (the
-seed's seven positional arguments, then keywords). Each front is a dataclass that inherits these
-fields: `convlstm_torch.ConvLSTM`, `convlstm_jax.ConvLSTM` (Linen) and `convlstm_jax.nnx.ConvLSTM`
-inherit `StackOptions`, the cells `CellOptions`; `convlstm_jax` adds its JAX-only options the same
-way (`convlstm_jax.options`). A front's signature, its defaults and the "Args" of its docstring
-(`document`) all come from here, and a stack hands the cell options to its cells by name
-(`cell_kwargs`). A new option is one `option(...)` field below, plus its math in the cells; the
+`CellOptions` holds what every cell takes by keyword and `StackOptions` what every stack takes
+(KL4805/ConvLSTM-Pytorch's seven positional arguments, then keywords). Each front is a dataclass
+that inherits these fields: `convlstm_torch.ConvLSTM`, `convlstm_jax.ConvLSTM` (Linen) and
+`convlstm_jax.nnx.ConvLSTM` inherit `StackOptions`, the cells `CellOptions`; `convlstm_jax` adds
+its JAX-only options the same way (`convlstm_jax.options`). A front's signature, its defaults and
+the "Args" of its docstring (`document`) all come from here, and a stack hands the cell options to
+its cells by name (`cell_kwargs`). A new option is one `option(...)` field below, plus its math in the cells; the
 tests (`parity_tests/tests/test_options.py`) then say which front or shared vector still lacks it.
 """
 
@@ -55,7 +55,7 @@ def declared(cls: type) -> tuple[dataclasses.Field, ...]:
 
     Example:
       >>> from convlstm_common.options import StackOptions, declared
-      >>> [f.name for f in declared(StackOptions)][:7]  # the seed's positional arguments
+      >>> [f.name for f in declared(StackOptions)][:7]  # KL4805/ConvLSTM-Pytorch's positional arguments
       ['input_dim', 'hidden_dim', 'kernel_size', 'num_layers', 'batch_first', 'bias', 'return_all_layers']
     """
     fields = [f for f in dataclasses.fields(cls) if "doc" in f.metadata]
@@ -159,7 +159,8 @@ class CellOptions:
 
     peephole: str | None = option(
         "conv",
-        doc='the peephole terms: `"conv"` (the seed, default: convolutions of the cell state), '
+        doc='the peephole terms: `"conv"` (as in KL4805/ConvLSTM-Pytorch, default: convolutions of the cell '
+        "state), "
         '`"hadamard"` (the paper: one weight per channel) or `None` (ndrplz: none).',
     )
     input_kernel_size: Kernel | Sequence[Kernel] | None = option(
@@ -191,7 +192,8 @@ class CellOptions:
     forget_bias: float = option(
         0.0,
         doc="a constant added to the forget gate's pre-activation, f = σ(z_f + P_f(C) + forget_bias): "
-        "1.0 is Flax's `nn.ConvLSTMCell` (and Jozefowicz et al. 2015's advice); 0.0 (default) the seed.",
+        "1.0 is Flax's `nn.ConvLSTMCell` (and Jozefowicz et al. 2015's advice); 0.0 (default) "
+        "KL4805/ConvLSTM-Pytorch's.",
     )
     layer_norm: bool = option(
         False,
@@ -214,7 +216,7 @@ class CellOptions:
 
 @dataclasses.dataclass(eq=False)
 class StackOptions(CellOptions):
-    """The options of every ConvLSTM stack: the seed's seven positional ones, then keywords.
+    """The options of every ConvLSTM stack: KL4805/ConvLSTM-Pytorch's seven positional ones, then keywords.
 
     A stack also takes every `CellOptions` option, for every layer or (`padding`, `stride`,
     `dilation`, `input_kernel_size`) as a list with one entry per layer.

@@ -28,7 +28,7 @@ norm_h.weight      state_norm/scale                             norm            
 norm_h.bias        state_norm/bias                              norm            norm
 
 Torch kernels are (O, I, *spatial), Flax kernels (*spatial, I, O), for one, two or three spatial
-axes (`Conv1d`/`Conv2d`/`Conv3d` keys are the same). `conv` is the seed's single convolution over
+axes (`Conv1d`/`Conv2d`/`Conv3d` keys are the same). `conv` is KL4805/ConvLSTM-Pytorch's single convolution over
 [X, H], (4·hid, in + hid, *k): its first `in` input channels act on X (`input_to_state`), the
 others on H (`state_to_state`); a layer is fused where `LayerSpec.fused` says so. Otherwise it has
 `conv_x` and `conv_h`, and a layer without input has `conv_h` alone, with the bias. `conv_c` is
@@ -574,7 +574,7 @@ def torch_to_flax(
 def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, np.ndarray]:
     """Converts `convlstm_jax.ConvLSTM` variables (or their gradients) into a reference state_dict.
 
-    The layers are read from the params with `infer_architecture`; a layer is the seed's single
+    The layers are read from the params with `infer_architecture`; a layer is KL4805/ConvLSTM-Pytorch's single
     convolution (`conv`) where its `LayerSpec.fused` says so, else `conv_x` and `conv_h`.
 
     Args:
@@ -582,7 +582,7 @@ def flax_to_torch(variables: Mapping[str, Any], model: Any = None) -> dict[str, 
         tree of the same structure converts too, such as the gradients of a loss.
       model: the `convlstm_jax.ConvLSTM` the variables belong to. Needed only when an input-to-state
         convolution has the state-to-state kernel's size but another padding, stride or dilation:
-        the reference then keeps two convolutions (`conv_x`, `conv_h`), not the seed's one.
+        the reference then keeps two convolutions (`conv_x`, `conv_h`), not KL4805/ConvLSTM-Pytorch's one.
 
     Returns:
       A dict from the reference's keys to NumPy arrays (writable copies), for

@@ -216,24 +216,14 @@ def run_stack(
     if hidden_state is not None:
         check_hidden_state(stack, hidden_state, specs, batch, sizes)
     if stack.check_finite:
-        check_finite("x", x)
-        for layer, state in enumerate(hidden_state or []):
-            for name, s in zip("hc", state):
-                check_finite(f"hidden_state[{layer}] {name}", s)
+        _check_finite_inputs(x, hidden_state)
     if not stack.channels_last:
-        x = jnp.moveaxis(x, 2, -1)
-        if hidden_state is not None:
-            hidden_state = [(jnp.moveaxis(h, 1, -1), jnp.moveaxis(c, 1, -1)) for h, c in hidden_state]
+        x, hidden_state = _inputs_to_channels_last(x, hidden_state)
     dtype = stack.dtype if stack.dtype is not None else jnp.promote_types(x.dtype, stack.param_dtype)
 
     steps = x.shape[time_axis]
     lengths = check_lengths(seq_lengths, batch, steps)
-    if dropout_masks is not None:
-        masks = check_dropout_masks(stack, dropout_masks, specs, batch, frame, sizes, dtype)
-    elif (stack.dropout or stack.recurrent_dropout) and not frontend.deterministic():
-        masks = draw_dropout_masks(stack, specs, batch, frame, sizes, dtype, frontend.dropout_key)
-    else:
-        masks = [(None, None)] * len(specs)
+    masks = _layer_masks(stack, frontend, dropout_masks, specs, batch, frame, sizes, dtype)
     if stack.reverse:
         x = flip_sequences(x, lengths, time_axis)
 
@@ -248,18 +238,56 @@ def run_stack(
             h, c = hidden_state[index]
             carry = (jnp.asarray(h, dtype), jnp.asarray(c, dtype))
         layer_cell = frontend.cell(index, spec, dtype)
-        mask_x, mask_h = masks[index]
-        if mask_x is not None:  # the same mask at every step, in the input's dtype (which the cell casts)
-            layer_input = layer_input * jnp.expand_dims(mask_x, time_axis).astype(layer_input.dtype)
-        # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
-        # runs once over every frame, outside the loop (XLA's own gradients are slow only inside one).
-        hoisted = spec.input_dim > 0 and not spec.fused
-        if hoisted:
-            layer_input = layer_cell.input_projection(layer_input)
-        carry, layer_input = frontend.scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)
+        carry, layer_input = _run_layer(
+            frontend, layer_cell, spec, carry, layer_input, masks[index], times, lengths, time_axis
+        )
         layer_outputs.append(layer_input)
         last_states.append(carry)
+    return _stack_outputs(stack, layer_outputs, last_states, lengths, time_axis)
 
+
+def _check_finite_inputs(x: jax.Array, hidden_state: Sequence[Carry] | None) -> None:
+    """`checkify` checks that `x` and every given state hold no NaN or inf (`check_finite=True`)."""
+    check_finite("x", x)
+    for layer, state in enumerate(hidden_state or []):
+        for name, s in zip("hc", state):
+            check_finite(f"hidden_state[{layer}] {name}", s)
+
+
+def _inputs_to_channels_last(
+    x: jax.Array, hidden_state: Sequence[Carry] | None
+) -> tuple[jax.Array, list[Carry] | None]:
+    """`x` (T, B, C, *frame) or (B, T, C, *frame) and its states (B, C, *frame), channels moved last."""
+    x = jnp.moveaxis(x, 2, -1)
+    if hidden_state is not None:
+        hidden_state = [(jnp.moveaxis(h, 1, -1), jnp.moveaxis(c, 1, -1)) for h, c in hidden_state]
+    return x, hidden_state
+
+
+def _layer_masks(stack: JaxStackOptions, frontend, dropout_masks, specs, batch, frame, sizes, dtype) -> list:
+    """Each layer's `(input_mask, state_mask)`: the caller's (checked), freshly drawn, or `(None, None)`."""
+    if dropout_masks is not None:
+        return check_dropout_masks(stack, dropout_masks, specs, batch, frame, sizes, dtype)
+    if (stack.dropout or stack.recurrent_dropout) and not frontend.deterministic():
+        return draw_dropout_masks(stack, specs, batch, frame, sizes, dtype, frontend.dropout_key)
+    return [(None, None)] * len(specs)
+
+
+def _run_layer(frontend, layer_cell, spec: LayerSpec, carry: Carry, layer_input, masks, times, lengths, time_axis):
+    """One layer's time loop over `layer_input` (channels last): its last state and its outputs."""
+    mask_x, mask_h = masks
+    if mask_x is not None:  # the same mask at every step, in the input's dtype (which the cell casts)
+        layer_input = layer_input * jnp.expand_dims(mask_x, time_axis).astype(layer_input.dtype)
+    # Unless one convolution over [X, H] computes both paths, the input-to-state convolution
+    # runs once over every frame, outside the loop (XLA's own gradients are slow only inside one).
+    hoisted = spec.input_dim > 0 and not spec.fused
+    if hoisted:
+        layer_input = layer_cell.input_projection(layer_input)
+    return frontend.scan(layer_cell, carry, (layer_input, times), mask_h, lengths, hoisted)
+
+
+def _stack_outputs(stack: JaxStackOptions, layer_outputs: list, last_states: list, lengths, time_axis: int):
+    """The layers' outputs and last states as the caller gets them: order, layers kept, layout."""
     if stack.reverse and stack.keep_order:
         layer_outputs = [flip_sequences(y, lengths, time_axis) for y in layer_outputs]
     if not stack.return_all_layers:

@@ -1,4 +1,4 @@
-"""One ConvLSTM step (Shi et al. 2015, Eq. 3) with the seed's parameter layout."""
+"""One ConvLSTM step (Shi et al. 2015, Eq. 3) with KL4805/ConvLSTM-Pytorch's parameter layout."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ class ConvLSTMCell(nn.Module, CellOptions):
             return convolution(in_channels, out_channels, kernel, padding=padding, bias=use_bias)
 
         self.fused = spec.fused
-        if self.fused:  # The seed's single convolution over [X, H].
+        if self.fused:  # KL4805/ConvLSTM-Pytorch's single convolution over [X, H].
             self.conv = conv(self.input_dim + self.hidden_dim, 4 * self.hidden_dim)
         else:  # Two: X (if any) with the input kernel, H with the state kernel; one bias.
             if self.input_dim:

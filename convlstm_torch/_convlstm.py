@@ -1,4 +1,4 @@
-"""A stack of ConvLSTM layers run over a sequence: the seed's `ConvLSTM`."""
+"""A stack of ConvLSTM layers run over a sequence: KL4805/ConvLSTM-Pytorch's `ConvLSTM`."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class ConvLSTM(nn.Module, StackOptions):
     Returns from `forward`:
       `(layer_output_list, last_state_list)`. `layer_output_list[l]` is layer l's hidden state at
       every step, stacked **batch-first, (B, T, hidden_dim, H, W), whatever `batch_first` says** (as
-      the seed does). `last_state_list[l]` is `[h, c]`, the layer's final state, each
+      KL4805/ConvLSTM-Pytorch does). `last_state_list[l]` is `[h, c]`, the layer's final state, each
       (B, hidden_dim, H, W). Both lists hold only the last layer's entry unless `return_all_layers`.
 
     Example:
@@ -55,7 +55,7 @@ class ConvLSTM(nn.Module, StackOptions):
       >>> tuple(outputs[0].shape), tuple(states[0][0].shape)
       ((4, 10, 8, 32, 32), (4, 8, 32, 32))
 
-    The state_dict keys are the seed's (`cell_list.0.conv.weight`, `cell_list.0.conv_c.bias`, ...):
+    The state_dict keys are KL4805/ConvLSTM-Pytorch's (`cell_list.0.conv.weight`, `cell_list.0.conv_c.bias`, ...):
     checkpoints saved by KL4805/ConvLSTM-Pytorch load into `peephole="conv"`, checkpoints saved by
     ndrplz/ConvLSTM_pytorch into `peephole=None`.
     """

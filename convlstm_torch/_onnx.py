@@ -240,8 +240,15 @@ def _check_arguments(model, path, example_input, step, dynamic, opset, initial_s
             "initial_state and seq_lengths are options of the whole-sequence model (step=False); the step "
             "model always takes each layer's state."
         )
-
     stack = _stacks(model)[0]
+    x = _example_frames(stack, _example_tensor(example_input), step, channels_last)
+    stack.state_sizes(tuple(x.shape[-stack.spatial_dims :]))  # a frame too small for a valid convolution
+    weight = next(model.parameters())
+    return path, x.to(device=weight.device, dtype=weight.dtype)
+
+
+def _example_tensor(example_input: Any) -> torch.Tensor:
+    """`example_input` (a floating-point torch tensor or NumPy array) as a torch tensor."""
     if isinstance(example_input, np.ndarray):
         if not np.issubdtype(example_input.dtype, np.floating):
             raise TypeError(f"example_input must have a floating-point dtype, got {example_input.dtype}.")
@@ -250,6 +257,12 @@ def _check_arguments(model, path, example_input, step, dynamic, opset, initial_s
         raise TypeError(f"example_input must be a torch.Tensor or a NumPy array, got {type(example_input).__name__}.")
     if not example_input.is_floating_point():
         raise TypeError(f"example_input must have a floating-point dtype, got {example_input.dtype}.")
+    return example_input
+
+
+def _example_frames(stack: ConvLSTM, example_input: torch.Tensor, step: bool, channels_last: bool) -> torch.Tensor:
+    """Checks the example's shape against the model; returns it detached in the torch layout: a
+    sequence, or one frame with `step`."""
     axes = spatial_axes(stack.spatial_dims)
     frame_axes = f"{axes}, C" if channels_last else f"C, {axes}"
     sequence = f"({'B, T' if stack.batch_first else 'T, B'}, {frame_axes})"
@@ -284,9 +297,7 @@ def _check_arguments(model, path, example_input, step, dynamic, opset, initial_s
         )
     if x.dim() == rank and step:
         x = x[:, 0] if stack.batch_first else x[0]
-    stack.state_sizes(tuple(x.shape[-stack.spatial_dims :]))  # a frame too small for a valid convolution
-    weight = next(model.parameters())
-    return path, x.to(device=weight.device, dtype=weight.dtype)
+    return x
 
 
 @contextlib.contextmanager
@@ -397,59 +408,15 @@ def export_onnx(
         model, path, example_input, step, dynamic, opset, initial_state, seq_lengths, channels_last
     )
     stack = _stacks(model)[0]
-    rank = stack.spatial_dims
     first_frame_axis = 2 if step else 3  # in the torch layout
     least = _least_frame(stack, tuple(x.shape[first_frame_axis:]))
     dynamic_frame = dynamic and least is not None and fixed_frame_reason(model, step, initial_state) is None
-    # The axes left dynamic, by input: traced at sizes of their own (a batch of 2, 3 steps), as the
-    # exporter may fix an axis of size 0 or 1, or tie two axes of one size together.
-    axes = {}  # name: axis of x
-    if dynamic:
-        if step:
-            axes = {"batch": 0}
-        else:
-            axes = {"batch": 0, "steps": 1} if stack.batch_first else {"steps": 0, "batch": 1}
-        for name, axis in axes.items():
-            x = _resize(x, axis, _TRACE_SIZES[name])
-    if dynamic_frame:  # traced at sizes of their own too, one per axis
-        for axis in range(rank):
-            x = _resize(x, first_frame_axis + axis, least[axis] + 4 + axis)
-    if step:
-        wrapper = _Step(model, channels_last)
-        b, frame = x.shape[0], tuple(x.shape[2:])
-    else:
-        wrapper = _Sequence(model, initial_state, seq_lengths, channels_last)
-        (b, t), frame = (x.shape[:2] if stack.batch_first else x.shape[1::-1]), tuple(x.shape[3:])
-    frames = [frame, *stack.state_sizes(frame)[:-1]]  # what each layer reads
-    states = []
-    if step or initial_state:  # new tensors for each: torch.export makes one input of a tensor passed twice
-        states = [t_ for s in _stacks(model) for cell, f in zip(s.cell_list, frames) for t_ in cell.init_hidden(b, f)]
-    if channels_last:
-        x = _to_channels_last(x, 1 if step else 2)
-        states = [_to_channels_last(s, 1) for s in states]
-    args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64, device=x.device)] if seq_lengths else [])
-    # What is dynamic: the axes of x, then the batch axis of every other input; the frame axes of x,
-    # and those of each state input (of the frame's size: `fixed_frame_reason` fixes it otherwise).
-    dynamic_axes = [{axis: name for name, axis in axes.items()}]
-    dynamic_axes += [{0: "batch"} if dynamic else {} for _ in args[1:]]
-    frame_names = FRAME_AXES[rank] if dynamic_frame else ()
-    x_frame = (first_frame_axis - 1 if channels_last else first_frame_axis) if frame_names else 0
-    state_frame = 1 if channels_last else 2
-    dynamic_shapes = axis_names = None
-    if dynamic:
-        dims = {name: torch.export.Dim(name) for name in axes}
-        dims.update({name: torch.export.Dim(name, min=n) for name, n in zip(frame_names, least)})
-        shapes = [{axis: dims[name] for axis, name in entry.items()} for entry in dynamic_axes]
-        derived = []  # per state input: {axis: frame dim}
-        if frame_names:  # x's frame axes, and those of the state inputs (with step or initial_state)
-            dynamic_axes[0].update({x_frame + axis: name for axis, name in enumerate(frame_names)})
-            shapes[0].update({x_frame + axis: dims[name] for axis, name in enumerate(frame_names)})
-            for index in range(len(states)):
-                derived.append({state_frame + a: dims[name] for a, name in enumerate(frame_names)})
-                shapes[1 + index].update(derived[-1])
-        # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
-        dynamic_shapes = (shapes[0], tuple(shapes[1:])) if len(args) > 1 else (shapes[0],)
-        axis_names = (dynamic_axes[0], tuple(dynamic_axes[1:])) if len(args) > 1 else (dynamic_axes[0],)
+    x, axes = _trace_input(stack, x, step, dynamic, least if dynamic_frame else None)
+    wrapper, args, n_states = _wrapper_and_args(model, x, step, initial_state, seq_lengths, channels_last)
+    frame_names = FRAME_AXES[stack.spatial_dims] if dynamic_frame else ()
+    dynamic_axes, derived, dynamic_shapes, axis_names = _dynamic_axes(
+        args, axes, n_states, frame_names, least, step, dynamic, channels_last
+    )
     inputs = onnx_input_names(model, step=step, initial_state=initial_state, seq_lengths=seq_lengths)
     outputs = onnx_output_names(model, step=step)
     size = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -468,6 +435,100 @@ def export_onnx(
             opset_version=opset,
             verbose=False,
         )
+    _check_program(program, inputs, outputs, dynamic_axes, derived)
+    # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
+    RemoveUnusedNodesPass()(program.model)
+    program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def _trace_input(
+    stack: ConvLSTM, x: torch.Tensor, step: bool, dynamic: bool, least: list[int] | None
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """The example resized along the axes left dynamic, and those axes (name: axis of x).
+
+    Each dynamic axis is traced at a size of its own (a batch of 2, 3 steps; a frame axis at
+    `least` + 4 + its index, where `least` is given), as the exporter may fix an axis of size 0
+    or 1, or tie two axes of one size together.
+    """
+    axes = {}  # name: axis of x
+    if dynamic:
+        if step:
+            axes = {"batch": 0}
+        else:
+            axes = {"batch": 0, "steps": 1} if stack.batch_first else {"steps": 0, "batch": 1}
+        for name, axis in axes.items():
+            x = _resize(x, axis, _TRACE_SIZES[name])
+    if least is not None:
+        first_frame_axis = 2 if step else 3
+        for axis in range(stack.spatial_dims):
+            x = _resize(x, first_frame_axis + axis, least[axis] + 4 + axis)
+    return x, axes
+
+
+def _wrapper_and_args(
+    model: ConvLSTM | Bidirectional,
+    x: torch.Tensor,
+    step: bool,
+    initial_state: bool,
+    seq_lengths: bool,
+    channels_last: bool,
+) -> tuple[nn.Module, list[torch.Tensor], int]:
+    """The module to export, its example arguments (x, each layer's states, the lengths) and the
+    number of state arguments."""
+    stack = _stacks(model)[0]
+    if step:
+        wrapper = _Step(model, channels_last)
+        b, frame = x.shape[0], tuple(x.shape[2:])
+    else:
+        wrapper = _Sequence(model, initial_state, seq_lengths, channels_last)
+        (b, t), frame = (x.shape[:2] if stack.batch_first else x.shape[1::-1]), tuple(x.shape[3:])
+    frames = [frame, *stack.state_sizes(frame)[:-1]]  # what each layer reads
+    states = []
+    if step or initial_state:  # new tensors for each: torch.export makes one input of a tensor passed twice
+        states = [t_ for s in _stacks(model) for cell, f in zip(s.cell_list, frames) for t_ in cell.init_hidden(b, f)]
+    if channels_last:
+        x = _to_channels_last(x, 1 if step else 2)
+        states = [_to_channels_last(s, 1) for s in states]
+    args = [x, *states] + ([torch.full((b,), t, dtype=torch.int64, device=x.device)] if seq_lengths else [])
+    return wrapper, args, len(states)
+
+
+def _dynamic_axes(args, axes, n_states, frame_names, least, step, dynamic, channels_last):
+    """What is dynamic, for torch.export and for the ONNX dims' names.
+
+    The axes of x, then the batch axis of every other input; the frame axes of x, and those of each
+    state input (of the frame's size: `fixed_frame_reason` fixes it otherwise). Returns the names by
+    input (`[{axis: name}]`), each state input's frame dims (`[{axis: Dim}]`), torch.export's
+    `dynamic_shapes` and the exporter's axis names (both None with `dynamic=False`).
+    """
+    dynamic_axes = [{axis: name for name, axis in axes.items()}]
+    dynamic_axes += [{0: "batch"} if dynamic else {} for _ in args[1:]]
+    derived = []  # per state input: {axis: frame dim}
+    if not dynamic:
+        return dynamic_axes, derived, None, None
+    first_frame_axis = 2 if step else 3
+    x_frame = (first_frame_axis - 1 if channels_last else first_frame_axis) if frame_names else 0
+    state_frame = 1 if channels_last else 2
+    dims = {name: torch.export.Dim(name) for name in axes}
+    dims.update({name: torch.export.Dim(name, min=n) for name, n in zip(frame_names, least or ())})
+    shapes = [{axis: dims[name] for axis, name in entry.items()} for entry in dynamic_axes]
+    if frame_names:  # x's frame axes, and those of the state inputs (with step or initial_state)
+        dynamic_axes[0].update({x_frame + axis: name for axis, name in enumerate(frame_names)})
+        shapes[0].update({x_frame + axis: dims[name] for axis, name in enumerate(frame_names)})
+        for index in range(n_states):
+            derived.append({state_frame + a: dims[name] for a, name in enumerate(frame_names)})
+            shapes[1 + index].update(derived[-1])
+    # forward(x, *rest): torch.export reads (x's, (rest's ...)), or (x's,) without rest.
+    dynamic_shapes = (shapes[0], tuple(shapes[1:])) if len(args) > 1 else (shapes[0],)
+    axis_names = (dynamic_axes[0], tuple(dynamic_axes[1:])) if len(args) > 1 else (dynamic_axes[0],)
+    return dynamic_axes, derived, dynamic_shapes, axis_names
+
+
+def _check_program(program, inputs: list[str], outputs: list[str], dynamic_axes: list, derived: list) -> None:
+    """Raises a RuntimeError where the exported model's inputs or outputs are not named `inputs` and
+    `outputs`, or where the exporter fixed an axis meant to be dynamic."""
     for kind, graph_values, names in [
         ("inputs", program.model.graph.inputs, inputs),
         ("outputs", program.model.graph.outputs, outputs),
@@ -481,18 +542,13 @@ def export_onnx(
                     f"torch's exporter made axis {axis} ({name}) of the ONNX input {value.name!r} "
                     f"{value.shape[axis]!r}; export with dynamic=False for fixed sizes."
                 )
-    for value, entry in zip(program.model.graph.inputs[1:], derived if dynamic else []):
+    for value, entry in zip(program.model.graph.inputs[1:], derived):
         for axis in entry:
             if isinstance(value.shape[axis], int):
                 raise RuntimeError(
                     f"torch's exporter fixed axis {axis} of the ONNX input {value.name!r} to {value.shape[axis]}; "
                     "export with dynamic=False for fixed sizes."
                 )
-    # The exporter leaves copies of constants that no node reads (onnxruntime warns of each).
-    RemoveUnusedNodesPass()(program.model)
-    program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)
-    onnx.checker.check_model(str(path), full_check=True)
-    return path
 
 
 def to_onnx(

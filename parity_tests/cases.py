@@ -43,7 +43,7 @@ def _case(
     if frame is not None:  # signals (L,) or volumes (D, H, W): one size per axis, in place of height and width
         del config["height"], config["width"]
         config["frame"] = list(frame)
-    # Options beyond the seed's, present only when set: reverse (bool), keep_order (bool),
+    # Options beyond KL4805/ConvLSTM-Pytorch's, present only when set: reverse (bool), keep_order (bool),
     # seq_lengths (one int per sequence), dropout_masks (bool: dropout on, masks given),
     # bidirectional ("concat" or "sum"), and the input-to-state convolutions' padding ("same",
     # "valid"), stride and dilation (an int, a tuple, or a list with one per layer).

@@ -19,6 +19,7 @@ for a bidirectional case, whose outputs merge both directions), and the gradient
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -182,8 +183,6 @@ def run_jax(
     import jax
     import jax.numpy as jnp
 
-    import convlstm_jax
-
     if front not in ("linen", "nnx"):
         raise ValueError(f'front must be "linen" or "nnx", got {front!r}.')
     compute_dtype, dtype = (dtype, "float32") if dtype == "bfloat16" else (None, dtype)
@@ -194,12 +193,7 @@ def run_jax(
     def cast(array: np.ndarray) -> jax.Array:
         return jnp.asarray(array, dtype)
 
-    state_dict = _params(arrays)
-    if config.get("bidirectional"):
-        params = {d: convlstm_jax.torch_to_flax(state_dict, prefix=f"{d}.")["params"] for d in _DIRECTIONS}
-    else:
-        params = convlstm_jax.torch_to_flax(state_dict)["params"]
-    params = jax.tree.map(cast, params)
+    params = jax.tree.map(cast, _jax_params(config, arrays))
     x = to_model(cast(arrays["input"]), 2)
     state = _initial_state(arrays, config)
     state = None if state is None else [(to_model(cast(h), 1), to_model(cast(c), 1)) for h, c in state]
@@ -217,36 +211,69 @@ def run_jax(
         loss = sum(jnp.sum(value.astype(dtype) * weights[name]) for name, value in results.items())
         return loss, results
 
-    if front == "nnx":
-        from flax import nnx
-
-        from convlstm_jax import nnx as convlstm_nnx
-
-        model = convlstm_nnx.ConvLSTM(**kwargs, **options, rngs=nnx.Rngs(0))
-        if config.get("bidirectional"):
-            model = convlstm_nnx.Bidirectional(model, config["bidirectional"], rngs=nnx.Rngs(1))
-        convlstm_nnx.from_linen(model, {"params": params})
-        grad_fn = nnx.jit(
-            nnx.grad(lambda model, x, state: loss_of(*model(x, state, **call)), argnums=(0, 1, 2), has_aux=True)
-        )
-        with jax.default_matmul_precision("highest"):
-            (grad_model, grad_x, grad_state), results = grad_fn(model, x, state)
-        grad_params = nnx.to_pure_dict(grad_model)
-    else:
-        model = convlstm_jax.ConvLSTM(**kwargs, **options)
-        if config.get("bidirectional"):
-            model = convlstm_jax.Bidirectional(model, config["bidirectional"])
-
-        def loss_fn(params, x, state):
-            return loss_of(*model.apply({"params": params}, x, state, **call))
-
-        grad_fn = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))
-        with jax.default_matmul_precision("highest"):
-            (grad_params, grad_x, grad_state), results = grad_fn(params, x, state)
+    run = _nnx_gradients if front == "nnx" else _linen_gradients
+    model, (grad_params, grad_x, grad_state), results = run(config, kwargs, options, params, x, state, call, loss_of)
     results = dict(results)
     results["grad/input"] = to_torch(grad_x, 2)
     for layer, (h, c) in enumerate(grad_state or []):
         results.update({f"grad/h0/{layer}": to_torch(h, 1), f"grad/c0/{layer}": to_torch(c, 1)})
+    results.update(_jax_param_grads(config, front, model, grad_params))
+    return {name: np.asarray(value, np.float64) for name, value in results.items()}
+
+
+def _jax_params(config: Config, arrays: Arrays) -> dict:
+    """The case's torch weights as the Linen model's params (one tree per direction if bidirectional)."""
+    import convlstm_jax
+
+    state_dict = _params(arrays)
+    if config.get("bidirectional"):
+        return {d: convlstm_jax.torch_to_flax(state_dict, prefix=f"{d}.")["params"] for d in _DIRECTIONS}
+    return convlstm_jax.torch_to_flax(state_dict)["params"]
+
+
+def _nnx_gradients(config: Config, kwargs: dict, options: dict, params, x, state, call: dict, loss_of: Callable):
+    """The NNX model (`convlstm_jax.nnx`), and its gradients (params, input, state) and results under
+    `nnx.jit` and `nnx.grad`."""
+    import jax
+    from flax import nnx
+
+    from convlstm_jax import nnx as convlstm_nnx
+
+    model = convlstm_nnx.ConvLSTM(**kwargs, **options, rngs=nnx.Rngs(0))
+    if config.get("bidirectional"):
+        model = convlstm_nnx.Bidirectional(model, config["bidirectional"], rngs=nnx.Rngs(1))
+    convlstm_nnx.from_linen(model, {"params": params})
+    grad_fn = nnx.jit(
+        nnx.grad(lambda model, x, state: loss_of(*model(x, state, **call)), argnums=(0, 1, 2), has_aux=True)
+    )
+    with jax.default_matmul_precision("highest"):
+        (grad_model, grad_x, grad_state), results = grad_fn(model, x, state)
+    return model, (nnx.to_pure_dict(grad_model), grad_x, grad_state), results
+
+
+def _linen_gradients(config: Config, kwargs: dict, options: dict, params, x, state, call: dict, loss_of: Callable):
+    """The Linen model, and its gradients (params, input, state) and results under `jax.jit`."""
+    import jax
+
+    import convlstm_jax
+
+    model = convlstm_jax.ConvLSTM(**kwargs, **options)
+    if config.get("bidirectional"):
+        model = convlstm_jax.Bidirectional(model, config["bidirectional"])
+
+    def loss_fn(params, x, state):
+        return loss_of(*model.apply({"params": params}, x, state, **call))
+
+    grad_fn = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))
+    with jax.default_matmul_precision("highest"):
+        (grad_params, grad_x, grad_state), results = grad_fn(params, x, state)
+    return model, (grad_params, grad_x, grad_state), results
+
+
+def _jax_param_grads(config: Config, front: str, model, grad_params) -> dict:
+    """The parameters' gradients under their torch names (`grad/param/<key>`)."""
+    import convlstm_jax
+
     if config.get("bidirectional"):
         layer = model.forward_layer if front == "nnx" else model.layer
         grads = {
@@ -254,5 +281,4 @@ def run_jax(
         }
     else:
         grads = convlstm_jax.flax_to_torch({"params": grad_params}, model)
-    results.update({f"grad/param/{key}": value for key, value in grads.items()})
-    return {name: np.asarray(value, np.float64) for name, value in results.items()}
+    return {f"grad/param/{key}": value for key, value in grads.items()}

@@ -99,10 +99,26 @@ def checkpoint_options(
     Raises:
       ValueError, TypeError: the weights and `user` do not make a model; the message says why.
     """
-    import convlstm_jax
-    import convlstm_torch
     from convlstm_jax import infer_architecture
 
+    merge = _checkpoint_merge(stacks, user, source, checkpoint)
+    _check_stack_weights(stacks)
+    specs, peephole, bias = infer_architecture(next(iter(stacks.values())))
+    user = _fit_user(user, specs, source)
+    kwargs, notes = _weights_keywords(specs, peephole, bias, user)
+    kwargs |= {key: value for key, value in user.items() if key != "bidirectional"}
+    model = _checked_model(kwargs, source)
+    contradiction = weights_contradiction(specs, peephole, bias, model.layer_specs(), kwargs)
+    if contradiction:
+        raise ValueError(f"{source}: {contradiction}.")
+    return kwargs, merge, notes
+
+
+def _checkpoint_merge(
+    stacks: dict[str, dict[str, Any]], user: dict[str, Any], source: str, checkpoint: Path
+) -> str | None:
+    """A Bidirectional's merge (None for a ConvLSTM); raises a ValueError where `user` and the
+    checkpoint's stacks disagree on what the model is."""
     merge = user["bidirectional"].get("merge", "concat") if "bidirectional" in user else None
     if len(stacks) == 2:
         merge = merge or "concat"
@@ -115,6 +131,13 @@ def checkpoint_options(
             f"{source} says bidirectional, but {checkpoint} holds a ConvLSTM's keys (cell_list.*), not a "
             "Bidirectional's (forward_layer.*, backward_layer.*)."
         )
+    return merge
+
+
+def _check_stack_weights(stacks: dict[str, dict[str, Any]]) -> None:
+    """Raises a ValueError listing every problem of the weights alone, the prefix option named."""
+    import convlstm_jax
+
     for prefix, stack in stacks.items():
         try:  # the weights alone: every problem listed
             convlstm_jax.torch_to_flax(stack, dtype=np.float32)
@@ -127,7 +150,9 @@ def checkpoint_options(
             )
             raise ValueError(f"{prefix}*: {message}" if prefix else message) from None
 
-    specs, peephole, bias = infer_architecture(next(iter(stacks.values())))
+
+def _fit_user(user: dict[str, Any], specs: tuple[LayerSpec, ...], source: str) -> dict[str, Any]:
+    """`user` checked against the weights' rank and depth, its per-layer sizes fitted to the layers."""
     rank = specs[0].spatial_dims
     # Said first and plainly: with another rank or depth, every kernel or per-layer list would be wrong.
     # Values of the wrong type are left to the constructors' own messages.
@@ -137,6 +162,14 @@ def checkpoint_options(
     if isinstance(layers, int) and not isinstance(layers, bool) and layers != len(specs):
         raise ValueError(f"{source} says num_layers={layers}; the checkpoint has {len(specs)} layer(s).")
     user = configs.fit_sizes(user, len(specs), rank, source)
+    return user
+
+
+def _weights_keywords(
+    specs: tuple[LayerSpec, ...], peephole: str | None, bias: bool, user: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The constructor keywords the weights hold, and notes on what was assumed where they are silent."""
+    rank = specs[0].spatial_dims
     kwargs: dict[str, Any] = {
         "input_dim": specs[0].input_dim,
         "hidden_dim": [s.hidden_dim for s in specs],
@@ -161,7 +194,15 @@ def checkpoint_options(
             for index, spec in enumerate(specs)
             if spec.padding == "valid"
         ]
-    kwargs |= {key: value for key, value in user.items() if key != "bidirectional"}
+    return kwargs, notes
+
+
+def _checked_model(kwargs: dict[str, Any], source: str):
+    """The Linen model `kwargs` make, after the reference's own checks of every keyword; an error
+    names `source`."""
+    import convlstm_jax
+    import convlstm_torch
+
     try:
         convlstm_torch.ConvLSTM(**kwargs)  # the reference's own checks of every keyword
         model = convlstm_jax.ConvLSTM(**kwargs)
@@ -170,10 +211,7 @@ def checkpoint_options(
         if str(error).startswith(configs.SIZES):
             hint = " (in --config, a list gives one value per layer; one size per axis is a list inside it: [[1, 2]])"
         raise type(error)(f"{source}: {error}{hint}") from None
-    contradiction = weights_contradiction(specs, peephole, bias, model.layer_specs(), kwargs)
-    if contradiction:
-        raise ValueError(f"{source}: {contradiction}.")
-    return kwargs, merge, notes
+    return model
 
 
 def weights_contradiction(

@@ -79,16 +79,10 @@ def _refuse(source: Any, problems: list[str]) -> None:
         )
 
 
-def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] | None:
-    """The options of one Keras ConvLSTM layer in this library's terms, and its weights (in Keras's
-    layout); appends to `problems` each setting this library cannot compute. None where the layer is
-    no ConvLSTM layer or has no weights."""
-    where = _describe(layer)
-    if not _is_conv_lstm(keras, layer):
-        supported = ", ".join(f"keras.layers.{name}" for name in KERAS_LAYERS)
-        problems.append(f"{where} is not a ConvLSTM layer: only {supported} and a Bidirectional of one are supported.")
-        return None
-    cell = layer.cell
+def _layer_problems(keras: Any, layer: Any, kernel: tuple[int, ...], stride: tuple[int, ...]) -> list[str]:
+    """Each setting of a Keras ConvLSTM layer that this library cannot compute, as a message."""
+    where, cell, padding = _describe(layer), layer.cell, layer.cell.padding
+    problems = []
     if layer.stateful:
         problems.append(
             f"{where} has stateful=True: its state carries over between batches, which this library's "
@@ -101,17 +95,13 @@ def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] |
         if function not in (getattr(keras.activations, wanted), getattr(keras.ops, wanted)):
             name = _activation_name(function)
             problems.append(f"{where} has {setting}={name!r}: this library's cell has {wanted} only.")
-    kernel = tuple(int(k) for k in cell.kernel_size)
     if any(k % 2 == 0 for k in kernel):
         problems.append(
             f"{where} has kernel_size={kernel}: this library has odd kernels only (an even kernel's "
             '"same" padding is not symmetric).'
         )
-    padding = cell.padding
     if padding not in ("same", "valid"):
         problems.append(f'{where} has padding={padding!r}: this library has "same" and "valid" only.')
-    stride = tuple(int(s) for s in cell.strides)
-    dilation = tuple(int(d) for d in cell.dilation_rate)
     if padding == "same" and any(s > 1 and k > 1 for s, k in zip(stride, kernel)):
         problems.append(
             f'{where} has padding="same" with strides={stride} and kernel_size={kernel}: Keras then pads '
@@ -121,6 +111,24 @@ def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] |
         )
     if cell.data_format not in ("channels_last", "channels_first"):
         problems.append(f"{where} has data_format={cell.data_format!r}: expected channels_last or channels_first.")
+    return problems
+
+
+def _read_layer(keras: Any, layer: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The options of one Keras ConvLSTM layer in this library's terms, and its weights (in Keras's
+    layout); appends to `problems` each setting this library cannot compute. None where the layer is
+    no ConvLSTM layer or has no weights."""
+    where = _describe(layer)
+    if not _is_conv_lstm(keras, layer):
+        supported = ", ".join(f"keras.layers.{name}" for name in KERAS_LAYERS)
+        problems.append(f"{where} is not a ConvLSTM layer: only {supported} and a Bidirectional of one are supported.")
+        return None
+    cell = layer.cell
+    kernel = tuple(int(k) for k in cell.kernel_size)
+    stride = tuple(int(s) for s in cell.strides)
+    dilation = tuple(int(d) for d in cell.dilation_rate)
+    padding = cell.padding
+    problems.extend(_layer_problems(keras, layer, kernel, stride))
     if not layer.built or getattr(cell, "kernel", None) is None:
         problems.append(f"{where} is not built (it has no weights yet): call it on an input, or build it, first.")
         return None
@@ -296,58 +304,8 @@ def from_keras(source: Any, *, architecture: Any = None, dtype: Any = None) -> t
     `batch_first=True`, and `{"params": ...}` for its `apply`. `convlstm_jax.torch_module(model,
     variables)` then gives the torch twin.
 
-    How Keras's settings map (what is refused is listed below):
-
-    | Keras | this library |
-    |---|---|
-    | `filters` | `hidden_dim` |
-    | `kernel_size` (both kernels) | `kernel_size` (state-to-state) = `input_kernel_size` (input-to-state); odd only |
-    | `padding` "valid" (default), "same" | `padding` of the input-to-state convolution, "valid" or "same" |
-    | `strides`, `dilation_rate` | `stride`, `dilation` (of the input-to-state convolution) |
-    | `recurrent_kernel`: stride 1, "same" | the state-to-state convolution: stride 1, "same" |
-    | `use_bias` (a bias on `kernel` only) | `bias`, the input-to-state bias (mixed in a stack: `bias=True`, zeros) |
-    | `activation="tanh"`, `recurrent_activation="sigmoid"` | the cell's (the only ones it has) |
-    | no peepholes | `peephole=None` |
-    | `data_format` "channels_last" / "channels_first" | `channels_last=True` / `False` |
-    | `go_backwards=True` (first layer only) | `reverse=True, keep_order=False` |
-    | (batch, time, ...) | `batch_first=True` |
-    | `Bidirectional(merge_mode="concat" / "sum")` | `Bidirectional(merge="concat" / "sum")` |
-    | gates (i, f, c, o) along the kernels' last axis | gates (i, f, o, g), g = c |
-    | `unroll`, `unit_forget_bias`, `zero_output_for_mask`, `seed` | not carried (no effect on outputs) |
-    | initializers, regularizers, constraints, `trainable` | not carried (training only) |
-    | `dropout`, `recurrent_dropout` | not carried: `dropout=0`, `recurrent_dropout=0` |
-    | `stateful=True` | refused |
-
-    Keras's kernels are (*kernel, in, 4·filters), as Flax's are: the weights only move the gates
-    along the last axis. Keras's dropout draws four masks per sequence, one per gate, where this
-    library's draws one that the four gates share: another regulariser, so the imported model has
-    none (set `dropout`/`recurrent_dropout` on it to train with this library's). At inference
-    (Keras's `training=False`) dropout does nothing in either.
-
-    Which of this library's outputs is Keras's, with `outputs, states = model.apply(variables, x)`:
-
-    - `return_sequences=True`: Keras's output is `outputs[0]` (every step, the last layer's; with
-      `go_backwards`, in the order computed, as Keras returns it).
-    - `return_sequences=False`: Keras's output is the last layer's final h, `states[0][0]`
-      (= `outputs[0][:, -1]`). For a `Bidirectional`, `outputs, (forward, backward) = ...`, it is the
-      two final h merged: `concatenate([forward[0][0], backward[0][0]], -1)` or their sum.
-    - `return_state=True`: Keras's `h, c` are `states[0]`; a `Bidirectional`'s `h_f, c_f, h_b, c_b`
-      are `forward[0]` and `backward[0]`.
-
-    Keras's `initial_state=[h, c]` is `hidden_state=[(h, c)]` here (a `Bidirectional`'s
-    `[h_f, c_f, h_b, c_b]` is `([(h_f, c_f)], [(h_b, c_b)])`).
-
-    Refused, with one ValueError listing every problem of the source, each naming the layer and the
-    setting: another layer type (in a stack or
-    as the source), an even kernel, an activation other than tanh or a recurrent activation other
-    than sigmoid, a padding other than "same" and "valid", `padding="same"` with a stride above 1 on
-    an axis whose kernel is larger than 1 (Keras then pads unevenly, by the frame's size; with
-    stride 1 Keras's "same" is this library's for every dilation), `stateful=True`; in a stack: a
-    layer but the last without `return_sequences` or with `return_state`, `go_backwards` on a layer
-    but the first, layers of different `data_format`s, a `Bidirectional` with other layers; in a
-    `Bidirectional`: `merge_mode` "mul", "ave" or None, a forward layer with `go_backwards`, a
-    backward layer that is not the forward one run backwards, "concat" with "channels_first"
-    (Keras concatenates along the last axis, a spatial one); a functional model that is not a chain.
+    How Keras's settings map to this library's options, which of its outputs is Keras's, and what is
+    refused: the Keras section ("From Keras 3") of the Interoperability guide, `docs/interop.md`.
 
     Args:
       source: a Keras layer or model, or the path of a `.keras` file, or of a `.weights.h5` file

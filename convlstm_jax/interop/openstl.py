@@ -9,27 +9,8 @@ returns a Linen module of this library and the variables for its `apply`:
 - the whole model (`cell_list.*` and `conv_last.weight`): a `FramePredictor`, OpenSTL's frame model
   with its patches, its stack, its 1x1 output convolution and its autoregressive rollout.
 
-How OpenSTL's keys map (l a layer; `.1.*` only in cells with `layer_norm`):
-
-| OpenSTL key                         | this library                                         |
-| ----------------------------------- | ---------------------------------------------------- |
-| `cell_list.l.conv_x.0.weight`       | `cell_l/input_to_state/kernel`                       |
-| `cell_list.l.conv_h.0.weight`       | `cell_l/state_to_state/kernel`                       |
-| `cell_list.l.conv_x.1.{weight,bias}`| `cell_l/input_norm/{scale,bias}`                     |
-| `cell_list.l.conv_h.1.{weight,bias}`| `cell_l/state_norm/{scale,bias}`                     |
-| `conv_last.weight`                  | `output/kernel` (`FramePredictor`)                   |
-| `cell_list.l.conv_o.*`              | none: the cell's forward never uses them             |
-| `cell_list.l.conv_last.weight`      | none: the cell's forward never uses it               |
-
-OpenSTL's gates are ordered (i, f, g, o) along the 4·hidden channels, this library's (i, f, o, g):
-the convolutions' output channels and the norms' channels are reordered (a layer norm's mean and
-variance are over all 4·hidden channels at once, so reordering them changes nothing else). OpenSTL's
-cell has no biases and no peepholes, and its `_forget_bias` attribute is not used by its forward.
-OpenSTL's patches order a patch's channels (row, column, channel) (its `reshape_patch`); this
-library's `space_to_depth` orders them (channel, row, column), as `torch.nn.functional.pixel_unshuffle`
-does: `from_openstl` reorders the first layer's input channels and the output convolution's channels
-for a `FramePredictor`, which cuts frames with `space_to_depth`. A `ConvLSTM` read from cells alone
-keeps OpenSTL's input channels: feed it `openstl_patches(frames, patch_size)`.
+How OpenSTL's keys, gates and patch channels map to this library's: the OpenSTL section ("From
+OpenSTL") of the Interoperability guide, `docs/interop.md`.
 """
 
 from __future__ import annotations

@@ -5,30 +5,9 @@ at once, into one `jax.export.Exported`; `save` writes it as bytes (and, if aske
 text) and `load` reads it back as a callable. The artifact runs wherever a jaxlib of a compatible
 version runs, without this library, Flax or the model's Python code.
 
-What the artifact fixes and what it leaves open:
-
-- the **batch** is symbolic (`symbolic_batch=True`): one artifact serves every batch size;
-- the **sequence length** T is symbolic where the time loops run one step per iteration (`unroll`
-  resolving to 1: on CPU and TPU by default, or `unroll=1`). A scan that unrolls u > 1 steps per
-  iteration splits T into T // u iterations and a remainder, which `lax.scan` computes in Python
-  from a static T: such a model is exported at the example's T. `unroll=None` resolves on the
-  exporting host's default backend (5 on a GPU host), so give `unroll=1` to export a model with a
-  symbolic T from there;
-- the **frame size** is symbolic (`symbolic_frame`; "height" and "width", "length" for signals,
-  "depth" too for volumes): a ConvLSTM's weights do not depend on it. Each axis has the least size
-  the convolutions take (a "valid" or strided stack's constraint, such as `height >= 5`, checked
-  when the artifact is called); an `EncoderForecaster`'s or `FramePredictor`'s axes are multiples of
-  its patch size (`2*height`). A model with `layer_norm` is exported at the example's frame, the
-  size its norms' weights are for. The channels are the example's;
-- the **weights** are constants in the artifact (`weights="constants"`, the default: a
-  self-contained file, called as `artifact(x)`) or its first argument (`weights="arguments"`:
-  called as `artifact(variables, x)`, for new weights without a new export);
-- `conv_gradient="auto"` lowers each platform's own branch (`lax.platform_dependent`) into the
-  one module; the forward convolution is XLA's on every platform. `unroll`, `precision` and the
-  ambient `jax.default_matmul_precision` are fixed when the model is traced, on the exporting
-  host;
-- `compiler_options` are not part of a StableHLO module: `load` compiles with
-  `convlstm_jax.compiler_options()` for the default backend, or the options it is given.
+What the artifact fixes (the channels; T where the time loops unroll; the frame with layer norms)
+and what it leaves open (the batch, T, the frame size, the weights with `weights="arguments"`): the
+StableHLO section ("To StableHLO") of the Interoperability guide, `docs/interop.md`.
 """
 
 from __future__ import annotations
@@ -128,7 +107,8 @@ def export(
     Example:
       >>> import jax
       >>> import jax.numpy as jnp
-      >>> from convlstm_jax import ConvLSTM, stablehlo
+      >>> from convlstm_jax import ConvLSTM
+      >>> from convlstm_jax.interop import stablehlo
       >>> model = ConvLSTM(2, [4, 3], 3, 2, unroll=1)  # (T, B, H, W, C)
       >>> x = jnp.zeros((3, 2, 8, 8, 2))
       >>> variables = jax.jit(model.init)(jax.random.key(0), x)

@@ -13,7 +13,8 @@ import pytest
 
 import convlstm_jax
 from convlstm_common.tolerance import tolerance_for
-from convlstm_jax import Bidirectional, ConvLSTM, FramePredictor, stablehlo
+from convlstm_jax import Bidirectional, ConvLSTM, FramePredictor
+from convlstm_jax.interop import stablehlo
 from convlstm_jax.models import EncoderForecaster
 from parity_tests.runs import model_kwargs, returned_layers
 from parity_tests.vectors import load_case, load_manifest

@@ -291,7 +291,7 @@ def block_mean(frame: np.ndarray, factor: int) -> np.ndarray:
     return blocks.mean(axis=(1, 3)).astype(np.float32)
 
 
-def _read_frame(source: RadarSource, importer: Any, path: str, time: datetime.datetime) -> tuple[np.ndarray, dict]:
+def read_frame(source: RadarSource, importer: Any, path: str, time: datetime.datetime) -> tuple[np.ndarray, dict]:
     """One frame in mm/h (float32, NaN where missing) and its metadata, through pysteps."""
     from pysteps import io
     from pysteps.utils import to_rainrate
@@ -320,7 +320,8 @@ def _pixel_metres(source: RadarSource, metadata: dict, path: str) -> float:
     return float(size) * unit
 
 
-def _grid_factor(source, metadata, path, shape, grid, size, pixel_km) -> int:
+def grid_factor(source, metadata, path, shape, grid, size, pixel_km) -> int:
+    """The block size that takes frames of `shape` onto the model's grid (`grid`, `size`, `pixel_km`)."""
     if grid == "downscale":
         factor = min(shape) // size
     elif pixel_km is None:
@@ -446,10 +447,10 @@ def load_source(
             )
         frames = []
         for path, time in zip(found, found_times):
-            rain, metadata = _read_frame(source, importer, path, time)
+            rain, metadata = read_frame(source, importer, path, time)
             if first is None:
                 first = (rain.shape, path)
-                factor = _grid_factor(source, metadata, path, rain.shape, grid, size, pixel_km)
+                factor = grid_factor(source, metadata, path, rain.shape, grid, size, pixel_km)
             elif rain.shape != first[0]:
                 raise ValueError(
                     f"Radar source {source.name!r} has frames of two sizes: {path!r} is {rain.shape[0]} x "

@@ -174,7 +174,7 @@ def test_gaps_refused_only_when_no_run_is_long_enough(tmp_path, fake_importer_re
     source = RadarSource.from_settings("fake", settings(tmp_path))
     assert load_source(source, frames_per_sequence=3, size=12, grid="crop", pixel_km=None).rain.shape[0] == 1
     read = []
-    monkeypatch.setattr(sources, "_read_frame", lambda *args: read.append(args))
+    monkeypatch.setattr(sources, "read_frame", lambda *args: read.append(args))
     with pytest.raises(ValueError, match=r"no 4 consecutive frames 5 minutes apart .* the longest 3 frames"):
         load_source(source, frames_per_sequence=4, size=12, grid="crop", pixel_km=None)
     assert read == []

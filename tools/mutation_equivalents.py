@@ -152,7 +152,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         _FROZEN
     ),
     ("convlstm_jax/models/encoder_forecaster.py", "remat: bool = False", "remat: bool = True"): _REMAT,
-    ("convlstm_jax/models/encoder_forecaster.py", "dtype = states[0][0].dtype", "dtype = states[0][1].dtype"): _ONE_DTYPE,
+    (
+        "convlstm_jax/models/encoder_forecaster.py",
+        "dtype = states[0][0].dtype",
+        "dtype = states[0][1].dtype",
+    ): _ONE_DTYPE,
 }
 
 _GUESS = (

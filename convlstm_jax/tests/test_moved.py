@@ -1,5 +1,6 @@
-"""The old module paths (the applications, the StableHLO export, the converter, the tolerance policy): each name they provided is still found
-there, with a `DeprecationWarning` naming its new home, and is the new home's object itself."""
+"""The old module paths (the applications, the StableHLO export, the converter, the tolerance
+policy): each name they provided is still found there, with a `DeprecationWarning` naming its new
+home, and is the new home's object itself."""
 
 import importlib
 import re

@@ -474,7 +474,12 @@ def test_the_skill_table_refuses_bad_results(results):
         ([], 0.5, TypeError, "must map method names"),
         ({}, 0.5, ValueError, "at least one method"),
         ({"model": results["model"], "persistence": {**other, "lead_times": [7, 8]}}, 0.5, ValueError, "share a lead"),
-        ({"model": results["model"]}, 3, ValueError, r"no CSI at 3 mm/h; its thresholds are \['0.5', '2', '5', '10', '30'\]"),
+        (
+            {"model": results["model"]},
+            3,
+            ValueError,
+            r"no CSI at 3 mm/h; its thresholds are \['0.5', '2', '5', '10', '30'\]",
+        ),
         ({1: results["model"]}, 0.5, TypeError, "keyed by method names"),
         ({"model": {"lead_times": [1]}}, 0.5, ValueError, "no 'CSI' per lead time"),
     ]

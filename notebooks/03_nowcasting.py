@@ -174,8 +174,9 @@ print(f"so the rain rates come back within {error.max():.1%} (median {np.median(
 # ### One knob: growth
 #
 # `growth` is how fast rain grows or decays where it is, in standard deviations of the field a
-# frame. With the same seed the sequences start from the same frame; with more growth the rain
-# fades in some places and appears in others while it moves. No extrapolation of motion can see
+# frame. Growth acts from before the first frame (during the `SPIN_UP` frames the sequences start
+# after), so sequences of the same seed and another growth differ from their first frame on; with
+# more growth the rain fades in some places and appears in others while it moves. No extrapolation of motion can see
 # that. The other knobs (`speed`, `turning`, `rotation`, `wind_variability`, `lifetime`,
 # `wet_fraction`, `spectral_slope`) are described in `synthetic_radar`'s docstring.
 
@@ -196,7 +197,8 @@ show_rain(grown, labels, every_third, "The first sequence with more or less grow
 #   the rain in dB), along which the last frame is moved, semi-Lagrangian, for each lead time: the
 #   method of operational nowcasts and of the paper's ROVER baseline. It assumes the motion stays
 #   as it is and the rain neither grows nor decays, and it has no rain to bring in from beyond
-#   the frame's edge: where the wind blows in, its forecast is dry.
+#   the frame's edge: where the wind blows in, no trajectory starts inside the frame, and its
+#   forecast there is NaN (missing, pysteps' convention), not rain and not dry.
 #
 # Here is the motion field of the first sequence, as `optical_flow` estimates it (pixels a
 # frame), over its last input frame.
@@ -252,8 +254,10 @@ display(Image(WORK / "baselines.png"))
 #   better than chance;
 # - MSE of the rain rate in (mm/h)², and the Pearson correlation of forecast and observed rates.
 #
-# The result also holds them at 2, 5 and 10 mm/h and the fractions skill score (FSS) in windows of
-# 1, 5 and 15 pixels.
+# The result also holds them at the other thresholds of `THRESHOLDS` (up to HKO-7's 30 mm/h) and the
+# fractions skill score (FSS) in windows of `FSS_SCALES` pixels. A NaN truth pixel is missing and
+# left out; here a forecast's NaN (optical flow's inflow band) counts as no rain, so the whole frame
+# is scored.
 
 # %%
 scores = {name: verify(forecast, truth) for name, forecast in forecasts.items()}
@@ -298,8 +302,7 @@ display(Image(WORK / "easy.png"))
 # forecasts and the two baselines on the validation sequences (`evaluation.nowcast_skill`), and
 # writes `skill.json`, `skill_csi.png` and `radar_forecasts.png` beside its usual files.
 #
-# At full size this cell is the library's default radar run, some minutes on a CPU
-# (9 min 55 s measured on a shared 2-core CPU);
+# At full size this cell is the library's default radar run, some minutes on a CPU;
 # with `CONVLSTM_NOTEBOOK_SMALL=1` a tiny model takes a few steps, enough to show every output but
 # not to learn. `TrainConfig.from_preset("paper-radar")` (`--preset paper-radar`) is the paper's
 # configuration: 5 frames in, 15 out, 100 x 100 frames as 2 x 2 patches,
@@ -315,23 +318,24 @@ print(sorted(path.name for path in result.workdir.iterdir()))
 # %% [markdown]
 # ## 4. Skill against the baselines
 #
-# `result.skill` (and `skill.json`) holds a `Verification.result()` per method: `"model"`,
-# `"persistence"` and `"optical_flow"`, each with every score per lead time. `skill_table` prints
-# them as `convlstm-train` does at the end of a run; the last lines are the means over the lead
-# times.
+# `result.skill` (and `skill.json`) holds three entries:
+#
+# - `"regions"`: for each region, `"frame"` (every observed pixel, a forecast's NaN as no rain) and
+#   `"reachable"` (the observed pixels extrapolation reaches from inside the frame, where no method
+#   is blind), a `Verification.result()` per method: `"model"`, `"persistence"` and
+#   `"optical_flow"`, each with every score per lead time;
+# - `"differences"`: for each region and baseline, the model-minus-baseline difference of CSI at
+#   each threshold and of the MSE (means over the common lead times), with its paired bootstrap 95%
+#   interval over the validation sequences;
+# - `"bootstrap"`: how those intervals were drawn (resamples, seed, confidence).
+#
+# `skill_table` prints them as `convlstm-train` does at the end of a run: a table per region, whose
+# last lines are the means over the lead times every method has, then the differences.
 #
 # With `CONVLSTM_NOTEBOOK_SMALL=1` the model is far too small and too briefly trained to beat
-# either baseline: its table and figures only show what a run writes. After the full default run,
-# the model's scores are those below (measured on two CPU cores):
-#
-# | mean over the hour, 0.5 mm/h | CSI | FAR | MSE (mm/h)² |
-# |---|---|---|---|
-# | model | 0.562 | 0.263 | 45.5 |
-# | persistence | 0.388 | 0.431 | 57.8 |
-# | optical flow | 0.468 | 0.262 | 47.3 |
-#
-# The model beats persistence at every lead time; optical flow is better at 6 minutes (CSI 0.781
-# against 0.723) and the model from 12 minutes on ([Nowcasting](../docs/nowcasting.md) says why).
+# either baseline: its table and figures only show what a run writes. The full default run's
+# figures are measured by `convlstm-train --data radar --workdir runs/radar`, which prints this
+# table at its end.
 
 # %%
 print(skill_table(result.skill))
@@ -345,14 +349,18 @@ display(Image(result.workdir / "skill_csi.png"))
 display(Image(result.workdir / "radar_forecasts.png"))
 
 # %% [markdown]
-# Every other score is in `skill.json`: `skill["model"]["CSI"]["2"]` is the CSI at 2 mm/h per lead
-# time, `skill["model"]["FSS"]["0.5"]["15"]` the FSS at 0.5 mm/h in 15-pixel windows,
-# `skill["model"]["contingency"]` the hits, misses, false alarms and correct negatives behind the
-# categorical scores; undefined scores are `null`. `plot_skill` draws any of them:
+# Every other score is in `skill.json`: with `frame = skill["regions"]["frame"]`,
+# `frame["model"]["CSI"]["2"]` is the CSI at 2 mm/h per lead time, `frame["model"]["FSS"]["0.5"]["15"]`
+# the FSS at 0.5 mm/h in 15-pixel windows, `frame["model"]["contingency"]` the hits, misses, false
+# alarms and correct negatives behind the categorical scores; undefined scores are `null`.
+# `skill["differences"]["reachable"]["optical_flow"]` holds the model-minus-optical-flow differences
+# on the reachable pixels with their intervals. `plot_skill` draws any score, a line per method and
+# region (the frame solid, the reachable pixels dashed):
 
 # %%
 skill = json.loads((result.workdir / "skill.json").read_text())
-print(sorted(skill["model"]))
+print(list(skill), list(skill["regions"]), sorted(skill["regions"]["frame"]["model"]))
+print(json.dumps(skill["differences"]["reachable"]["optical_flow"], indent=1)[:600])
 plot_skill(WORK / "fss.png", skill, score="FSS", threshold=0.5, scale=15)
 display(Image(WORK / "fss.png"))
 

@@ -210,6 +210,21 @@ def _check_frames(x: np.ndarray, methods: Sequence[str], motion_frames: int) -> 
             )
 
 
+def _estimate_motion(estimate: Any, db: np.ndarray, motion_kwargs: Mapping[str, Any]) -> np.ndarray:
+    """`estimate(db, **motion_kwargs)`, pysteps' motion field of frames in dB.
+
+    Where Lucas-Kanade finds two vectors or fewer (a small or nearly featureless frame), its outlier
+    test takes the covariance of a single neighbour: NaN, with numpy's warnings of zero degrees of
+    freedom and of a division by zero, and every vector is kept, which is right; those warnings are
+    left out here, and only here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Degrees of freedom <= 0", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="divide by zero encountered", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+        return estimate(db, **motion_kwargs)
+
+
 def _forecasts(
     x: np.ndarray,
     lead_times: int,
@@ -250,7 +265,7 @@ def _forecasts(
             if not moving:
                 continue
             db = db_transform(sequence, threshold=DB_THRESHOLD, zerovalue=DB_ZERO_VALUE)[0]  # NaN stays NaN
-            velocity = pysteps.motion.get_method(motion)(db[-motion_frames:], **motion_kwargs)
+            velocity = _estimate_motion(pysteps.motion.get_method(motion), db[-motion_frames:], motion_kwargs)
             steps_forecast = None
             for name in moving:
                 if name == "optical_flow":

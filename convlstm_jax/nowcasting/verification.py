@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import DB_THRESHOLD, DB_ZERO_VALUE, _check_int, _check_motion, _pysteps
+from .baselines import DB_THRESHOLD, DB_ZERO_VALUE, _check_int, _check_motion, _estimate_motion, _pysteps
 from .readers import RADAR_INTERVAL_MINUTES
 
 THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
@@ -385,7 +385,7 @@ def reachable(
         warnings.filterwarnings("ignore", message="Singular matrix during outlier detection")
         for n, sequence in enumerate(x):
             db = db_transform(sequence[-motion_frames:], threshold=DB_THRESHOLD, zerovalue=DB_ZERO_VALUE)[0]
-            velocity = estimate(db, **motion_kwargs)
+            velocity = _estimate_motion(estimate, db, motion_kwargs)
             ones = np.where(np.isfinite(sequence[-1]), 1.0, np.nan)
             moved = extrapolate(ones, velocity, lead_times, outval=np.nan, allow_nonfinite_values=True)
             mask[n] = np.isfinite(moved)

@@ -54,20 +54,25 @@ def split_sequences(sequences: np.ndarray, input_frames: int = 10) -> tuple[np.n
 
 
 def to_unit(x: np.ndarray) -> np.ndarray:
-    """Maps uint8 pixels 0..255 to float32 values in [0, 1].
+    """Maps pixels 0..255 to float32 values in [0, 1].
+
+    Pixels are uint8, or floating-point with NaN where missing (radar frames with pixels outside a
+    radar's range, as `load_data` returns them); NaN stays NaN.
 
     Raises:
-      TypeError: if `x` is not a uint8 NumPy array.
+      TypeError: if `x` is not a uint8 or floating-point NumPy array.
 
     Examples:
       >>> import numpy as np
       >>> from convlstm_jax.training import to_unit
       >>> to_unit(np.array([0, 51, 255], np.uint8))
       array([0. , 0.2, 1. ], dtype=float32)
+      >>> to_unit(np.array([0.0, np.nan, 255.0], np.float32))
+      array([ 0., nan,  1.], dtype=float32)
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
+    if not isinstance(x, np.ndarray) or not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
         found = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"to_unit takes a uint8 NumPy array, got {found}.")
+        raise TypeError(f"to_unit takes a uint8 or floating-point NumPy array of pixels 0..255, got {found}.")
     return x.astype(np.float32) / np.float32(255)
 
 

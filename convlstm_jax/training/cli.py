@@ -91,6 +91,18 @@ def _flags(options: Mapping[str, object]) -> list[str]:
     ]
 
 
+def _rain_rates(config: TrainConfig) -> str:
+    """Where the rain rates of radar data come from: the Z-R relation of the data in use, or its source."""
+    from ..nowcasting.units import HKO7_ZR_A, HKO7_ZR_B, ZR_A, ZR_B
+
+    source = config.radar_source()
+    if source is not None:
+        return f"as pysteps' importer {source.importer!r} of source {source.name!r} gives them"
+    if config.data == "radar":
+        return f"of the synthetic radar, stored by Z = {ZR_A:g} R^{ZR_B:g}"
+    return f"by HKO-7's Z = {HKO7_ZR_A:g} R^{HKO7_ZR_B:g}"
+
+
 def _summary(config: TrainConfig, result: TrainResult) -> str:
     minutes, seconds = divmod(round(result.wall_time), 60)
     header = f"{'':17s}{'cross-entropy':>14s}{'MSE':>10s}{'MAE':>10s}{'SSIM':>9s}"
@@ -107,9 +119,9 @@ def _summary(config: TrainConfig, result: TrainResult) -> str:
         from ..nowcasting import skill_table
 
         skill = [
-            f"Nowcasting skill on the validation sequences (rain rates by Z = 200 R^1.6; {SKILL_FILE} has every "
-            "threshold and FSS):",
-            skill_table(result.skill),
+            f"Nowcasting skill on the validation sequences (rain rates {_rain_rates(config)}; {SKILL_FILE} has "
+            "every threshold and FSS):",
+            skill_table(result.skill, interval_minutes=config.interval_minutes),
         ]
         radar_files = f", {SKILL_FILE}, {SKILL_FIGURE}, {RADAR_FIGURE}"
     return "\n".join(

@@ -58,7 +58,8 @@ def evaluate_dataset(
 
     Args:
       state: the trained state.
-      inputs, targets: uint8 sequences (N, T_in, H, W, C) and (N, T_out, H, W, C).
+      inputs, targets: pixel sequences (N, T_in, H, W, C) and (N, T_out, H, W, C), uint8 or float
+        with NaN where missing (`batches.to_unit`); the metrics count observed target pixels only.
       batch_size: sequences per call of `eval_step`.
       place: puts a batch `(inputs, targets)` of float32 arrays on the devices (default: as is).
 
@@ -75,6 +76,7 @@ def evaluate_dataset(
 
 @jax.jit
 def _baseline_step(forecast: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
+    forecast = jnp.where(jnp.isnan(forecast), jnp.zeros((), forecast.dtype), forecast)  # missing: no rain, as the model
     p = jnp.clip(forecast, BASELINE_FLOOR, 1 - BASELINE_FLOOR)
     return {
         "cross_entropy": metrics.cross_entropy(jnp.log(p) - jnp.log1p(-p), truth),
@@ -88,10 +90,12 @@ def baseline_metrics(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int
     """The four metrics of the forecast that repeats the last input frame (`batches.copy_last_frame`).
 
     MSE, MAE and SSIM are those of the repeated frames themselves; the cross-entropy takes them as
-    probabilities kept `BASELINE_FLOOR` (half a grey level) away from 0 and 1.
+    probabilities kept `BASELINE_FLOOR` (half a grey level) away from 0 and 1. A missing pixel (NaN)
+    of the last input frame is repeated as 0, as the model sees it; missing targets are left out.
 
     Args:
-      inputs, targets: uint8 sequences (N, T_in, H, W, C) and (N, T_out, H, W, C).
+      inputs, targets: pixel sequences (N, T_in, H, W, C) and (N, T_out, H, W, C), uint8 or float
+        with NaN where missing (`batches.to_unit`).
       batch_size: sequences per batch.
 
     Returns:
@@ -190,7 +194,8 @@ def nowcast_skill(
 
     Args:
       state: the trained state.
-      inputs, targets: uint8 radar frames (N, T_in, H, W, 1) and (N, T_out, H, W, 1).
+      inputs, targets: radar frames in HKO-7's pixels (N, T_in, H, W, 1) and (N, T_out, H, W, 1),
+        uint8 or float with NaN where missing.
       batch_size: sequences per call of the model.
       place: puts a batch `(inputs,)` of float32 arrays on the devices (default: as is).
       resamples: resamples of the bootstrap.
@@ -236,8 +241,9 @@ def _save_radar_figures(
     val_inputs: np.ndarray,
     val_targets: np.ndarray,
     place_batch: Placer,
+    interval_minutes: float = RADAR_INTERVAL_MINUTES,
 ) -> None:
-    plot_skill(workdir / SKILL_FIGURE, skill, score="CSI", threshold=0.5, interval_minutes=RADAR_INTERVAL_MINUTES)
+    plot_skill(workdir / SKILL_FIGURE, skill, score="CSI", threshold=0.5, interval_minutes=interval_minutes)
     inputs, truth = pixels_to_rain(val_inputs[:1, ..., 0]), pixels_to_rain(val_targets[:1, ..., 0])
     forecasts = _deterministic(
         {"model": _model_rain(state, val_inputs[:1], place_batch), **nowcasting.baselines(inputs, truth.shape[1])}
@@ -247,6 +253,6 @@ def _save_radar_figures(
         inputs[0],
         truth[0],
         {name: forecast[0] for name, forecast in forecasts.items()},
-        interval_minutes=RADAR_INTERVAL_MINUTES,
+        interval_minutes=interval_minutes,
         title=f"Validation sequence 0, step {int(state.step)}",
     )

@@ -145,7 +145,9 @@ def train(config: TrainConfig) -> TrainResult:
         if config.radar:
             skill = nowcast_skill(state, val_inputs, val_targets, batch_size=config.batch_size, place=place_batch)
             _write_atomically(workdir / SKILL_FILE, json.dumps(skill, indent=1) + "\n")
-            _save_radar_figures(workdir, skill, state, val_inputs, val_targets, place_batch)
+            _save_radar_figures(
+                workdir, skill, state, val_inputs, val_targets, place_batch, interval_minutes=config.interval_minutes
+            )
         manager.wait_until_finished()
         checkpoint_steps = tuple(manager.all_steps())
     return TrainResult(

@@ -4,6 +4,9 @@ Every function takes channels-last sequences of shape (B, T, H, W, C), B sequenc
 checks them before computing anything, and returns a scalar. Inputs of fewer than 32 bits are
 computed in float32. The functions trace under `jax.jit`. The balanced loss of HKO-7 for radar is
 `convlstm_jax.nowcasting.balanced_loss`.
+
+A target pixel may be missing, NaN (a radar's pixel outside its range or masked): every metric counts
+observed pixels only, and is NaN where no pixel is observed.
 """
 
 from __future__ import annotations
@@ -40,15 +43,23 @@ def _widened(x: Any) -> jax.Array:
     return x.astype(jnp.float32) if np.dtype(x.dtype).itemsize < 4 else x
 
 
+def _observed_errors(predictions: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
+    """`predictions - targets` (at least float32), 0 where the target is missing (NaN), and the mask of observed
+    targets."""
+    predictions, targets = _widened(predictions), _widened(targets)
+    observed = ~jnp.isnan(targets)
+    return jnp.where(observed, predictions - jnp.where(observed, targets, 0), 0), observed
+
+
 def mse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax.Array:
-    """Mean squared error over every pixel of every frame.
+    """Mean squared error over every observed pixel (target not NaN) of every frame.
 
     Args:
       predictions: predicted frames in [0, 1], of shape (B, T, H, W, C).
-      targets: true frames in [0, 1], of the same shape and dtype.
+      targets: true frames in [0, 1], of the same shape and dtype; NaN where missing.
 
     Returns:
-      A scalar: the mean of `(predictions - targets) ** 2`.
+      A scalar: the mean of `(predictions - targets) ** 2` over the observed pixels.
 
     Raises:
       TypeError: if an input is not a floating-point array, or the dtypes differ.
@@ -61,16 +72,17 @@ def mse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       Array(0.25, dtype=float32)
     """
     _check_pair("predictions", predictions, targets)
-    return jnp.mean(jnp.square(_widened(predictions) - _widened(targets)))
+    errors, observed = _observed_errors(predictions, targets)
+    return jnp.sum(jnp.square(errors)) / jnp.sum(observed, dtype=errors.dtype)
 
 
 def mae(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax.Array:
-    """Mean absolute error over every pixel of every frame.
+    """Mean absolute error over every observed pixel (target not NaN) of every frame.
 
     Args and Raises are those of `mse`.
 
     Returns:
-      A scalar: the mean of `|predictions - targets|`.
+      A scalar: the mean of `|predictions - targets|` over the observed pixels.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -79,7 +91,8 @@ def mae(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       Array(0.5, dtype=float32)
     """
     _check_pair("predictions", predictions, targets)
-    return jnp.mean(jnp.abs(_widened(predictions) - _widened(targets)))
+    errors, observed = _observed_errors(predictions, targets)
+    return jnp.sum(jnp.abs(errors)) / jnp.sum(observed, dtype=errors.dtype)
 
 
 def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, filter_size: int = 11) -> jax.Array:
@@ -89,10 +102,12 @@ def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, fi
     positions, with `max_val=1`, and the per-frame values are averaged; channels are averaged too.
     A frame smaller than the window is measured with the largest odd window that fits in it,
     `min(filter_size, H, W)`, less one if even; on a 1-pixel frame that compares luminance alone.
+    Where targets miss pixels (NaN), the windows that hold one are left out: the mean is over the
+    windows of observed pixels of every frame (NaN if there is none).
 
     Args:
       predictions: predicted frames in [0, 1], of shape (B, T, H, W, C).
-      targets: true frames in [0, 1], of the same shape and dtype.
+      targets: true frames in [0, 1], of the same shape and dtype; NaN where missing.
       filter_size: the side of the Gaussian window, for frames at least that large.
 
     Returns:
@@ -129,28 +144,32 @@ def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, fi
 
 @functools.partial(jax.jit, static_argnames="filter_size")
 def _mean_ssim(predictions: jax.Array, targets: jax.Array, filter_size: int) -> jax.Array:
-    """The mean of `dm_pix.ssim` over (N, H, W, C) frames, compiled as one program."""
+    """The mean of `dm_pix.ssim`'s map over (N, H, W, C) frames, compiled as one program, leaving out the windows
+    that hold a missing target (NaN)."""
+    predictions = jnp.where(jnp.isnan(targets), targets, predictions)  # NaN spreads to every window that holds it
     # dm_pix builds its window from int32 and Python floats, which strict promotion refuses; both
     # frames already share one dtype, so standard promotion changes nothing else.
     with jax.numpy_dtype_promotion("standard"):
-        return jnp.mean(dm_pix.ssim(predictions, targets, max_val=1.0, filter_size=filter_size))
+        ssim_map = dm_pix.ssim(predictions, targets, max_val=1.0, filter_size=filter_size, return_map=True)
+    return jnp.nanmean(ssim_map)
 
 
 def cross_entropy(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax.Array:
     """Binary cross-entropy per sequence, the figure Shi et al. 2015 report for Moving MNIST.
 
     With p = σ(logits), the per-pixel loss -[y log p + (1 - y) log(1 - p)] is summed over every
-    pixel of every predicted frame of a sequence, then averaged over the B sequences. This is the
+    observed pixel (target not NaN) of every predicted frame of a sequence, then averaged over the
+    B sequences. This is the
     loss of Shi et al. 2015 (Section 4.1, Table 1), computed from logits for stability by
     `optax.sigmoid_binary_cross_entropy`. For targets strictly between 0 and 1 the minimum is
     their entropy, not 0.
 
     Args:
       logits: predicted frames before the sigmoid, of shape (B, T, H, W, C).
-      targets: true frames in [0, 1], of the same shape and dtype.
+      targets: true frames in [0, 1], of the same shape and dtype; NaN where missing.
 
     Returns:
-      A scalar: the mean over sequences of the summed cross-entropy.
+      A scalar: the mean over sequences of the cross-entropy summed over observed pixels.
 
     Raises:
       TypeError: if an input is not a floating-point array, or the dtypes differ.
@@ -169,8 +188,10 @@ def cross_entropy(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
       (22.1807, 22.1807)
     """
     _check_pair("logits", logits, targets)
-    per_pixel = optax.sigmoid_binary_cross_entropy(_widened(logits), _widened(targets))
-    return jnp.mean(jnp.sum(per_pixel, axis=(1, 2, 3, 4)))
+    targets = _widened(targets)
+    observed = ~jnp.isnan(targets)
+    per_pixel = optax.sigmoid_binary_cross_entropy(_widened(logits), jnp.where(observed, targets, 0))
+    return jnp.mean(jnp.sum(jnp.where(observed, per_pixel, 0), axis=(1, 2, 3, 4)))
 
 
 def evaluate(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> dict[str, jax.Array]:
@@ -178,7 +199,7 @@ def evaluate(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> dic
 
     Args:
       logits: predicted frames before the sigmoid, of shape (B, T, H, W, C).
-      targets: true frames in [0, 1], of the same shape and dtype.
+      targets: true frames in [0, 1], of the same shape and dtype; NaN where missing.
 
     Returns:
       `{"cross_entropy": ..., "mse": ..., "mae": ..., "ssim": ...}`, scalars as the functions of

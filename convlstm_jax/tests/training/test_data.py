@@ -133,8 +133,15 @@ def test_to_unit():
     assert unit.dtype == np.float32
     np.testing.assert_array_equal(unit, x.astype(np.float32) / np.float32(255))
     assert unit.min() == 0 and unit.max() == 1
-    with pytest.raises(TypeError, match="uint8 NumPy array, got float32"):
-        to_unit(unit)
+    with pytest.raises(TypeError, match=r"uint8 or floating-point NumPy array of pixels 0\.\.255, got int32"):
+        to_unit(x.astype(np.int32))
+
+
+def test_to_unit_keeps_missing_float_pixels_missing():
+    x = np.array([[0.0, np.nan], [127.5, 255.0]], np.float32)
+    unit = to_unit(x)
+    assert unit.dtype == np.float32
+    np.testing.assert_array_equal(unit, [[0.0, np.nan], [0.5, 1.0]])
 
 
 def test_batch_indices_are_a_pure_function_of_the_step():

@@ -132,3 +132,44 @@ def test_the_training_step_takes_missing_pixels():
     # The same update as from the filled inputs, and the forecast of the filled inputs.
     chex.assert_trees_all_close(after.params, train_step(state, jnp.asarray(filled), jnp.asarray(targets))[0].params)
     chex.assert_trees_all_close(predict(state, jnp.asarray(inputs)), predict(state, jnp.asarray(filled)))
+
+
+def _with_missing(seed, shape=(2, 3, 16, 16, 1)):
+    """Random targets with some pixels missing (NaN): a corner block of every frame, and one pixel of one."""
+    targets = _frames(seed, shape)
+    targets[:, :, :3, :3] = np.nan
+    targets[1, 2, 8, 15] = np.nan
+    return targets
+
+
+def test_mse_mae_and_cross_entropy_count_observed_pixels_only():
+    predictions, targets = _frames(0, (2, 3, 16, 16, 1)), _with_missing(1)
+    observed = ~np.isnan(targets)
+    error = (predictions.astype(np.float64) - targets)[observed]
+    np.testing.assert_allclose(mse(predictions, targets), np.mean(error**2), rtol=1e-6)
+    np.testing.assert_allclose(mae(predictions, targets), np.mean(np.abs(error)), rtol=1e-6)
+    logits = np.random.default_rng(2).normal(0, 3, targets.shape).astype(np.float32)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    per_pixel = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+    expected = np.where(observed, per_pixel, 0).sum(axis=(1, 2, 3, 4)).mean()
+    np.testing.assert_allclose(cross_entropy(logits, targets), expected, rtol=1e-5)
+    scores = jax.jit(evaluate)(logits, targets)
+    assert all(np.isfinite(float(value)) for value in scores.values()), scores
+
+
+def test_ssim_leaves_out_the_windows_that_hold_a_missing_pixel():
+    # 3 x 3 windows on 6 x 6 frames: with pixel (0, 0) missing, window (0, 0) is left out, and the
+    # mean is over the other windows of dm_pix's map, computed here frame by frame.
+    import dm_pix
+
+    predictions, targets = _frames(0, (1, 2, 6, 6, 1)), _frames(1, (1, 2, 6, 6, 1))
+    targets[0, 0, 0, 0] = np.nan
+    maps = []
+    for t in range(2):
+        with jax.numpy_dtype_promotion("standard"):
+            full = np.asarray(
+                dm_pix.ssim(predictions[0, t], np.nan_to_num(targets[0, t]), filter_size=3, return_map=True)
+            )
+        maps.append(full.ravel()[1:] if t == 0 else full.ravel())
+    np.testing.assert_allclose(ssim(predictions, targets, filter_size=3), np.mean(np.concatenate(maps)), rtol=1e-5)
+    chex.assert_trees_all_close(ssim(np.nan_to_num(targets), targets, filter_size=3), jnp.float32(1), atol=1e-6)

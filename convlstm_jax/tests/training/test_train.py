@@ -380,3 +380,43 @@ def test_nowcast_skill_scores_every_baseline_on_both_regions_with_intervals(monk
     assert all(r < f for r, f in zip(pixels["reachable"], pixels["frame"], strict=True)), pixels
     assert skill["bootstrap"] == {"reference": "model", "resamples": 50, "seed": 0, "confidence": 0.95}
     assert "reachable:" in skill_table(skill) and "30" in skill["regions"]["frame"]["model"]["CSI"]
+
+
+def test_a_radar_archive_with_missing_pixels_trains_end_to_end(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pysteps", reason="radar archives are read through pysteps (the nowcast extra)")
+    pytest.importorskip("cv2", reason="the optical-flow baseline needs OpenCV (the nowcast extra)")
+    from pysteps.io import interface as pysteps_interface
+
+    from convlstm_jax.tests.nowcasting.test_sources import fake_importer, settings, write_archive
+
+    monkeypatch.setitem(pysteps_interface._importer_methods, "fake_npy", fake_importer)
+    write_archive(tmp_path / "archive", range(40), height=32, width=32)  # pixel (0, 0) missing in every frame
+    (tmp_path / "source.json").write_text(json.dumps(settings(tmp_path / "archive")))
+    options = {**TINY, "input_frames": 3, "train_sequences": 4, "val_sequences": 4, "batch_size": 2, "steps": 2}
+    config = TrainConfig(**options, data="source", data_source=str(tmp_path / "source.json"))
+    train_set, val_set = load_data(config)
+    assert np.isnan(train_set).any() and np.isnan(val_set).any()
+    workdir = tmp_path / "run"
+    args = [f"--{name.replace('_', '-')}={value}" for name, value in options.items() if name != "progress"]
+    assert (
+        main(
+            [
+                *args,
+                "--no-progress",
+                "--data=source",
+                f"--data-source={tmp_path / 'source.json'}",
+                f"--workdir={workdir}",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "as pysteps' importer 'fake_npy'" in out and "200 R^1.6" not in out
+    records = _records(workdir)
+    for record in records:
+        assert all(np.isfinite(value) for key, value in record.items() if key not in ("step", "kind")), record
+    assert {record["kind"] for record in records} == {"baseline", "train", "val"}
+    skill = json.loads((workdir / "skill.json").read_text())
+    assert list(skill) == ["regions", "differences", "bootstrap"]
+    for result in skill["regions"]["frame"].values():
+        assert result["num_sequences"] == 4 and all(np.isfinite(result["MSE"]))

@@ -17,7 +17,7 @@ import numpy as np
 from .units import DBZ_RANGE, rain_to_dbz
 
 
-def _check_pair(name: str, x: Any, targets: Any) -> None:
+def check_pair(name: str, x: Any, targets: Any) -> None:
     """Raises unless `x` and `targets` are floating-point arrays of one dtype and one 5-D shape."""
     for label, array in ((name, x), ("targets", targets)):
         dtype = getattr(array, "dtype", None)
@@ -33,7 +33,7 @@ def _check_pair(name: str, x: Any, targets: Any) -> None:
         raise ValueError(f"{name} and targets must be 5-D (B, T, H, W, C), got shape {x.shape}.")
 
 
-def _widened(x: Any) -> jax.Array:
+def widened(x: Any) -> jax.Array:
     """`x` as a JAX array of at least float32."""
     x = jnp.asarray(x)
     return x.astype(jnp.float32) if np.dtype(x.dtype).itemsize < 4 else x
@@ -94,8 +94,8 @@ def balanced_loss(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
       >>> bool(jnp.isclose(loss, 30 * ((heavy - p) ** 2 + abs(heavy - p))))
       True
     """
-    _check_pair("logits", logits, targets)
-    logits, targets = _widened(logits), _widened(targets)
+    check_pair("logits", logits, targets)
+    logits, targets = widened(logits), widened(targets)
     # Missing targets are filled before any arithmetic and masked after it, so that neither the loss nor
     # its gradient sees a NaN.
     observed = ~jnp.isnan(targets)

@@ -20,33 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-
-def _check_pair(name: str, x: Any, targets: Any) -> None:
-    """Raises unless `x` and `targets` are floating-point arrays of one dtype and one 5-D shape."""
-    for label, array in ((name, x), ("targets", targets)):
-        dtype = getattr(array, "dtype", None)
-        if dtype is None or not hasattr(array, "shape"):
-            raise TypeError(f"{label} must be an array, got {type(array).__name__}.")
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"{label} must have a floating-point dtype, got {dtype}.")
-    if x.dtype != targets.dtype:
-        raise TypeError(f"{name} and targets must have the same dtype, got {x.dtype} and {targets.dtype}.")
-    if x.shape != targets.shape:
-        raise ValueError(f"{name} and targets must have the same shape, got {x.shape} and {targets.shape}.")
-    if len(x.shape) != 5:
-        raise ValueError(f"{name} and targets must be 5-D (B, T, H, W, C), got shape {x.shape}.")
-
-
-def _widened(x: Any) -> jax.Array:
-    """`x` as a JAX array of at least float32."""
-    x = jnp.asarray(x)
-    return x.astype(jnp.float32) if np.dtype(x.dtype).itemsize < 4 else x
+from ..nowcasting.losses import check_pair, widened
 
 
 def _observed_errors(predictions: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
     """`predictions - targets` (at least float32), 0 where the target is missing (NaN), and the mask of observed
     targets."""
-    predictions, targets = _widened(predictions), _widened(targets)
+    predictions, targets = widened(predictions), widened(targets)
     observed = ~jnp.isnan(targets)
     return jnp.where(observed, predictions - jnp.where(observed, targets, 0), 0), observed
 
@@ -71,7 +51,7 @@ def mse(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       >>> mse(jnp.full((1, 1, 2, 2, 1), 0.5), jnp.zeros((1, 1, 2, 2, 1)))
       Array(0.25, dtype=float32)
     """
-    _check_pair("predictions", predictions, targets)
+    check_pair("predictions", predictions, targets)
     errors, observed = _observed_errors(predictions, targets)
     return jnp.sum(jnp.square(errors)) / jnp.sum(observed, dtype=errors.dtype)
 
@@ -90,7 +70,7 @@ def mae(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> jax
       >>> mae(jnp.full((1, 1, 2, 2, 1), 0.5), jnp.ones((1, 1, 2, 2, 1)))
       Array(0.5, dtype=float32)
     """
-    _check_pair("predictions", predictions, targets)
+    check_pair("predictions", predictions, targets)
     errors, observed = _observed_errors(predictions, targets)
     return jnp.sum(jnp.abs(errors)) / jnp.sum(observed, dtype=errors.dtype)
 
@@ -129,7 +109,7 @@ def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, fi
       >>> ssim(frames, frames)
       Array(1., dtype=float32)
     """
-    _check_pair("predictions", predictions, targets)
+    check_pair("predictions", predictions, targets)
     if isinstance(filter_size, bool) or not isinstance(filter_size, (int, np.integer)):
         raise TypeError(f"filter_size must be an int, got {type(filter_size).__name__}.")
     if filter_size < 1:
@@ -138,7 +118,7 @@ def ssim(predictions: jax.typing.ArrayLike, targets: jax.typing.ArrayLike, *, fi
     window = min(int(filter_size), height, width)
     if window % 2 == 0:
         window -= 1
-    frames = (_widened(x).reshape(-1, height, width, channels) for x in (predictions, targets))
+    frames = (widened(x).reshape(-1, height, width, channels) for x in (predictions, targets))
     return _mean_ssim(*frames, filter_size=window)
 
 
@@ -187,10 +167,10 @@ def cross_entropy(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -
       >>> round(float(loss), 4), round(32 * math.log(2), 4)  # 32 pixels a sequence, each log 2
       (22.1807, 22.1807)
     """
-    _check_pair("logits", logits, targets)
-    targets = _widened(targets)
+    check_pair("logits", logits, targets)
+    targets = widened(targets)
     observed = ~jnp.isnan(targets)
-    per_pixel = optax.sigmoid_binary_cross_entropy(_widened(logits), jnp.where(observed, targets, 0))
+    per_pixel = optax.sigmoid_binary_cross_entropy(widened(logits), jnp.where(observed, targets, 0))
     return jnp.mean(jnp.sum(jnp.where(observed, per_pixel, 0), axis=(1, 2, 3, 4)))
 
 
@@ -220,8 +200,8 @@ def evaluate(logits: jax.typing.ArrayLike, targets: jax.typing.ArrayLike) -> dic
       >>> bool(scores["mse"] < 1e-12)
       True
     """
-    _check_pair("logits", logits, targets)
-    logits, targets = _widened(logits), _widened(targets)
+    check_pair("logits", logits, targets)
+    logits, targets = widened(logits), widened(targets)
     predictions = jax.nn.sigmoid(logits)
     return {
         "cross_entropy": cross_entropy(logits, targets),
